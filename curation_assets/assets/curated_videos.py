@@ -1,0 +1,137 @@
+import json
+import time
+from collections import Counter
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MetadataValue, asset
+
+from curation_assets.assets.caption_repetition import CAPTION_REPETITION
+from curation_assets.assets.captions import CAPTIONS
+from curation_assets.assets.motion import MOTION
+from curation_assets.assets.resolution import RESOLUTION
+from curation_assets.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
+from curation_assets.curation_rules import FAILED, KEPT, REJECTED, judge, rule_name
+from curation_assets.ingest.registry import shard_members
+from curation_assets.partitions import shard_partitions
+from curation_assets.recipe import Recipe, code_version, config_class
+from curation_assets.resources import CurationStore
+
+CURATED_VIDEOS = "curated_videos"
+SCHEMA = {
+    "path": pl.Utf8,
+    "video_id": pl.Utf8,
+    "status": pl.Utf8,
+    "reasons": pl.List(pl.Utf8),
+    "caption_source": pl.Utf8,
+    "caption": pl.Utf8,
+    "motion_score": pl.Float64,
+    "width": pl.Int64,
+    "height": pl.Int64,
+    "char_rep_ratio": pl.Float64,
+    "thresholds": pl.Utf8,
+    "error": pl.Utf8,
+}
+
+
+def build_curated_videos(recipe: Recipe):
+    CurationConfig = config_class(CURATED_VIDEOS, recipe)
+
+    @asset(
+        name=CURATED_VIDEOS,
+        deps=[RAW_VIDEOS, RESOLUTION, MOTION, CAPTIONS, CAPTION_REPETITION],
+        partitions_def=shard_partitions,
+        code_version=code_version(CURATED_VIDEOS, recipe),
+        group_name="curation",
+        kinds={"duckdb"},
+        check_specs=[
+            AssetCheckSpec("every_video_accounted", asset=CURATED_VIDEOS, blocking=True,
+                           description="Every registered file of the shard appears exactly once."),
+            AssetCheckSpec("reasons_match_status", asset=CURATED_VIDEOS,
+                           description="Kept rows have no reason; rejected and failed rows have at least one."),
+        ],
+        description="One verdict per registered file: kept, rejected (every failed rule named) or failed (the error).",
+    )
+    def curated_videos(context: AssetExecutionContext, config: CurationConfig, curation_store: CurationStore):
+        started = time.perf_counter()
+        store = curation_store.store()
+        shard = context.partition_key
+        videos = _joined_inputs(store, shard)
+        rows = []
+        for video in videos:
+            source = video.get("caption_source")
+            thresholds = config.thresholds_for(source)
+            verdict = judge(video, thresholds)
+            rows.append({
+                "path": video["path"], "video_id": video.get("video_id"), "status": verdict.status,
+                "reasons": verdict.reasons, "caption_source": source, "caption": video.get("caption"),
+                "motion_score": video.get("motion_score"), "width": video.get("display_width"),
+                "height": video.get("display_height"), "char_rep_ratio": video.get("char_rep_ratio"),
+                "thresholds": json.dumps(thresholds, sort_keys=True),
+                "error": None,
+            })
+        frame = to_frame(rows, SCHEMA)
+        registered = shard_members(store, shard)["path"].to_list()
+        checks = [_accounted_check(registered, frame), _reasons_check(frame)]
+        return write_shard(context, store, CURATED_VIDEOS, frame, started, funnel_metadata(frame), check_results=checks)
+
+    return curated_videos
+
+
+def _joined_inputs(store, shard: str) -> list[dict]:
+    raw = store.read_shard(RAW_VIDEOS, shard).sort("seq")
+    by_id: dict[str, dict] = {}
+
+    def attach(table: str, columns: list[str], rename: dict[str, str] | None = None):
+        for row in store.read_shard(table, shard).iter_rows(named=True):
+            entry = by_id.setdefault(row["video_id"], {})
+            entry[f"{table}_present"] = True
+            entry[f"{table}_error"] = row.get("error")
+            for col in columns:
+                entry[(rename or {}).get(col, col)] = row[col]
+
+    attach(RESOLUTION, [])
+    attach(MOTION, ["motion_score"])
+    attach(CAPTIONS, ["caption", "source"], {"source": "caption_source"})
+    attach(CAPTION_REPETITION, ["char_rep_ratio"])
+    videos = []
+    for row in raw.iter_rows(named=True):
+        video = dict(row)
+        # duplicates and failures share no score rows with their primary on purpose
+        if row["video_id"] and not row["duplicate_of"] and not row["error"]:
+            video.update(by_id.get(row["video_id"], {}))
+        video["width"], video["height"] = row["display_width"], row["display_height"]
+        videos.append(video)
+    return videos
+
+
+def _accounted_check(registered: list[str], frame: pl.DataFrame) -> AssetCheckResult:
+    counts = Counter(frame["path"].to_list())
+    missing = sorted(set(registered) - set(counts))
+    repeated = sorted(p for p, n in counts.items() if n > 1)
+    unknown = sorted(set(counts) - set(registered))
+    return AssetCheckResult(
+        check_name="every_video_accounted",
+        passed=not (missing or repeated or unknown),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"registered": len(registered), "rows": frame.height, "missing": len(missing),
+                  "repeated": len(repeated), "unknown": len(unknown),
+                  "examples": MetadataValue.json((missing + repeated + unknown)[:10])},
+    )
+
+
+def _reasons_check(frame: pl.DataFrame) -> AssetCheckResult:
+    n_reasons = frame["reasons"].list.len()
+    bad = frame.filter(((pl.col("status") == KEPT) & (n_reasons > 0)) | ((pl.col("status") != KEPT) & (n_reasons == 0)))
+    return AssetCheckResult(check_name="reasons_match_status", passed=bad.height == 0, metadata={"inconsistent": bad.height})
+
+
+def funnel_metadata(frame: pl.DataFrame) -> dict:
+    status = Counter(frame["status"].to_list())
+    rules = Counter(rule_name(r) for reasons in frame.filter(pl.col("status") == REJECTED)["reasons"].to_list() for r in reasons)
+    meta = {"videos_in": frame.height, KEPT: status[KEPT], REJECTED: status[REJECTED], FAILED: status[FAILED]}
+    lines = ["| rule | rejected videos |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in rules.most_common()]
+    by_source = Counter((s or "none", st) for s, st in zip(frame["caption_source"].to_list(), frame["status"].to_list()))
+    lines += ["", "| caption source | status | videos |", "|---|---|---|"]
+    lines += [f"| {s} | {st} | {n} |" for (s, st), n in sorted(by_source.items())]
+    meta["funnel"] = MetadataValue.md("\n".join(lines))
+    return meta

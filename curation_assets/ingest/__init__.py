@@ -1,0 +1,1 @@
+"""Finding input videos (folders, manifests) and cutting them into shard partitions."""

@@ -1,0 +1,147 @@
+"""Turn an input (a folder or a manifest) into a list of candidate videos with captions.
+
+Nothing is dropped here: an entry that cannot be resolved (a line that is not JSON, a path
+escaping the manifest's folder) is returned with `error` set, so it is registered and ends
+as a recorded failure instead of vanishing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".3gp"}
+)
+MANIFEST_EXTENSIONS = frozenset({".jsonl", ".json", ".csv", ".parquet"})
+SIDECAR_CAPTION_SUFFIX = ".txt"
+
+
+@dataclass(frozen=True)
+class InputEntry:
+    path: str  # absolute, or a "<manifest>:<line>" locator for unusable manifest lines
+    text: str | None = None
+    origin: str = ""  # the folder or manifest it came from
+    error: str | None = None
+
+
+class InputError(ValueError):
+    pass
+
+
+def discover(input_path: str | Path, allow_outside: bool = False) -> list[InputEntry]:
+    path = Path(input_path).expanduser()
+    if not path.exists():
+        raise InputError(f"input {path} does not exist")
+    if path.is_dir():
+        return discover_folder(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json"):
+        return read_jsonl_manifest(path, allow_outside)
+    if suffix in (".csv", ".parquet"):
+        return read_table_manifest(path, allow_outside)
+    if suffix in VIDEO_EXTENSIONS:
+        return [InputEntry(str(path.resolve()), _sidecar_caption(path), str(path.parent.resolve()))]
+    raise InputError(
+        f"{path}: not a folder, a video, or a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))})"
+    )
+
+
+def discover_folder(folder: Path) -> list[InputEntry]:
+    """Every file with a video extension under `folder`, in a stable order.
+
+    A `<name>.txt` beside `<name>.mp4` is taken as its caption, the common crawl layout.
+    """
+    root = folder.resolve()
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            file = Path(dirpath) / name
+            if file.suffix.lower() in VIDEO_EXTENSIONS:
+                entries.append(InputEntry(str(file), _sidecar_caption(file), str(root)))
+    return entries
+
+
+def _sidecar_caption(video: Path) -> str | None:
+    sidecar = video.with_suffix(SIDECAR_CAPTION_SUFFIX)
+    try:
+        return sidecar.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def read_jsonl_manifest(manifest: Path, allow_outside: bool = False) -> list[InputEntry]:
+    """data-juicer layout: {"videos": [path, ...], "text": "<__dj__video> caption <|__dj__eoc|>"}.
+
+    Also accepts {"video": path} / {"path": path} and a caption under "caption".
+    """
+    base = manifest.resolve().parent
+    origin = str(manifest.resolve())
+    entries = []
+    with open(manifest, "rb") as fh:
+        for line_no, raw in enumerate(fh, start=1):
+            locator = f"{origin}:{line_no}"
+            if line_no == 1:
+                raw = raw.removeprefix(b"\xef\xbb\xbf")  # BOM from Windows editors / Excel
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                # Salvage the line: a bad byte in a caption should not cost the video.
+                try:
+                    record = json.loads(raw.decode("utf-8", errors="replace"))
+                except json.JSONDecodeError as exc:
+                    entries.append(InputEntry(locator, None, origin, f"manifest line is not valid JSON: {exc.msg}"))
+                    continue
+            except json.JSONDecodeError as exc:
+                entries.append(InputEntry(locator, None, origin, f"manifest line is not valid JSON: {exc.msg}"))
+                continue
+            if not isinstance(record, dict):
+                entries.append(InputEntry(locator, None, origin, "manifest line is not a JSON object"))
+                continue
+            videos = record.get("videos", record.get("video", record.get("path")))
+            if isinstance(videos, str):
+                videos = [videos]
+            if not videos or not isinstance(videos, list):
+                entries.append(InputEntry(locator, None, origin, "manifest line names no video ('videos' key)"))
+                continue
+            text = record.get("text", record.get("caption"))
+            text = text if isinstance(text, str) else None
+            for video in videos:
+                entries.append(_manifest_entry(video, text, base, origin, locator, allow_outside))
+    return entries
+
+
+def read_table_manifest(manifest: Path, allow_outside: bool = False) -> list[InputEntry]:
+    import polars as pl
+
+    base = manifest.resolve().parent
+    origin = str(manifest.resolve())
+    frame = pl.read_csv(manifest, infer_schema=False) if manifest.suffix.lower() == ".csv" else pl.read_parquet(manifest)
+    if "path" not in frame.columns:
+        raise InputError(f"{manifest}: a table manifest needs a 'path' column (has {frame.columns})")
+    texts = frame["text"].to_list() if "text" in frame.columns else [None] * frame.height
+    entries = []
+    for row_no, (video, text) in enumerate(zip(frame["path"].to_list(), texts), start=1):
+        locator = f"{origin}:row{row_no}"
+        entries.append(_manifest_entry(video, text if isinstance(text, str) else None, base, origin, locator, allow_outside))
+    return entries
+
+
+def _manifest_entry(video, text, base: Path, origin: str, locator: str, allow_outside: bool) -> InputEntry:
+    if not isinstance(video, str) or not video.strip():
+        return InputEntry(locator, text, origin, "manifest entry has an empty or non-text video path")
+    candidate = Path(video).expanduser()
+    resolved = (candidate if candidate.is_absolute() else base / candidate).resolve()
+    if not candidate.is_absolute() and not allow_outside and not resolved.is_relative_to(base):
+        return InputEntry(
+            locator, text, origin,
+            f"path {video!r} escapes the manifest's folder (set allow_outside_paths to permit)",
+        )
+    return InputEntry(str(resolved), text, origin)

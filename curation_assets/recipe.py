@@ -1,0 +1,113 @@
+"""Recipes: one YAML file holding every scorer parameter and threshold.
+
+A recipe uses the Dagster run-config keys, either in full
+(`ops: {motion: {config: {sampling_fps: 2}}}`) or flat (`motion: {sampling_fps: 2}`).
+The recipe named by CURATION_RECIPE becomes the defaults of each asset's config and feeds
+its code_version, so editing a threshold marks exactly the dependent assets stale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, create_model
+
+from curation_assets.configs import ASSET_CONFIGS
+
+RECIPE_ENV = "CURATION_RECIPE"
+
+# Bump when a scorer's code changes its output; parameters are hashed in separately.
+CODE_REVISIONS = {
+    "raw_videos": "1",
+    "resolution": "1",
+    "motion": "1",
+    "captions": "1",
+    "caption_repetition": "1",
+    "curated_videos": "1",
+}
+
+
+class RecipeError(ValueError):
+    pass
+
+
+Recipe = dict[str, dict[str, Any]]
+
+
+def load_recipe(path: str | Path | None) -> Recipe:
+    if not path:
+        return {}
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RecipeError(f"cannot read recipe {path}: {exc}") from exc
+    return normalize_recipe(raw, source=str(path))
+
+
+def recipe_from_env() -> Recipe:
+    return load_recipe(os.environ.get(RECIPE_ENV))
+
+
+def normalize_recipe(raw: Any, source: str = "recipe") -> Recipe:
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: expected a mapping at the top level")
+    if "ops" in raw:
+        flat = {}
+        for name, body in (raw["ops"] or {}).items():
+            if not isinstance(body, dict) or set(body) - {"config"}:
+                raise RecipeError(f"{source}: ops.{name} must hold only 'config'")
+            flat[name] = body.get("config") or {}
+        extra = set(raw) - {"ops", "resources", "loggers", "execution"}
+        if extra:
+            raise RecipeError(f"{source}: unexpected top-level keys {sorted(extra)}")
+        raw = flat
+    recipe: Recipe = {}
+    for name, body in raw.items():
+        if name not in ASSET_CONFIGS:
+            raise RecipeError(f"{source}: no configurable asset {name!r} (known: {sorted(ASSET_CONFIGS)})")
+        if not isinstance(body, dict):
+            raise RecipeError(f"{source}: {name} must be a mapping")
+        try:
+            ASSET_CONFIGS[name](**body)  # validate now, not mid-run
+        except Exception as exc:
+            raise RecipeError(f"{source}: invalid {name} config: {exc}") from exc
+        recipe[name] = body
+    return recipe
+
+
+def effective_config(asset: str, recipe: Recipe):
+    return ASSET_CONFIGS[asset](**recipe.get(asset, {}))
+
+
+def config_class(asset: str, recipe: Recipe):
+    """The asset's Config class with the recipe's values as defaults (shown in the launchpad)."""
+    base = ASSET_CONFIGS[asset]
+    overrides = recipe.get(asset, {})
+    if not overrides:
+        return base
+    effective = base(**overrides)
+    fields = {}
+    for key in overrides:
+        info = base.model_fields[key]
+        value = getattr(effective, key)
+        fields[key] = (info.annotation, Field(default=value, description=info.description))
+    return create_model(base.__name__, __base__=base, **fields)
+
+
+def code_version(asset: str, recipe: Recipe) -> str:
+    revision = CODE_REVISIONS[asset]
+    if asset not in ASSET_CONFIGS:
+        return revision
+    params = effective_config(asset, recipe).model_dump(mode="json")
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    return f"{revision}-{digest}"
+
+
+def run_config(recipe: Recipe) -> dict:
+    return {"ops": {name: {"config": body} for name, body in recipe.items()}}

@@ -1,0 +1,175 @@
+"""Optical-flow motion score, compatible with data-juicer's video_motion_score_filter.
+
+Frames are decoded once, sequentially; only the sampled ones are converted and compared.
+data-juicer seeks (CAP_PROP_POS_FRAMES) before every sample, which costs it a re-decode
+from the previous keyframe per sample; the scores are the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+FrameSelection = Literal["datajuicer", "stride"]
+
+
+@dataclass(frozen=True)
+class MotionParams:
+    sampling_fps: float = 2.0
+    # "datajuicer" reads frames 0, 1, s, 2s, ... exactly as data-juicer 1.6.1 does (its seek
+    # loop adds a 0->1 pair), so its published thresholds transfer; "stride" is 0, s, 2s, ...
+    frame_selection: FrameSelection = "datajuicer"
+    size: int | None = None  # resize so the short side is this many pixels
+    max_size: int | None = None  # ... and the long side at most this
+    relative: bool = False  # divide by the (resized) frame diagonal
+    pyr_scale: float = 0.5
+    levels: int = 3
+    winsize: int = 15
+    iterations: int = 3
+    poly_n: int = 5
+    poly_sigma: float = 1.2
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class MotionResult:
+    motion_score: float  # -1 when no frame pair could be scored (data-juicer's convention)
+    pair_scores: list[float] = field(default_factory=list)
+    frame_indices: list[int] = field(default_factory=list)
+    frames_decoded: int = 0
+    error: str | None = None
+
+
+def sampling_step(fps: float, total_frames: int, sampling_fps: float) -> int:
+    sampling_fps = min(sampling_fps, fps)
+    step = round(fps / sampling_fps)
+    # data-juicer: at least two frames, and never a zero step
+    return max(min(step, total_frames - 1), 1)
+
+
+def sample_indices(total_frames: int, step: int, selection: FrameSelection) -> list[int]:
+    if total_frames <= 0:
+        return []
+    strided = list(range(0, total_frames, step))
+    if selection == "stride":
+        return strided
+    if selection == "datajuicer":
+        # frame 0, then the next frame read without a seek (1), then every seek target s, 2s...
+        return [0] + ([1] if total_frames > 1 else []) + strided[1:]
+    raise ValueError(f"unknown frame_selection {selection!r}")
+
+
+def resized_size(height: int, width: int, size: int | None, max_size: int | None) -> tuple[int, int]:
+    """(h, w) after a short-side resize capped by max_size, as torchvision/data-juicer compute it."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = short, long
+    if size is not None:
+        new_short, new_long = size, int(size * long / short)
+    if max_size is not None and new_long > max_size:
+        new_short, new_long = int(max_size * new_short / new_long), max_size
+    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
+    return new_h, new_w
+
+
+def frame_motion(prev_gray: np.ndarray, gray: np.ndarray, params: MotionParams) -> float:
+    import cv2
+
+    flow = cv2.calcOpticalFlowFarneback(
+        prev_gray, gray, None, params.pyr_scale, params.levels, params.winsize,
+        params.iterations, params.poly_n, params.poly_sigma, 0,
+    )
+    mag, _ = cv2.cartToPolar(flow[..., 0], flow[..., 1])
+    score = float(np.mean(mag))
+    if params.relative:
+        score /= float(np.hypot(*flow.shape[:2]))
+    return score
+
+
+def to_gray(bgr: np.ndarray, params: MotionParams) -> np.ndarray:
+    import cv2
+
+    h, w = bgr.shape[:2]
+    new_h, new_w = resized_size(h, w, params.size, params.max_size)
+    if (new_h, new_w) != (h, w):
+        bgr = cv2.resize(bgr, (new_w, new_h), interpolation=cv2.INTER_AREA)  # cv2 wants (w, h)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+
+
+class MotionAccumulator:
+    """Consumes decoded frames in order and scores the sampled pairs.
+
+    Separate from the decoder so one decode pass can feed motion and other consumers.
+    """
+
+    def __init__(self, fps: float, total_frames: int, params: MotionParams):
+        self.params = params
+        step = sampling_step(fps, total_frames, params.sampling_fps)
+        self.indices = sample_indices(total_frames, step, params.frame_selection)
+        self._wanted: dict[int, int] = {}
+        for i in self.indices:
+            self._wanted[i] = self._wanted.get(i, 0) + 1
+        self.last_index = self.indices[-1] if self.indices else -1
+        self._prev: np.ndarray | None = None
+        self.pair_scores: list[float] = []
+        self.used_indices: list[int] = []
+
+    def wants(self, index: int) -> bool:
+        return index in self._wanted
+
+    def done(self, index: int) -> bool:
+        return index >= self.last_index
+
+    def add(self, index: int, bgr: np.ndarray) -> None:
+        gray = to_gray(bgr, self.params)
+        for _ in range(self._wanted[index]):
+            if self._prev is not None:
+                self.pair_scores.append(frame_motion(self._prev, gray, self.params))
+            self._prev = gray
+            self.used_indices.append(index)
+
+    def result(self, frames_decoded: int, error: str | None = None) -> MotionResult:
+        score = float(np.mean(self.pair_scores)) if self.pair_scores else -1.0
+        if error is None and not self.pair_scores:
+            error = f"fewer than two decodable frames ({len(self.used_indices)}): no frame pair to score"
+        return MotionResult(score, list(self.pair_scores), list(self.used_indices), frames_decoded, error)
+
+
+def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
+                 total_frames: int | None = None) -> MotionResult:
+    """Score one video. Decode errors mid-stream keep the pairs scored so far and say so."""
+    import av
+
+    container = av.open(str(path))
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if fps is None:
+            rate = stream.base_rate or stream.average_rate or stream.guessed_rate
+            fps = float(rate)
+        if total_frames is None:
+            total_frames = int(stream.frames or 0)
+        acc = MotionAccumulator(fps, total_frames, params)
+        decoded = 0
+        error = None
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                decoded += 1
+                if acc.wants(index):
+                    acc.add(index, frame.to_ndarray(format="bgr24"))
+                if acc.done(index):
+                    break
+        except Exception as exc:
+            error = f"decode failed after {decoded} frames: {str(exc)[:200]}"
+        result = acc.result(decoded, error)
+        if error and result.pair_scores:
+            # Truncated tail: data-juicer would score the pairs it could read; we do too,
+            # but leave the error so the curator sees the clip is damaged.
+            pass
+        return result
+    finally:
+        container.close()

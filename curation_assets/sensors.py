@@ -1,0 +1,52 @@
+import json
+
+from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
+
+from curation_assets import settings
+from curation_assets.ingest.discover import discover_folder
+from curation_assets.ingest.registry import register, registered_shards
+from curation_assets.jobs import curate_shards_job
+from curation_assets.partitions import shard_partitions
+from curation_assets.store import ScoreStore
+
+# A huge drop is registered over several ticks so one evaluation stays well under the
+# sensor timeout.
+MAX_NEW_FILES_PER_TICK = 2048
+
+
+@sensor(
+    job=curate_shards_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Registers new video files under $CURATION_INPUT_DIR (default data/raw) as new shards "
+    "and requests a curation run for each.",
+)
+def new_video_files(context: SensorEvaluationContext):
+    input_dir = settings.input_dir()
+    if not input_dir.is_dir():
+        return SkipReason(f"input folder {input_dir} does not exist")
+    store = ScoreStore(settings.data_dir() / settings.DB_FILENAME)
+    entries = discover_folder(input_dir)
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    known = set(registered_paths(store))
+    fresh = [e for e in entries if e.path not in known][:MAX_NEW_FILES_PER_TICK]
+    new_shards = register(store, fresh, settings.shard_size()) if fresh else []
+    # Shards registered by the CLI or a lost instance must exist as partitions too.
+    existing = set(context.instance.get_dynamic_partitions(shard_partitions.name))
+    to_add = sorted(set(registered_shards(store)) - existing)
+    context.update_cursor(json.dumps({"files_seen": len(entries), "registered_total": len(known) + len(fresh),
+                                      "last_new_shards": new_shards or cursor.get("last_new_shards", [])}))
+    if not to_add and not new_shards:
+        return SkipReason(f"no new files in {input_dir} ({len(entries)} known)")
+    return SensorResult(
+        run_requests=[RunRequest(partition_key=shard, run_key=f"register-{shard}") for shard in new_shards],
+        dynamic_partitions_requests=[shard_partitions.build_add_request(to_add)] if to_add else [],
+    )
+
+
+def registered_paths(store: ScoreStore) -> list[str]:
+    from curation_assets.ingest.registry import REGISTRY_TABLE
+
+    if REGISTRY_TABLE not in store.tables():
+        return []
+    return store.query(f"select path from {REGISTRY_TABLE}")["path"].to_list()

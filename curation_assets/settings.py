@@ -1,0 +1,26 @@
+"""Where things live, from the environment, with project-local defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR_ENV = "CURATION_DATA_DIR"
+INPUT_DIR_ENV = "CURATION_INPUT_DIR"
+SHARD_SIZE_ENV = "CURATION_SHARD_SIZE"
+DEFAULT_SHARD_SIZE = 64
+DB_FILENAME = "curation.duckdb"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get(DATA_DIR_ENV) or PROJECT_ROOT / "data").resolve()
+
+
+def input_dir() -> Path:
+    return Path(os.environ.get(INPUT_DIR_ENV) or data_dir() / "raw").resolve()
+
+
+def shard_size() -> int:
+    value = os.environ.get(SHARD_SIZE_ENV)
+    return int(value) if value else DEFAULT_SHARD_SIZE

@@ -1,0 +1,237 @@
+"""Optical-flow motion score: frame sampling, resizing, and scores on clips with known motion."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from curation_assets.samples import synthetic
+from curation_assets.scorers.motion import (
+    MotionParams,
+    motion_score,
+    resized_size,
+    sample_indices,
+    sampling_step,
+)
+
+W, H, FPS = 160, 128, 24
+REAL_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_videos"
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("motion_clips")
+    return {
+        "static": synthetic.write_static(folder / "static.mp4", width=W, height=H, fps=FPS, n_frames=24),
+        "one_px": synthetic.write_moving_pattern(
+            folder / "one_px.mp4", width=W, height=H, fps=FPS, n_frames=24, shift_px_per_frame=(1, 0)
+        ),
+        "quarter_px": synthetic.write_moving_pattern(
+            folder / "quarter_px.mp4", width=W, height=H, fps=FPS, n_frames=48, shift_px_per_frame=(0.25, 0)
+        ),
+        "single": synthetic.write_single_frame(folder / "single.mp4", width=W, height=H, fps=FPS),
+    }
+
+
+# --------------------------------------------------------------------------- sample_indices
+
+
+def test_datajuicer_indices_add_frame_one():
+    assert sample_indices(48, 12, "datajuicer") == [0, 1, 12, 24, 36]
+    assert sample_indices(10, 3, "datajuicer") == [0, 1, 3, 6, 9]
+
+
+def test_datajuicer_indices_with_step_one_repeat_frame_one():
+    assert sample_indices(5, 1, "datajuicer") == [0, 1, 1, 2, 3, 4]
+
+
+def test_stride_indices():
+    assert sample_indices(48, 12, "stride") == [0, 12, 24, 36]
+    assert sample_indices(10, 3, "stride") == [0, 3, 6, 9]
+    assert sample_indices(4, 1, "stride") == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("selection", ["datajuicer", "stride"])
+def test_indices_of_tiny_and_empty_clips(selection):
+    assert sample_indices(1, 1, selection) == [0]
+    assert sample_indices(0, 12, selection) == []
+    assert sample_indices(-3, 12, selection) == []
+
+
+def test_unknown_selection_raises():
+    with pytest.raises(ValueError, match="frame_selection"):
+        sample_indices(10, 2, "every_other")
+
+
+# --------------------------------------------------------------------------- sampling_step
+
+
+@pytest.mark.parametrize(
+    ("fps", "total_frames", "sampling_fps", "expected"),
+    [
+        (24, 48, 2.0, 12),  # fps / sampling_fps
+        (30, 673, 2.0, 15),
+        (29.97, 600, 2.0, 15),  # round(14.985)
+        (24, 5, 2.0, 4),  # clamped to total_frames - 1 so at least two frames are read
+        (24, 2, 2.0, 1),
+        (24, 1, 2.0, 1),  # never a zero step
+        (24, 0, 2.0, 1),
+        (24, 100, 30.0, 1),  # sampling_fps above fps is clamped to fps
+        (1.0, 100, 2.0, 1),
+        (24, 100, 24.0, 1),
+    ],
+)
+def test_sampling_step(fps, total_frames, sampling_fps, expected):
+    assert sampling_step(fps, total_frames, sampling_fps) == expected
+
+
+# --------------------------------------------------------------------------- resized_size
+
+
+@pytest.mark.parametrize(
+    ("hw", "size", "max_size", "expected"),
+    [
+        ((360, 640), None, None, (360, 640)),  # no resize
+        ((360, 640), 256, None, (256, 455)),  # landscape: short side is the height; int(455.1)
+        ((640, 360), 256, None, (455, 256)),  # portrait: short side is the width; (h, w) order kept
+        ((100, 100), 50, None, (50, 50)),  # square
+        ((360, 640), 256, 400, (225, 400)),  # long side 455 > 400: capped, short int(400*256/455)
+        ((640, 360), 256, 400, (400, 225)),
+        ((360, 640), 256, 500, (256, 455)),  # cap not reached
+        ((360, 640), None, 320, (180, 320)),  # cap alone scales the original down
+        ((360, 640), None, 1000, (360, 640)),  # ... but never up
+        ((128, 160), 64, None, (64, 80)),
+        ((360, 640), 720, None, (720, 1280)),  # upscaling by size is allowed
+    ],
+)
+def test_resized_size(hw, size, max_size, expected):
+    assert resized_size(hw[0], hw[1], size, max_size) == expected
+
+
+# --------------------------------------------------------------------------- motion_score
+
+
+def test_static_clip_scores_near_zero(clips):
+    for selection in ("datajuicer", "stride"):
+        result = motion_score(clips["static"], MotionParams(frame_selection=selection))
+        assert result.error is None
+        assert 0.0 <= result.motion_score < 0.05
+
+
+def test_one_pixel_per_frame_at_step_one(clips):
+    result = motion_score(clips["one_px"], MotionParams(sampling_fps=FPS, frame_selection="stride"))
+    assert result.error is None
+    assert result.frame_indices == list(range(24))
+    assert len(result.pair_scores) == 23
+    assert result.motion_score == pytest.approx(1.0, abs=0.1)
+
+
+def test_datajuicer_step_one_scores_a_zero_pair(clips):
+    # 0 -> 1, then frame 1 again (0 motion), then 1 px per pair.
+    result = motion_score(clips["one_px"], MotionParams(sampling_fps=FPS, frame_selection="datajuicer"))
+    assert result.frame_indices == [0, 1, 1] + list(range(2, 24))
+    assert result.pair_scores[1] == pytest.approx(0.0, abs=0.01)
+    assert result.motion_score == pytest.approx(23 / 24, abs=0.1)
+
+
+def test_quarter_pixel_default_params_stride(clips):
+    # 24 fps, sampling_fps 2 -> step 12: 12 * 0.25 = 3 px between sampled frames.
+    result = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride"))
+    assert result.error is None
+    assert result.frame_indices == [0, 12, 24, 36]
+    assert result.frames_decoded == 37  # stops after the last sampled frame
+    assert result.motion_score == pytest.approx(3.0, rel=0.10)
+    for pair in result.pair_scores:
+        assert pair == pytest.approx(3.0, rel=0.10)
+
+
+def test_quarter_pixel_default_params_datajuicer(clips):
+    # Pairs 0->1 (0.25), 1->12 (2.75), 12->24 (3), 24->36 (3): mean 2.25.
+    result = motion_score(clips["quarter_px"], MotionParams())
+    assert result.frame_indices == [0, 1, 12, 24, 36]
+    assert result.pair_scores == pytest.approx([0.25, 2.75, 3.0, 3.0], rel=0.10)
+    assert result.motion_score == pytest.approx(2.25, rel=0.10)
+
+
+def test_half_size_roughly_halves_the_score(clips):
+    full = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride"))
+    half = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride", size=H // 2))
+    assert half.motion_score / full.motion_score == pytest.approx(0.5, rel=0.10)
+
+
+def test_max_size_alone_also_scales(clips):
+    full = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride"))
+    capped = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride", max_size=W // 2))
+    assert capped.motion_score / full.motion_score == pytest.approx(0.5, rel=0.10)
+
+
+@pytest.mark.parametrize("size", [None, H // 2])
+def test_relative_divides_by_resized_diagonal(clips, size):
+    plain = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride", size=size))
+    relative = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride", size=size, relative=True))
+    h, w = resized_size(H, W, size, None)
+    assert relative.motion_score == pytest.approx(plain.motion_score / math.hypot(h, w), rel=1e-6)
+    assert relative.motion_score < 0.05
+
+
+def test_explicit_fps_and_frame_count_override_the_header(clips):
+    # Claim 4 fps: step = 4 / 2 = 2, so pairs are 0.5 px apart.
+    result = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride"), fps=4, total_frames=9)
+    assert result.frame_indices == [0, 2, 4, 6, 8]
+    assert result.motion_score == pytest.approx(0.5, rel=0.15)
+
+
+@pytest.mark.parametrize("selection", ["datajuicer", "stride"])
+def test_single_frame_clip_has_no_score(clips, selection):
+    result = motion_score(clips["single"], MotionParams(frame_selection=selection))
+    assert result.motion_score == -1
+    assert result.pair_scores == []
+    assert result.frame_indices == [0]
+    assert result.frames_decoded == 1
+    assert result.error is not None and "fewer than two" in result.error
+
+
+def test_params_as_dict_round_trip():
+    params = MotionParams(sampling_fps=3.0, size=256, relative=True)
+    assert MotionParams(**params.as_dict()) == params
+    assert params.as_dict()["frame_selection"] == "datajuicer"
+
+
+# --------------------------------------------------------------------------- real clips (optional)
+
+DATAJUICER_REFERENCE = {
+    "video1": 1.8693,
+    "video2": 3.5211,
+    "video3": 1.1731,
+    "video4": 5.4611,
+    "video5": 7.8170,
+}
+STRIDE_REFERENCE = {"video1": 1.8028, "video2": 3.6016, "video3": 1.1847, "video4": 5.5674, "video5": 8.1569}
+
+
+def _real_clip(name: str) -> Path:
+    path = REAL_VIDEOS / f"{name}.mp4"
+    if not path.is_file():
+        pytest.skip(f"real clips not available at {REAL_VIDEOS}")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(DATAJUICER_REFERENCE))
+def test_real_clips_match_datajuicer_reference(name):
+    result = motion_score(_real_clip(name), MotionParams(frame_selection="datajuicer"))
+    assert result.error is None
+    # Reference values measured with py-data-juicer 1.6.1; we expect ~0.1%, allow 5%.
+    assert result.motion_score == pytest.approx(DATAJUICER_REFERENCE[name], rel=0.05)
+
+
+@pytest.mark.slow
+def test_real_clip_stride_reference():
+    result = motion_score(_real_clip("video1"), MotionParams(frame_selection="stride"))
+    assert result.error is None
+    assert result.motion_score == pytest.approx(STRIDE_REFERENCE["video1"], rel=0.05)

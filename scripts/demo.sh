@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The demo: set up, write the synthetic corpus, run the whole graph, print the funnel.
+# Runs on the five real clips too when ../shared/data/real_videos exists (not committed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=$(scripts/setup_venv.sh)
+export HF_HUB_OFFLINE=1
+DATA=${DATA_DIR:-data}
+"$VENV/bin/curation-assets" demo-data "$DATA/demo_inputs"
+"$VENV/bin/curation-assets" run --input "$DATA/demo_inputs/manifest.jsonl" --data-dir "$DATA" --config recipes/demo.yaml
+if [ -f ../shared/data/real_videos/manifest.jsonl ]; then
+  "$VENV/bin/curation-assets" run --input ../shared/data/real_videos/manifest.jsonl --data-dir "$DATA" --config recipes/demo.yaml
+fi
