@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--workers", type=int, default=None, help="shards run in parallel processes (default: min(cores, shards))")
     run.add_argument("--force", action="store_true", help="re-run the input's shards even when up to date")
     run.add_argument("--allow-outside-paths", action="store_true", help="accept manifest paths that leave the manifest's folder")
+    run.add_argument("--model-profile", choices=["real", "tiny"], default=None,
+                     help="real weights (default) or tiny random-weight models for tests; sets CURATION_MODEL_PROFILE")
 
     demo = sub.add_parser("demo-data", help="write the synthetic demo corpus (every curation rule exercised)")
     demo.add_argument("folder")
@@ -64,6 +66,8 @@ def _setup_env(args) -> tuple[Path, dict]:
     from curation_assets.instance import ensure_dagster_home
     from curation_assets.recipe import RECIPE_ENV, RecipeError, load_recipe
 
+    if getattr(args, "model_profile", None):
+        os.environ["CURATION_MODEL_PROFILE"] = args.model_profile
     data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ[settings.DATA_DIR_ENV] = str(data_dir)

@@ -11,6 +11,7 @@ from typing import Dict, Literal, Optional
 from dagster import Config
 from pydantic import Field
 
+from curation_assets.scorers.frame_sampling import FrameSamplingParams
 from curation_assets.scorers.motion import MotionParams
 
 CAPTION_SOURCES = ("original", "generated")
@@ -34,6 +35,43 @@ class MotionConfig(Config):
         )
 
 
+class FrameSamplingConfig(Config):
+    method: Literal["uniform", "keyframes"] = Field(
+        "uniform", description="'uniform': evenly from first to last frame; 'keyframes': the stream's keyframes."
+    )
+    num_frames: int = Field(3, ge=1, le=64, description="Frames kept per video (keyframes: at most this many).")
+    image_format: Literal["png", "jpg"] = Field("png", description="png is lossless; jpg (q95) is ~10x smaller.")
+
+    def params(self) -> FrameSamplingParams:
+        return FrameSamplingParams(method=self.method, num_frames=self.num_frames)
+
+
+class CaptionsConfig(Config):
+    generate_missing: bool = Field(True, description="Caption clips without a usable manifest caption.")
+    recaption_all: bool = Field(False, description="Replace every manifest caption with a generated one.")
+    model_id: str = Field("kpyu/video-blip-opt-2.7b-ego4d", description="A VideoBLIP / BLIP-2-style Hugging Face id.")
+    prompt: Optional[str] = Field(None, description="Text prompt prepended to generation (None: unconditional).")
+    max_new_tokens: int = Field(30, ge=1, le=200)
+    num_beams: int = Field(4, ge=1, le=16, description="Beam search, no sampling: a re-run gives the same caption.")
+
+
+class ClipSimilarityConfig(Config):
+    model_name: str = Field("ViT-B-32", description="open_clip architecture.")
+    pretrained: str = Field("openai", description="open_clip pretrained tag (ViT-B-32/openai = openai/clip-vit-base-patch32).")
+    reduce_mode: Literal["avg", "max", "min"] = Field("avg", description="How per-frame similarities become one score.")
+
+
+class AestheticsConfig(Config):
+    reduce_mode: Literal["avg", "max", "min"] = Field("avg")
+
+
+class OcrAreaConfig(Config):
+    languages: list[str] = Field(default_factory=lambda: ["en"], description="EasyOCR languages (detector only).")
+    max_side: Optional[int] = Field(
+        None, gt=0, description="Detect on frames downscaled to this long side (faster; see README for the tolerance)."
+    )
+
+
 class CaptionRepetitionConfig(Config):
     rep_len: int = Field(10, ge=1, description="Character n-gram length (data-juicer's rep_len).")
 
@@ -51,6 +89,13 @@ class RuleThresholds(Config):
         0.2,
         description="Captions that repeat a phrase of up to ~15 characters score >= 0.2; ordinary captions score 0-0.15.",
     )
+    clip_similarity_min: Optional[float] = Field(
+        0.2, description="CLIP ViT-B/32 cosine; matching frame/caption pairs score ~0.25-0.35, unrelated ~0.1-0.18."
+    )
+    aesthetics_score_min: Optional[float] = Field(0.4, description="LAION aesthetic score / 10 (data-juicer's default 0.4).")
+    ocr_area_ratio_max: Optional[float] = Field(
+        0.1, description="Share of the frame covered by text boxes; burnt-in titles and subtitles score 0.05-0.3."
+    )
     require_caption: bool = Field(True, description="Reject clips with no usable caption.")
 
 
@@ -61,19 +106,40 @@ class CurationConfig(Config):
         description="Overrides by caption source ('original' / 'generated'), e.g. "
         "{generated: {char_rep_ratio_max: 0.1}}; a bound not named keeps the shared value.",
     )
+    tiny_profile_bounds: Literal["skip", "apply"] = Field(
+        "skip",
+        description="Scores from the tiny random-weight models are noise: by default their bounds (CLIP, "
+        "aesthetics, and text bounds on tiny-generated captions) are not applied. 'apply' exercises them in tests.",
+    )
 
-    def thresholds_for(self, source: str | None) -> dict:
+    def thresholds_for(self, source: str | None, model_profile: str | None = None) -> dict:
         merged = self.thresholds.model_dump()
         for key, value in self.per_source.get(source or "", {}).items():
             if key not in merged:
                 raise ValueError(f"per_source.{source}: unknown threshold {key!r} (known: {sorted(merged)})")
             merged[key] = value
+        if model_profile == "tiny" and self.tiny_profile_bounds == "skip":
+            skipped = list(TINY_MODEL_BOUNDS) + (list(CAPTION_TEXT_BOUNDS) if source == "generated" else [])
+            merged.update({key: None for key in skipped})
         return merged
+
+
+# Bounds on scores a model computes (OCR's detector is real in every profile, so it is not here).
+TINY_MODEL_BOUNDS = ("clip_similarity_min", "aesthetics_score_min")
+CAPTION_TEXT_BOUNDS = ("char_rep_ratio_max",)
 
 
 # asset name -> its Config class: the recipe's top-level keys.
 ASSET_CONFIGS: dict[str, type[Config]] = {
     "motion": MotionConfig,
+    "sampled_frames": FrameSamplingConfig,
+    "captions": CaptionsConfig,
     "caption_repetition": CaptionRepetitionConfig,
+    "clip_similarity": ClipSimilarityConfig,
+    "aesthetics": AestheticsConfig,
+    "ocr_area": OcrAreaConfig,
     "curated_videos": CurationConfig,
 }
+
+# Assets computed together by one op (one decode pass): recipe section -> (op, key in op config)
+SHARED_OPS = {"motion": ("video_pass", "motion"), "sampled_frames": ("video_pass", "sampled_frames")}

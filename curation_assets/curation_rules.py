@@ -19,10 +19,14 @@ _BOUNDS = [
     ("height", "height_min", "<"),
     ("height", "height_max", ">"),
     ("char_rep_ratio", "char_rep_ratio_max", ">"),
+    ("clip_similarity", "clip_similarity_min", "<"),
+    ("aesthetics_score", "aesthetics_score_min", "<"),
+    ("ocr_area_ratio", "ocr_area_ratio_max", ">"),
 ]
 
-# score asset -> the column it must provide for a verdict
-REQUIRED_SCORES = {"resolution": "width", "motion": "motion_score"}
+# Score assets every readable video needs for a verdict, and those only captioned ones need.
+REQUIRED_SCORES = ("resolution", "motion", "aesthetics", "ocr_area")
+CAPTION_SCORES = ("caption_repetition", "clip_similarity")
 
 
 @dataclass
@@ -31,7 +35,7 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
-def judge(video: dict, thresholds: dict) -> Verdict:
+def judge(video: dict, thresholds: dict, required=REQUIRED_SCORES, caption_scores=CAPTION_SCORES) -> Verdict:
     """`video` holds the raw_videos fields plus, per score asset, `<asset>_present`,
     `<asset>_error` and the score columns."""
     if video.get("error"):
@@ -39,18 +43,15 @@ def judge(video: dict, thresholds: dict) -> Verdict:
     if video.get("duplicate_of"):
         return Verdict(REJECTED, [f"duplicate_of:{video['duplicate_of']}"])
 
+    has_caption = bool(video.get("caption"))
     failures = []
-    for asset in REQUIRED_SCORES:
+    if video.get("captions_error"):  # a caption was due (generation) but could not be made
+        failures.append(f"captions: {video['captions_error']}")
+    for asset in list(required) + (list(caption_scores) if has_caption else []):
         if not video.get(f"{asset}_present"):
             failures.append(f"{asset}: no score recorded")
         elif video.get(f"{asset}_error"):
             failures.append(f"{asset}: {video[f'{asset}_error']}")
-    has_caption = bool(video.get("caption"))
-    if has_caption:
-        if not video.get("caption_repetition_present"):
-            failures.append("caption_repetition: no score recorded")
-        elif video.get("caption_repetition_error"):
-            failures.append(f"caption_repetition: {video['caption_repetition_error']}")
     if failures:
         return Verdict(FAILED, failures)
 

@@ -7,33 +7,37 @@ from dagster import Definitions
 from curation_assets.assets.caption_repetition import build_caption_repetition
 from curation_assets.assets.captions import build_captions
 from curation_assets.assets.curated_videos import build_curated_videos
-from curation_assets.assets.motion import build_motion
+from curation_assets.assets.image_scores import build_aesthetics, build_clip_similarity, build_ocr_area
+from curation_assets.assets.video_pass import build_video_pass
 from curation_assets.assets.raw_videos import build_raw_videos
 from curation_assets.assets.resolution import build_resolution
 from curation_assets.jobs import curate_shards_job
 from curation_assets.recipe import CODE_REVISIONS, Recipe, code_version, recipe_from_env, run_config
-from curation_assets.resources import CurationStore
+from curation_assets.models.registry import default_profile
+from curation_assets.resources import CurationStore, ModelResource
 from curation_assets.schedules import build_rescore_schedule
 from curation_assets.sensors import new_video_files
 
-ASSET_BUILDERS = [
-    build_raw_videos, build_resolution, build_motion, build_captions, build_caption_repetition, build_curated_videos,
-]
+ASSET_BUILDERS = [build_raw_videos, build_resolution, build_video_pass, build_caption_repetition, build_curated_videos]
+MODEL_ASSET_BUILDERS = [build_captions, build_clip_similarity, build_aesthetics, build_ocr_area]
 
 
-def expected_code_versions(recipe: Recipe) -> dict[str, str]:
-    return {asset: code_version(asset, recipe) for asset in CODE_REVISIONS}
+def expected_code_versions(recipe: Recipe, profile: str | None = None) -> dict[str, str]:
+    profile = profile or default_profile()
+    return {asset: code_version(asset, recipe, profile) for asset in CODE_REVISIONS}
 
 
-def build_definitions(recipe: Recipe | None = None, data_dir: str | None = None) -> Definitions:
+def build_definitions(recipe: Recipe | None = None, data_dir: str | None = None, profile: str | None = None) -> Definitions:
+    """`profile` (real | tiny; default $CURATION_MODEL_PROFILE or real) picks the model weights."""
     recipe = recipe_from_env() if recipe is None else recipe
+    profile = profile or default_profile()
     store = CurationStore(data_dir=data_dir) if data_dir else CurationStore()
     return Definitions(
-        assets=[build(recipe) for build in ASSET_BUILDERS],
+        assets=[build(recipe) for build in ASSET_BUILDERS] + [build(recipe, profile) for build in MODEL_ASSET_BUILDERS],
         jobs=[curate_shards_job],
         sensors=[new_video_files],
-        schedules=[build_rescore_schedule(expected_code_versions(recipe), run_config(recipe))],
-        resources={"curation_store": store},
+        schedules=[build_rescore_schedule(expected_code_versions(recipe, profile), run_config(recipe))],
+        resources={"curation_store": store, "models": ModelResource(profile=profile)},
     )
 
 

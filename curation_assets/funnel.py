@@ -21,6 +21,7 @@ class Funnel:
     failed_by_stage: Counter = field(default_factory=Counter)
     by_source: Counter = field(default_factory=Counter)
     not_curated: int = 0  # registered but no verdict yet (a shard that has not run)
+    model_profiles: Counter = field(default_factory=Counter)
 
     def lines(self) -> list[str]:
         out = [f"videos in   {self.videos_in}", f"kept        {self.status[KEPT]}",
@@ -30,6 +31,9 @@ class Funnel:
         out += [f"  {stage:<28} {n}" for stage, n in self.failed_by_stage.most_common()]
         if self.not_curated:
             out.append(f"not curated {self.not_curated} (shard not run yet)")
+        if self.model_profiles.get("tiny"):
+            out.append(f"NOTE: {self.model_profiles['tiny']} videos were scored by the tiny random-weight models "
+                       "(CURATION_MODEL_PROFILE=tiny): their CLIP/aesthetics/captions are noise and those bounds were skipped")
         if self.by_source:
             out.append("by caption source: " + ", ".join(
                 f"{src} {st} {n}" for (src, st), n in sorted(self.by_source.items())))
@@ -42,7 +46,9 @@ def funnel(store: ScoreStore, paths: list[str] | None = None, shards: list[str] 
         result.videos_in = len(paths or [])
         result.not_curated = result.videos_in
         return result
-    rows = store.query(f"select path, shard, status, reasons, caption_source from {CURATED_TABLE}")
+    rows = store.query(f"select * from {CURATED_TABLE}")
+    if "model_profile" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.Utf8).alias("model_profile"))
     if shards is not None:
         rows = rows.filter(pl.col("shard").is_in(shards))
     if paths is not None:
@@ -53,6 +59,8 @@ def funnel(store: ScoreStore, paths: list[str] | None = None, shards: list[str] 
         result.videos_in = rows.height
     for row in rows.iter_rows(named=True):
         result.status[row["status"]] += 1
+        if row["model_profile"]:
+            result.model_profiles[row["model_profile"]] += 1
         result.by_source[(row["caption_source"] or "none", row["status"])] += 1
         if row["status"] == REJECTED:
             for reason in row["reasons"]:

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import Field, create_model
 
-from curation_assets.configs import ASSET_CONFIGS
+from curation_assets.configs import ASSET_CONFIGS, SHARED_OPS
 
 RECIPE_ENV = "CURATION_RECIPE"
 
@@ -25,11 +25,17 @@ RECIPE_ENV = "CURATION_RECIPE"
 CODE_REVISIONS = {
     "raw_videos": "1",
     "resolution": "1",
-    "motion": "1",
-    "captions": "1",
+    "motion": "2",
+    "sampled_frames": "1",
+    "captions": "2",
     "caption_repetition": "1",
-    "curated_videos": "1",
+    "clip_similarity": "1",
+    "aesthetics": "1",
+    "ocr_area": "1",
+    "curated_videos": "2",
 }
+# Their scores depend on the model profile (real weights or tiny random ones).
+MODEL_ASSETS = {"captions", "clip_similarity", "aesthetics", "ocr_area"}
 
 
 class RecipeError(ValueError):
@@ -59,10 +65,14 @@ def normalize_recipe(raw: Any, source: str = "recipe") -> Recipe:
         raise RecipeError(f"{source}: expected a mapping at the top level")
     if "ops" in raw:
         flat = {}
+        shared_ops = {op for op, _ in SHARED_OPS.values()}
         for name, body in (raw["ops"] or {}).items():
             if not isinstance(body, dict) or set(body) - {"config"}:
                 raise RecipeError(f"{source}: ops.{name} must hold only 'config'")
-            flat[name] = body.get("config") or {}
+            if name in shared_ops:
+                flat.update(body.get("config") or {})  # e.g. video_pass: {motion: ..., sampled_frames: ...}
+            else:
+                flat[name] = body.get("config") or {}
         extra = set(raw) - {"ops", "resources", "loggers", "execution"}
         if extra:
             raise RecipeError(f"{source}: unexpected top-level keys {sorted(extra)}")
@@ -100,14 +110,22 @@ def config_class(asset: str, recipe: Recipe):
     return create_model(base.__name__, __base__=base, **fields)
 
 
-def code_version(asset: str, recipe: Recipe) -> str:
-    revision = CODE_REVISIONS[asset]
-    if asset not in ASSET_CONFIGS:
-        return revision
-    params = effective_config(asset, recipe).model_dump(mode="json")
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    return f"{revision}-{digest}"
+def code_version(asset: str, recipe: Recipe, profile: str = "real") -> str:
+    version = CODE_REVISIONS[asset]
+    if asset in ASSET_CONFIGS:
+        params = effective_config(asset, recipe).model_dump(mode="json")
+        version += "-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    if asset in MODEL_ASSETS:
+        version += f"-{profile}"
+    return version
 
 
 def run_config(recipe: Recipe) -> dict:
-    return {"ops": {name: {"config": body} for name, body in recipe.items()}}
+    ops: dict[str, dict] = {}
+    for name, body in recipe.items():
+        if name in SHARED_OPS:
+            op, key = SHARED_OPS[name]
+            ops.setdefault(op, {"config": {}})["config"][key] = body
+        else:
+            ops[name] = {"config": body}
+    return {"ops": ops}

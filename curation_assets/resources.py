@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from dagster import ConfigurableResource
 from pydantic import Field
@@ -20,3 +21,29 @@ class CurationStore(ConfigurableResource):
 
     def store(self) -> ScoreStore:
         return ScoreStore(self.db_path)
+
+
+class ModelResource(ConfigurableResource):
+    """Model settings shared by the learned scorers: profile, weights folder, device, batching.
+
+    Defaults come from CURATION_MODEL_PROFILE (real | tiny), CURATION_MODEL_DIR and
+    CURATION_DEVICE, so a whole run switches profile with one variable.
+    """
+
+    profile: str = Field(default_factory=lambda: _env("CURATION_MODEL_PROFILE", "real"))
+    model_dir: Optional[str] = Field(default_factory=lambda: _env("CURATION_MODEL_DIR", None))
+    device: str = Field("auto", description="auto: cuda when available, else cpu")
+    batch_size: int = Field(16, ge=1)
+    dtype: str = Field("auto", description="auto: float16 on cuda, float32 on cpu")
+
+    def settings(self):
+        from curation_assets.models.registry import ModelSettings
+
+        return ModelSettings(profile=self.profile, model_dir=Path(self.model_dir) if self.model_dir else None,
+                             device=self.device, batch_size=self.batch_size, dtype=self.dtype)
+
+
+def _env(name: str, default):
+    import os
+
+    return os.environ.get(name) or default

@@ -7,6 +7,9 @@ import pytest
 # A missing model must fail at once, not after ~200 s of hub retries.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+# No model weights can be downloaded here: the learned scorers run their tiny random-weight
+# models (same classes, same loaders); OCR's detector is real in every profile.
+os.environ["CURATION_MODEL_PROFILE"] = "tiny"
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "real_videos"

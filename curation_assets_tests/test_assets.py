@@ -1,64 +1,100 @@
-"""The asset graph run in-process, the way the UI's job runs it, on the synthetic corpus."""
+"""The asset graph run in-process, the way the UI's job runs it, on the synthetic corpus.
 
+One full run of the demo shard is shared by the read-only tests (OCR on CPU makes a run
+cost ~20 s); tests that change thresholds re-run only `curated_videos` on a copy of the store.
+"""
+
+import shutil
+
+import av
 import polars as pl
 import pytest
-from dagster import DagsterInstance, Definitions, instance_for_test
+from dagster import AssetKey, Definitions, instance_for_test
 
 from curation_assets.definitions import build_definitions, defs, expected_code_versions
 from curation_assets.ingest.discover import discover
 from curation_assets.ingest.registry import register
 from curation_assets.jobs import CURATE_SHARDS_JOB
 from curation_assets.partitions import shard_partitions
-from curation_assets.samples.synthetic import DEMO_EXPECTED
+from curation_assets.samples.synthetic import DEMO_EXPECTED, write_demo_set
+from curation_assets.scorers import video_pass
 from curation_assets.staleness import shards_needing_run
 from curation_assets.store import ScoreStore
 
+SHARD = "shard-00000"
 EXPECTED_STATUS = {
     "ok": ("kept", []),
     "slow_motion": ("kept", []),
     "too_fast": ("kept", []),  # no motion_max by default, as in data-juicer
-    "text": ("kept", []),  # OCR area arrives with the learned scorers
+    "text": ("rejected", ["ocr_area_ratio>0.1"]),
     "static": ("rejected", ["motion_score<0.25", "char_rep_ratio>0.2"]),
-    "low_resolution": ("rejected", ["width<256", "height<256", "caption_missing"]),
-    "uncaptioned": ("rejected", ["caption_missing"]),
+    "low_resolution": ("rejected", ["width<256", "height<256"]),
+    "uncaptioned": ("kept", []),  # captioned by the (tiny) VideoBLIP; tiny-model bounds are skipped
     "duplicate": ("rejected", None),
     "unreadable": ("failed", None),
 }
 
 
-def run_shard(defs_, instance, shard, run_config=None):
+def run_shard(defs_, instance, shard=SHARD, only=None):
     job = defs_.resolve_job_def(CURATE_SHARDS_JOB)
-    return job.execute_in_process(partition_key=shard, instance=instance, run_config=run_config or {})
+    selection = [AssetKey(a) for a in only] if only else None
+    return job.execute_in_process(partition_key=shard, instance=instance, asset_selection=selection)
+
+
+@pytest.fixture(scope="module")
+def curated_demo(tmp_path_factory):
+    """The demo corpus curated once, with every av.open call counted (a pass-through spy)."""
+    root = tmp_path_factory.mktemp("curated_demo")
+    manifest = write_demo_set(root / "inputs")
+    store = ScoreStore(root / "data" / "curation.duckdb")
+    assert register(store, discover(manifest), shard_size=100) == [SHARD]
+    opened: list[str] = []
+    real_open = av.open
+
+    def counting_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    passes_before = video_pass.decode_passes()
+    with pytest.MonkeyPatch.context() as mp, instance_for_test() as instance:
+        mp.setattr(av, "open", counting_open)
+        instance.add_dynamic_partitions(shard_partitions.name, [SHARD])
+        result = run_shard(build_definitions(recipe={}, data_dir=str(root / "data")), instance)
+        checks = result.get_asset_check_evaluations()
+    assert result.success
+    return {"store": store, "root": root, "checks": checks, "opened": opened,
+            "passes": video_pass.decode_passes() - passes_before}
 
 
 @pytest.fixture
-def registered(demo_copy, tmp_path):
-    store = ScoreStore(tmp_path / "curation.duckdb")
-    shards = register(store, discover(demo_copy / "manifest.jsonl"), shard_size=100)
-    return store, shards
+def store_copy(curated_demo, tmp_path):
+    """A private copy of the curated store, for tests that re-judge with other thresholds."""
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(curated_demo["store"].db_path, data / "curation.duckdb")
+    return ScoreStore(data / "curation.duckdb")
+
+
+def _by_name(frame: pl.DataFrame) -> dict[str, dict]:
+    return {row["path"].rsplit("/", 1)[-1]: row for row in frame.iter_rows(named=True)}
 
 
 def test_definitions_load():
     Definitions.validate_loadable(defs)
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"raw_videos", "resolution", "motion", "captions", "caption_repetition", "curated_videos"} <= keys
+    assert {"raw_videos", "resolution", "motion", "sampled_frames", "captions", "caption_repetition",
+            "clip_similarity", "aesthetics", "ocr_area", "curated_videos"} <= keys
 
 
-def test_whole_shard_verdicts_and_checks(registered, tmp_path):
-    store, shards = registered
-    assert shards == ["shard-00000"]
-    defs_ = build_definitions(recipe={}, data_dir=str(tmp_path))
-    with instance_for_test() as instance:
-        instance.add_dynamic_partitions(shard_partitions.name, shards)
-        result = run_shard(defs_, instance, "shard-00000")
-        assert result.success
-        checks = result.get_asset_check_evaluations()
-        assert checks and all(c.passed for c in checks), [(c.check_name, c.passed) for c in checks]
-
-    curated = store.read_shard("curated_videos", "shard-00000")
+def test_whole_shard_verdicts_and_checks(curated_demo):
+    store, checks = curated_demo["store"], curated_demo["checks"]
+    assert checks and all(c.passed for c in checks), [(c.check_name, c.passed) for c in checks if not c.passed]
+    assert {c.check_name for c in checks} >= {"every_video_accounted", "reasons_match_status", "motion_in_range",
+                                              "ocr_area_ratio_in_range", "frames_for_every_scored_video"}
+    curated = store.read_shard("curated_videos", SHARD)
     assert curated.height == len(DEMO_EXPECTED)  # every file, exactly once
     assert curated["path"].n_unique() == curated.height
-    by_name = {row["path"].rsplit("/", 1)[-1]: row for row in curated.iter_rows(named=True)}
+    by_name = _by_name(curated)
     for name, kind in DEMO_EXPECTED.items():
         status, reasons = EXPECTED_STATUS[kind]
         row = by_name[name]
@@ -69,54 +105,103 @@ def test_whole_shard_verdicts_and_checks(registered, tmp_path):
             assert row["reasons"] and row["reasons"][0].startswith("unreadable: ")
     assert by_name["good_pan_right_copy.mp4"]["reasons"][0].endswith("good_pan_right.mp4")
 
-    # scores: one row per distinct readable video, keyed by video_id
-    raw = store.read_shard("raw_videos", "shard-00000")
+    raw = store.read_shard("raw_videos", SHARD)
     primaries = raw.filter(pl.col("error").is_null() & pl.col("duplicate_of").is_null())
-    motion = store.read_shard("motion", "shard-00000")
+    motion = store.read_shard("motion", SHARD)
     assert sorted(motion["video_id"].to_list()) == sorted(primaries["video_id"].to_list())
     assert motion["params"].str.contains('"frame_selection": "datajuicer"').all()
-    resolution = store.read_shard("resolution", "shard-00000")
-    assert resolution.height == primaries.height
+    assert store.read_shard("resolution", SHARD).height == primaries.height
 
 
-def test_rerun_replaces_rows_without_duplicates(registered, tmp_path):
-    store, shards = registered
-    defs_ = build_definitions(recipe={}, data_dir=str(tmp_path))
+def test_learned_scores_rows_and_profile(curated_demo):
+    store = curated_demo["store"]
+    raw = _by_name(store.read_shard("raw_videos", SHARD))
+    vid = {name: row["video_id"] for name, row in raw.items()}
+    captions = {r["video_id"]: r for r in store.read_shard("captions", SHARD).iter_rows(named=True)}
+    assert captions[vid["uncaptioned.mp4"]]["source"] == "generated"
+    assert captions[vid["uncaptioned.mp4"]]["caption"]
+    assert captions[vid["low_res.mp4"]]["source"] == "generated"  # "" is no caption
+    assert captions[vid["good_pan_right.mp4"]]["source"] == "original"
+    generated = [r for r in captions.values() if r["source"] == "generated"]
+    assert {(r["model"], r["profile"]) for r in generated} == {("kpyu/video-blip-opt-2.7b-ego4d", "tiny")}
+
+    frames = store.read_shard("sampled_frames", SHARD)
+    assert frames["frame_paths"].list.len().to_list() == [3] * frames.height
+    for table, column in [("clip_similarity", "clip_similarity"), ("aesthetics", "aesthetics_score"),
+                          ("ocr_area", "ocr_area_ratio")]:
+        rows = store.read_shard(table, SHARD)
+        assert rows["error"].is_null().all(), rows.filter(pl.col("error").is_not_null())
+        assert rows[column].is_not_null().all()
+        assert rows["frame_scores"].list.len().to_list() == [3] * rows.height
+    assert set(store.read_shard("clip_similarity", SHARD)["profile"]) == {"tiny"}
+    assert set(store.read_shard("ocr_area", SHARD)["profile"]) == {"real"}  # EasyOCR's weights ship in a package
+    ocr = {r["video_id"]: r["ocr_area_ratio"] for r in store.read_shard("ocr_area", SHARD).iter_rows(named=True)}
+    assert ocr[vid["text_overlay.mp4"]] > 0.1
+    assert ocr[vid["good_pan_right.mp4"]] < 0.01
+    curated = store.read_shard("curated_videos", SHARD)
+    assert set(curated.filter(pl.col("status") != "failed")["model_profile"].drop_nulls()) == {"tiny"}
+
+
+def test_each_video_is_decoded_once_per_run(curated_demo):
+    """Probe reads the header (and one frame); one sequential pass feeds motion and frames;
+    captioning, CLIP, aesthetics and OCR read the stored frames."""
+    raw = curated_demo["store"].read_shard("raw_videos", SHARD)
+    primaries = raw.filter(pl.col("error").is_null() & pl.col("duplicate_of").is_null())["path"].to_list()
+    assert curated_demo["passes"] == len(primaries)
+    for path in primaries:
+        assert curated_demo["opened"].count(path) == 2, path  # probe + the single decode pass
+
+
+def test_rerun_replaces_rows_without_duplicates(curated_demo, tmp_path):
+    store = curated_demo["store"]
+    tables = ("raw_videos", "motion", "sampled_frames", "ocr_area", "curated_videos")
+    before = {t: store.read_shard(t, SHARD).height for t in tables}
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions(shard_partitions.name, shards)
-        assert run_shard(defs_, instance, shards[0]).success
-        first = {t: store.read_shard(t, shards[0]).height for t in ("raw_videos", "motion", "curated_videos")}
-        assert run_shard(defs_, instance, shards[0]).success
-        second = {t: store.read_shard(t, shards[0]).height for t in ("raw_videos", "motion", "curated_videos")}
-    assert first == second
+        instance.add_dynamic_partitions(shard_partitions.name, [SHARD])
+        defs_ = build_definitions(recipe={}, data_dir=str(store.db_path.parent))
+        assert run_shard(defs_, instance).success
+    assert {t: store.read_shard(t, SHARD).height for t in tables} == before
 
 
-def test_threshold_change_marks_only_curation_stale_and_applies(registered, tmp_path):
-    store, shards = registered
-    base = build_definitions(recipe={}, data_dir=str(tmp_path))
+def test_threshold_change_marks_only_curation_stale_and_applies(store_copy):
     strict_recipe = {"curated_videos": {"thresholds": {"motion_min": 3.0}}}
-    strict = build_definitions(recipe=strict_recipe, data_dir=str(tmp_path))
+    assert shards_needing_run(store_copy, expected_code_versions({})) == {}
+    assert shards_needing_run(store_copy, expected_code_versions(strict_recipe)) == {SHARD: ["curated_videos"]}
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions(shard_partitions.name, shards)
-        assert shards_needing_run(store, expected_code_versions({})) == {shards[0]: list(expected_code_versions({}))}
-        assert run_shard(base, instance, shards[0]).success
-        assert shards_needing_run(store, expected_code_versions({})) == {}
-        assert shards_needing_run(store, expected_code_versions(strict_recipe)) == {shards[0]: ["curated_videos"]}
-        assert run_shard(strict, instance, shards[0]).success
-    curated = {r["path"].rsplit("/", 1)[-1]: r for r in store.read_shard("curated_videos", shards[0]).iter_rows(named=True)}
+        instance.add_dynamic_partitions(shard_partitions.name, [SHARD])
+        defs_ = build_definitions(recipe=strict_recipe, data_dir=str(store_copy.db_path.parent))
+        assert run_shard(defs_, instance, only=["curated_videos"]).success
+    curated = _by_name(store_copy.read_shard("curated_videos", SHARD))
     assert curated["good_pan_right.mp4"]["status"] == "rejected"
     assert curated["good_pan_right.mp4"]["reasons"] == ["motion_score<3"]
     assert curated["good_diagonal.mp4"]["status"] == "kept"  # scores ~3.6
+    assert shards_needing_run(store_copy, expected_code_versions(strict_recipe)) == {}
 
 
-def test_per_source_thresholds(registered, tmp_path):
-    store, shards = registered
+def test_model_profile_is_part_of_code_versions():
+    tiny, real = expected_code_versions({}, "tiny"), expected_code_versions({}, "real")
+    assert {a for a in tiny if tiny[a] != real[a]} == {"captions", "clip_similarity", "aesthetics", "ocr_area"}
+
+
+def test_per_source_thresholds(store_copy):
     recipe = {"curated_videos": {"per_source": {"original": {"char_rep_ratio_max": 0.9}}}}
     with instance_for_test() as instance:
-        instance.add_dynamic_partitions(shard_partitions.name, shards)
-        assert run_shard(build_definitions(recipe=recipe, data_dir=str(tmp_path)), instance, shards[0]).success
-    static = store.query("select reasons from curated_videos where path like '%static.mp4'")["reasons"][0].to_list()
-    assert static == ["motion_score<0.25"]
+        instance.add_dynamic_partitions(shard_partitions.name, [SHARD])
+        defs_ = build_definitions(recipe=recipe, data_dir=str(store_copy.db_path.parent))
+        assert run_shard(defs_, instance, only=["curated_videos"]).success
+    assert _by_name(store_copy.read_shard("curated_videos", SHARD))["static.mp4"]["reasons"] == ["motion_score<0.25"]
+
+
+def test_tiny_bounds_apply_when_asked(store_copy):
+    recipe = {"curated_videos": {"tiny_profile_bounds": "apply", "thresholds": {"aesthetics_score_min": 100.0}}}
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(shard_partitions.name, [SHARD])
+        defs_ = build_definitions(recipe=recipe, data_dir=str(store_copy.db_path.parent))
+        assert run_shard(defs_, instance, only=["curated_videos"]).success
+    scored = store_copy.read_shard("curated_videos", SHARD).filter(pl.col("aesthetics_score").is_not_null())
+    assert scored.height >= 8
+    for row in scored.iter_rows(named=True):
+        assert row["status"] == "rejected" and "aesthetics_score<100" in row["reasons"], row
 
 
 def test_cross_shard_duplicate_points_at_first_copy(demo_copy, tmp_path):

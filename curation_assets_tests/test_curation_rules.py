@@ -33,6 +33,12 @@ def clean_video(**overrides) -> dict:
         "caption_repetition_present": True,
         "caption_repetition_error": None,
         "char_rep_ratio": 0.05,
+        "clip_similarity_present": True,
+        "clip_similarity": 0.3,
+        "aesthetics_present": True,
+        "aesthetics_score": 0.5,
+        "ocr_area_present": True,
+        "ocr_area_ratio": 0.0,
     }
     video.update(overrides)
     return video
@@ -83,7 +89,8 @@ def test_caption_repetition_required_only_with_a_caption():
     errored = judge(clean_video(caption_repetition_error="boom"), THRESHOLDS)
     assert errored == Verdict(FAILED, ["caption_repetition: boom"])
     # Without a caption the repetition score is not needed.
-    uncaptioned = clean_video(caption=None, caption_repetition_present=False, char_rep_ratio=None)
+    uncaptioned = clean_video(caption=None, caption_repetition_present=False, char_rep_ratio=None,
+                              clip_similarity_present=False)
     assert judge(uncaptioned, THRESHOLDS) == Verdict(KEPT, [])
 
 

@@ -67,4 +67,4 @@ def test_schedule_requests_missing_then_stale_shards(isolated_env, demo_copy, tm
         stale = changed(build_schedule_context(instance=instance))
         assert [r.partition_key for r in stale] == ["shard-00000"]
         assert stale[0].tags["curation/stale_assets"] == "motion"
-        assert stale[0].run_config == {"ops": {"motion": {"config": {"size": 128}}}}
+        assert stale[0].run_config == {"ops": {"video_pass": {"config": {"motion": {"size": 128}}}}}

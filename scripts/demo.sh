@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=$(scripts/setup_venv.sh)
 export HF_HUB_OFFLINE=1
+# No model weights ship with a fresh clone: the learned scorers run their tiny random-weight
+# models unless you bring real ones (README, "Models") and set CURATION_MODEL_PROFILE=real.
+export CURATION_MODEL_PROFILE=${CURATION_MODEL_PROFILE:-tiny}
 DATA=${DATA_DIR:-data}
 "$VENV/bin/curation-assets" demo-data "$DATA/demo_inputs"
 "$VENV/bin/curation-assets" run --input "$DATA/demo_inputs/manifest.jsonl" --data-dir "$DATA" --config recipes/demo.yaml

@@ -3,43 +3,99 @@ import time
 import polars as pl
 from dagster import AssetExecutionContext, asset
 
-from curation_assets.assets.shard_io import RAW_VIDEOS, primary_videos, to_frame, write_shard
+from curation_assets.assets.shard_io import (
+    RAW_VIDEOS, SAMPLED_FRAMES, frames_or_error, model_metadata, primary_videos, shard_frames, to_frame, write_shard,
+)
 from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import Recipe, code_version
-from curation_assets.resources import CurationStore
+from curation_assets.recipe import Recipe, code_version, config_class
+from curation_assets.resources import CurationStore, ModelResource
 from curation_assets.scorers.caption_text import clean_caption
 
 CAPTIONS = "captions"
 CAPTIONS_SCHEMA = {
     "video_id": pl.Utf8,
     "caption": pl.Utf8,
-    "source": pl.Utf8,  # original | missing (a generator adds 'generated')
+    "source": pl.Utf8,  # original | generated | missing
+    "original_caption": pl.Utf8,
     "model": pl.Utf8,
+    "profile": pl.Utf8,
     "error": pl.Utf8,
 }
 
 
-def build_captions(recipe: Recipe):
+def build_captions(recipe: Recipe, profile: str):
+    CaptionsConfig = config_class(CAPTIONS, recipe)
+
     @asset(
         name=CAPTIONS,
-        deps=[RAW_VIDEOS],
+        deps=[RAW_VIDEOS, SAMPLED_FRAMES],
         partitions_def=shard_partitions,
-        code_version=code_version(CAPTIONS, recipe),
+        code_version=code_version(CAPTIONS, recipe, profile),
         group_name="captions",
-        kinds={"duckdb"},
-        description="The manifest caption without data-juicer special tokens; source 'original', "
-        "or 'missing' when there is none.",
+        kinds={"duckdb", "pytorch"},
+        description="The manifest caption (special tokens removed) when usable; otherwise one generated from "
+        "the sampled frames by a video captioner (VideoBLIP by default). `source` says which.",
     )
-    def captions(context: AssetExecutionContext, curation_store: CurationStore):
+    def captions(context: AssetExecutionContext, config: CaptionsConfig, curation_store: CurationStore,
+                 models: ModelResource):
         started = time.perf_counter()
         store = curation_store.store()
-        rows = []
-        for video in primary_videos(store, context.partition_key).iter_rows(named=True):
-            caption = clean_caption(video["source_caption"])
-            rows.append({"video_id": video["video_id"], "caption": caption,
-                         "source": "original" if caption else "missing", "model": None, "error": None})
+        shard = context.partition_key
+        rows, to_generate = [], []
+        for video in primary_videos(store, shard).iter_rows(named=True):
+            original = clean_caption(video["source_caption"])
+            row = {"video_id": video["video_id"], "original_caption": original, "caption": None, "model": None,
+                   "profile": None, "error": None}
+            if original and not config.recaption_all:
+                row.update(caption=original, source="original")
+            elif config.generate_missing or config.recaption_all:
+                row["source"] = "generated"
+                to_generate.append(row)
+            else:
+                row["source"] = "missing"
+            rows.append(row)
+
+        settings = models.settings()
+        if to_generate:
+            _generate(config, settings, to_generate, shard_frames(store, shard))
         frame = to_frame(rows, CAPTIONS_SCHEMA)
-        counts = {f"source_{k}": int(v) for k, v in frame["source"].value_counts().iter_rows()} if frame.height else {}
-        return write_shard(context, store, CAPTIONS, frame, started, counts)
+        meta = {f"source_{k}": int(v) for k, v in frame["source"].value_counts().iter_rows()} if frame.height else {}
+        if to_generate:
+            meta.update(model_metadata(config.model_id, settings.profile))
+        return write_shard(context, store, CAPTIONS, frame, started, meta)
 
     return captions
+
+
+def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> None:
+    from curation_assets.models.videoblip import load_captioner
+
+    # Load before the loop: missing weights fail the asset whole, with no partial rows.
+    captioner = load_captioner(config.model_id, settings)
+    batch_size = max(1, settings.batch_size)
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        ready, clips = [], []
+        for row in batch:
+            row.update(model=config.model_id, profile=settings.profile)
+            frames, error = frames_or_error(frames_by_id.get(row["video_id"]))
+            if error:
+                row["error"] = error
+            else:
+                ready.append(row)
+                clips.append(frames)
+        if not ready:
+            continue
+        try:
+            texts = captioner.caption(clips, prompt=config.prompt, max_new_tokens=config.max_new_tokens,
+                                      num_beams=config.num_beams)
+        except Exception as exc:
+            for row in ready:
+                row["error"] = f"captioning failed: {type(exc).__name__}: {str(exc)[:200]}"
+            continue
+        for row, text in zip(ready, texts):
+            text = clean_caption(text)
+            if text:
+                row["caption"] = text
+            else:
+                row["error"] = "the captioner returned an empty caption"

@@ -7,7 +7,8 @@ from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetE
 
 from curation_assets.assets.caption_repetition import CAPTION_REPETITION
 from curation_assets.assets.captions import CAPTIONS
-from curation_assets.assets.motion import MOTION
+from curation_assets.assets.image_scores import AESTHETICS, CLIP_SIMILARITY, OCR_AREA
+from curation_assets.assets.video_pass import MOTION, SAMPLED_FRAMES
 from curation_assets.assets.resolution import RESOLUTION
 from curation_assets.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
 from curation_assets.curation_rules import FAILED, KEPT, REJECTED, judge, rule_name
@@ -28,6 +29,10 @@ SCHEMA = {
     "width": pl.Int64,
     "height": pl.Int64,
     "char_rep_ratio": pl.Float64,
+    "clip_similarity": pl.Float64,
+    "aesthetics_score": pl.Float64,
+    "ocr_area_ratio": pl.Float64,
+    "model_profile": pl.Utf8,
     "thresholds": pl.Utf8,
     "error": pl.Utf8,
 }
@@ -38,7 +43,8 @@ def build_curated_videos(recipe: Recipe):
 
     @asset(
         name=CURATED_VIDEOS,
-        deps=[RAW_VIDEOS, RESOLUTION, MOTION, CAPTIONS, CAPTION_REPETITION],
+        deps=[RAW_VIDEOS, RESOLUTION, MOTION, SAMPLED_FRAMES, CAPTIONS, CAPTION_REPETITION, CLIP_SIMILARITY,
+              AESTHETICS, OCR_AREA],
         partitions_def=shard_partitions,
         code_version=code_version(CURATED_VIDEOS, recipe),
         group_name="curation",
@@ -59,13 +65,15 @@ def build_curated_videos(recipe: Recipe):
         rows = []
         for video in videos:
             source = video.get("caption_source")
-            thresholds = config.thresholds_for(source)
+            thresholds = config.thresholds_for(source, video.get("model_profile"))
             verdict = judge(video, thresholds)
             rows.append({
                 "path": video["path"], "video_id": video.get("video_id"), "status": verdict.status,
                 "reasons": verdict.reasons, "caption_source": source, "caption": video.get("caption"),
                 "motion_score": video.get("motion_score"), "width": video.get("display_width"),
                 "height": video.get("display_height"), "char_rep_ratio": video.get("char_rep_ratio"),
+                "clip_similarity": video.get("clip_similarity"), "aesthetics_score": video.get("aesthetics_score"),
+                "ocr_area_ratio": video.get("ocr_area_ratio"), "model_profile": video.get("model_profile"),
                 "thresholds": json.dumps(thresholds, sort_keys=True),
                 "error": None,
             })
@@ -93,6 +101,9 @@ def _joined_inputs(store, shard: str) -> list[dict]:
     attach(MOTION, ["motion_score"])
     attach(CAPTIONS, ["caption", "source"], {"source": "caption_source"})
     attach(CAPTION_REPETITION, ["char_rep_ratio"])
+    attach(CLIP_SIMILARITY, ["clip_similarity"])
+    attach(AESTHETICS, ["aesthetics_score", "profile"], {"profile": "model_profile"})
+    attach(OCR_AREA, ["ocr_area_ratio"])
     videos = []
     for row in raw.iter_rows(named=True):
         video = dict(row)

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import polars as pl
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue
 
 from curation_assets.store import ScoreStore
 
@@ -35,9 +35,12 @@ def write_shard(
     started: float,
     metadata: dict[str, Any] | None = None,
     check_results=None,
+    asset_key: str | None = None,
 ) -> MaterializeResult:
+    """Write the shard's rows; `asset_key` names which output when one op makes several assets."""
     shard = context.partition_key
-    code_version = context.assets_def.code_versions_by_key.get(context.asset_key) or ""
+    key = AssetKey(asset_key) if asset_key else context.asset_key
+    code_version = context.assets_def.code_versions_by_key.get(key) or ""
     frame = frame.with_columns(pl.lit(shard).alias("shard"), pl.lit(code_version).alias("code_version"))
     written = store.replace_shard(table, shard, frame, code_version=code_version)
     errors = int(frame["error"].is_not_null().sum()) if "error" in frame.columns else 0
@@ -49,4 +52,35 @@ def write_shard(
     }
     meta.update(metadata or {})
     context.log.info(f"{table}[{shard}]: wrote {written} rows ({errors} with errors)")
-    return MaterializeResult(metadata=meta, check_results=check_results)
+    return MaterializeResult(asset_key=key if asset_key else None, metadata=meta, check_results=check_results)
+
+
+SAMPLED_FRAMES = "sampled_frames"
+
+
+def shard_frames(store: ScoreStore, shard: str) -> dict[str, dict]:
+    """video_id -> its sampled_frames row (frame_paths, frame_indices, error)."""
+    rows = store.read_shard(SAMPLED_FRAMES, shard)
+    return {r["video_id"]: r for r in rows.iter_rows(named=True)}
+
+
+def frames_or_error(frame_row: dict | None) -> tuple[list, str | None]:
+    """Load a video's sampled frames; a missing or failed row becomes the reason, not an exception."""
+    from curation_assets.frame_files import load_frames
+
+    if frame_row is None:
+        return [], "no sampled frames recorded (materialize sampled_frames)"
+    if frame_row.get("error"):
+        return [], f"sampled_frames: {frame_row['error']}"
+    try:
+        frames = load_frames(frame_row["frame_paths"] or [])
+    except FileNotFoundError as exc:
+        return [], str(exc)
+    return (frames, None) if frames else ([], "no frames")
+
+
+def model_metadata(model_id: str, profile: str) -> dict:
+    meta = {"model": model_id, "model_profile": profile}
+    if profile == "tiny":
+        meta["WARNING"] = "tiny random-weight models: these scores are noise, for tests only"
+    return meta

@@ -141,35 +141,8 @@ class MotionAccumulator:
 
 def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
                  total_frames: int | None = None) -> MotionResult:
-    """Score one video. Decode errors mid-stream keep the pairs scored so far and say so."""
-    import av
+    """Score one video on its own (the asset graph scores motion inside the shared decode pass)."""
+    from curation_assets.scorers.frame_sampling import FrameSamplingParams
+    from curation_assets.scorers.video_pass import video_pass
 
-    container = av.open(str(path))
-    try:
-        stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        if fps is None:
-            rate = stream.base_rate or stream.average_rate or stream.guessed_rate
-            fps = float(rate)
-        if total_frames is None:
-            total_frames = int(stream.frames or 0)
-        acc = MotionAccumulator(fps, total_frames, params)
-        decoded = 0
-        error = None
-        try:
-            for index, frame in enumerate(container.decode(stream)):
-                decoded += 1
-                if acc.wants(index):
-                    acc.add(index, frame.to_ndarray(format="bgr24"))
-                if acc.done(index):
-                    break
-        except Exception as exc:
-            error = f"decode failed after {decoded} frames: {str(exc)[:200]}"
-        result = acc.result(decoded, error)
-        if error and result.pair_scores:
-            # Truncated tail: data-juicer would score the pairs it could read; we do too,
-            # but leave the error so the curator sees the clip is damaged.
-            pass
-        return result
-    finally:
-        container.close()
+    return video_pass(path, params, FrameSamplingParams(num_frames=0), fps, total_frames).motion

@@ -1,0 +1,117 @@
+import time
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetOut, Config, multi_asset
+from pydantic import Field, create_model
+
+from curation_assets.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
+from curation_assets.frame_files import save_frames
+from curation_assets.partitions import shard_partitions
+from curation_assets.recipe import Recipe, code_version, config_class
+from curation_assets.resources import CurationStore
+from curation_assets.scorers.video_pass import video_pass
+
+MOTION = "motion"
+SAMPLED_FRAMES = "sampled_frames"
+
+MOTION_SCHEMA = {
+    "video_id": pl.Utf8,
+    "motion_score": pl.Float64,
+    "pair_scores": pl.List(pl.Float64),
+    "frame_indices": pl.List(pl.Int64),
+    "frames_decoded": pl.Int64,
+    "params": pl.Utf8,
+    "seconds": pl.Float64,
+    "error": pl.Utf8,
+}
+FRAMES_SCHEMA = {
+    "video_id": pl.Utf8,
+    "frame_indices": pl.List(pl.Int64),
+    "timestamps": pl.List(pl.Float64),
+    "frame_paths": pl.List(pl.Utf8),
+    "width": pl.Int64,
+    "height": pl.Int64,
+    "params": pl.Utf8,
+    "error": pl.Utf8,
+}
+
+
+def build_video_pass(recipe: Recipe):
+    MotionConfig = config_class(MOTION, recipe)
+    FramesConfig = config_class(SAMPLED_FRAMES, recipe)
+    VideoPassConfig = create_model(
+        "VideoPassConfig", __base__=Config,
+        motion=(MotionConfig, Field(default_factory=MotionConfig)),
+        sampled_frames=(FramesConfig, Field(default_factory=FramesConfig)),
+    )
+
+    @multi_asset(
+        name="video_pass",
+        outs={
+            MOTION: AssetOut(
+                code_version=code_version(MOTION, recipe), group_name="scores", kinds={"duckdb", "opencv"},
+                description="Farneback optical-flow motion score (data-juicer compatible), with per-pair values.",
+            ),
+            SAMPLED_FRAMES: AssetOut(
+                code_version=code_version(SAMPLED_FRAMES, recipe), group_name="frames", kinds={"duckdb", "pyav"},
+                description="The frames every image scorer reads (first/middle/last by default), as image files "
+                "under <data_dir>/frames, indexed here.",
+            ),
+        },
+        deps=[RAW_VIDEOS],
+        partitions_def=shard_partitions,
+        check_specs=[AssetCheckSpec("motion_in_range", asset=MOTION),
+                     AssetCheckSpec("frames_for_every_scored_video", asset=SAMPLED_FRAMES)],
+        description="Decodes each video once, sequentially, feeding motion and the sampled frames.",
+    )
+    def video_pass_asset(context: AssetExecutionContext, config: VideoPassConfig, curation_store: CurationStore):
+        started = time.perf_counter()
+        store = curation_store.store()
+        motion_params, sampling = config.motion.params(), config.sampled_frames.params()
+        motion_json = params_json(motion_params.as_dict())
+        frames_json = params_json({**sampling.as_dict(), "image_format": config.sampled_frames.image_format})
+        motion_rows, frame_rows = [], []
+        for video in primary_videos(store, context.partition_key).iter_rows(named=True):
+            t0 = time.perf_counter()
+            vid = video["video_id"]
+            try:
+                result = video_pass(video["path"], motion_params, sampling, fps=video["fps"], total_frames=video["frame_count"])
+                paths = save_frames(curation_store.data_dir, vid, result.frame_indices, result.frames,
+                                    config.sampled_frames.image_format)
+                m = result.motion
+                motion_rows.append({"video_id": vid, "motion_score": m.motion_score, "pair_scores": m.pair_scores,
+                                    "frame_indices": m.frame_indices, "frames_decoded": m.frames_decoded,
+                                    "params": motion_json, "seconds": time.perf_counter() - t0, "error": m.error})
+                h, w = result.frames[0].shape[:2] if result.frames else (None, None)
+                frame_rows.append({"video_id": vid, "frame_indices": result.frame_indices,
+                                   "timestamps": result.frame_timestamps, "frame_paths": paths, "width": w, "height": h,
+                                   "params": frames_json,
+                                   "error": None if paths else (result.error or "no frame could be decoded")})
+            except Exception as exc:  # one bad video must not cost the shard
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                motion_rows.append({"video_id": vid, "params": motion_json, "seconds": time.perf_counter() - t0, "error": error})
+                frame_rows.append({"video_id": vid, "params": frames_json, "error": error})
+        motion = pl.DataFrame(motion_rows, schema=MOTION_SCHEMA) if motion_rows else to_frame([], MOTION_SCHEMA)
+        frames = pl.DataFrame(frame_rows, schema=FRAMES_SCHEMA) if frame_rows else to_frame([], FRAMES_SCHEMA)
+
+        scored = motion.filter(pl.col("error").is_null())
+        negative = scored.filter(pl.col("motion_score") < 0).height
+        without_frames = frames.filter(pl.col("error").is_null() & (pl.col("frame_paths").list.len() == 0)).height
+        motion_result = write_shard(
+            context, store, MOTION, motion, started,
+            {"mean_motion_score": float(scored["motion_score"].mean()) if scored.height else 0.0},
+            check_results=[AssetCheckResult(asset_key=MOTION, check_name="motion_in_range", passed=negative == 0,
+                                            metadata={"negative_scores_without_error": negative})],
+            asset_key=MOTION,
+        )
+        frames_result = write_shard(
+            context, store, SAMPLED_FRAMES, frames, started,
+            {"frames_stored": int(frames["frame_paths"].list.len().sum() or 0)},
+            check_results=[AssetCheckResult(asset_key=SAMPLED_FRAMES, check_name="frames_for_every_scored_video",
+                                            passed=without_frames == 0, metadata={"videos_without_frames": without_frames})],
+            asset_key=SAMPLED_FRAMES,
+        )
+        yield motion_result
+        yield frames_result
+
+    return video_pass_asset

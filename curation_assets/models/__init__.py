@@ -1,0 +1,1 @@
+"""Model loading for the learned scorers. Heavy libraries are imported inside functions."""

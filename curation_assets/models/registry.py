@@ -1,0 +1,96 @@
+"""Where model weights come from, which device runs them, and the one-per-process cache.
+
+Profiles:
+- `real`: the public models by their ids, loaded offline from $CURATION_MODEL_DIR or the
+  Hugging Face / open_clip cache. Missing weights raise MissingWeightsError at once, naming
+  the weights and how to provide them; nothing ever waits on the network.
+- `tiny`: small random-weight models of the same classes, built from configs, for tests
+  and CI. Their scores are noise; the profile is recorded with every row so they can never
+  be mistaken for real scores.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+PROFILE_ENV = "CURATION_MODEL_PROFILE"
+MODEL_DIR_ENV = "CURATION_MODEL_DIR"
+DEVICE_ENV = "CURATION_DEVICE"
+PROFILES = ("real", "tiny")
+
+Profile = Literal["real", "tiny"]
+
+
+class MissingWeightsError(RuntimeError):
+    """Raised before any scoring starts, so an asset fails whole instead of writing partial rows."""
+
+
+def default_profile() -> str:
+    profile = os.environ.get(PROFILE_ENV, "real")
+    if profile not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={profile!r}: expected one of {PROFILES}")
+    return profile
+
+
+def default_model_dir() -> Path | None:
+    value = os.environ.get(MODEL_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    profile: str = field(default_factory=default_profile)
+    model_dir: Path | None = field(default_factory=default_model_dir)
+    device: str = "auto"  # auto -> cuda when available, else cpu
+    batch_size: int = 32
+    dtype: str = "auto"  # auto -> float16 on cuda, float32 on cpu
+
+    def resolved_device(self) -> str:
+        return resolve_device(self.device if self.device != "auto" else os.environ.get(DEVICE_ENV, "auto"))
+
+    def torch_dtype(self):
+        import torch
+
+        if self.dtype == "auto":
+            return torch.float16 if self.resolved_device().startswith("cuda") else torch.float32
+        return getattr(torch, self.dtype)
+
+    def cache_key(self) -> tuple:
+        return (self.profile, str(self.model_dir), self.resolved_device(), self.dtype)
+
+
+def resolve_device(device: str = "auto") -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def missing_weights(what: str, looked_in: list[str], how: str, problem: str = "weights not found") -> MissingWeightsError:
+    places = "\n  ".join(looked_in)
+    return MissingWeightsError(
+        f"{what}: {problem}. Looked in:\n  {places}\n{how}\n"
+        f"For tests and CI without weights, use the random-weight profile: {PROFILE_ENV}=tiny."
+    )
+
+
+_CACHE: dict[tuple, Any] = {}
+_LOCK = threading.RLock()  # re-entrant: a loader may load another cached model (aesthetics -> CLIP)
+
+
+def cached_model(key: tuple, factory: Callable[[], Any]) -> Any:
+    """Load once per process, reuse across videos, shards and assets of the same run."""
+    with _LOCK:
+        if key not in _CACHE:
+            _CACHE[key] = factory()
+        return _CACHE[key]
+
+
+def clear_cache() -> None:
+    with _LOCK:
+        _CACHE.clear()

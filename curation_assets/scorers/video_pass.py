@@ -1,0 +1,80 @@
+"""One sequential decode per video feeding every frame consumer (motion, sampled frames).
+
+Decoding is the floor of this pipeline's cost; a second pass per scorer would double it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from curation_assets.scorers.frame_sampling import FrameCollector, FrameSamplingParams
+from curation_assets.scorers.motion import MotionAccumulator, MotionParams, MotionResult
+
+# Counts full decode passes in this process; tests use it to prove one pass per video.
+_passes = 0
+
+
+def decode_passes() -> int:
+    return _passes
+
+
+@dataclass
+class VideoPassResult:
+    motion: MotionResult
+    frame_indices: list[int] = field(default_factory=list)
+    frame_timestamps: list[float | None] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)  # RGB uint8
+    frames_decoded: int = 0
+    error: str | None = None  # a decode error mid-stream; what was read before it is kept
+
+
+def video_pass(
+    path: str | Path,
+    motion_params: MotionParams,
+    sampling: FrameSamplingParams,
+    fps: float | None = None,
+    total_frames: int | None = None,
+) -> VideoPassResult:
+    import av
+
+    global _passes
+    _passes += 1
+    container = av.open(str(path))
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if fps is None:
+            fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate)
+        if total_frames is None or total_frames <= 0:
+            total_frames = int(stream.frames or 0)
+        motion = MotionAccumulator(fps, total_frames, motion_params)
+        collector = FrameCollector(total_frames, sampling)
+        decoded, error = 0, None
+        last_frame, last_index = None, -1
+        try:
+            for index, frame in enumerate(container.decode(stream)):
+                decoded += 1
+                last_frame, last_index = frame, index
+                if motion.wants(index):
+                    motion.add(index, frame.to_ndarray(format="bgr24"))
+                if collector.wants(index, frame):
+                    collector.add(index, frame, frame.to_ndarray(format="rgb24"))
+                if motion.done(index) and collector.done(index):
+                    break
+        except Exception as exc:
+            error = f"decode failed after {decoded} frames: {str(exc)[:200]}"
+        last_rgb = last_frame.to_ndarray(format="rgb24") if last_frame is not None else None
+        indices = collector.finish(last_index, last_frame, last_rgb)
+        return VideoPassResult(
+            motion=motion.result(decoded, error),
+            frame_indices=indices,
+            frame_timestamps=[collector.timestamps[i] for i in indices],
+            frames=[collector.frames[i] for i in indices],
+            frames_decoded=decoded,
+            error=error,
+        )
+    finally:
+        container.close()
