@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--shard-size", type=int, default=None, help=f"videos per new shard (default {settings.DEFAULT_SHARD_SIZE})")
     run.add_argument("--workers", type=int, default=None, help="shards run in parallel processes (default: min(cores, shards))")
     run.add_argument("--force", action="store_true", help="re-run the input's shards even when up to date")
+    run.add_argument("--no-outputs", action="store_true", help="skip the training set and the score report")
     run.add_argument("--allow-outside-paths", action="store_true", help="accept manifest paths that leave the manifest's folder")
     run.add_argument("--model-profile", choices=["real", "tiny"], default=None,
                      help="real weights (default) or tiny random-weight models for tests; sets CURATION_MODEL_PROFILE")
@@ -41,13 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     _data_dir_arg(status)
     status.add_argument("--config", help="recipe to compare code versions against")
 
+    models = sub.add_parser("models", help="which real model weights are present (nothing is loaded or downloaded)")
+    models.add_argument("--model-dir", default=None, help="defaults to $CURATION_MODEL_DIR")
+
     ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
     _data_dir_arg(ui)
     ui.add_argument("--port", type=int, default=3000)
 
     args = parser.parse_args(argv)
     try:
-        return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "ui": cmd_ui}[args.command](args)
+        return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
+                "ui": cmd_ui}[args.command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -118,6 +123,11 @@ def cmd_run(args) -> int:
     print(f"\nFunnel for {args.input}:")
     for line in result.lines():
         print("  " + line)
+    if not args.no_outputs and not failures:
+        ok, lines = run_outputs()
+        print("\n" + "\n".join(lines))
+        if not ok:
+            failures.append("build_outputs")
     print(f"\nwall time {time.perf_counter() - started:.1f} s")
     if failures:
         print(f"{len(failures)} shard runs failed: {', '.join(failures)}", file=sys.stderr)
@@ -187,6 +197,41 @@ def run_shard(shard: str) -> tuple[bool, str]:
     return result.success, line
 
 
+def run_outputs() -> tuple[bool, list[str]]:
+    """Build the training set and the score report over every shard in the store."""
+    import json
+
+    from dagster import DagsterInstance
+
+    from curation_assets.definitions import build_definitions
+    from curation_assets.jobs import BUILD_OUTPUTS_JOB
+    from curation_assets.recipe import recipe_from_env, run_config
+
+    recipe = recipe_from_env()
+    job = build_definitions(recipe).resolve_job_def(BUILD_OUTPUTS_JOB)
+    config = run_config(recipe)
+    config["ops"] = {k: v for k, v in config["ops"].items() if k in ("lora_training_set", "score_report")}
+    config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
+    if not result.success:
+        errors = [e.message for e in result.all_events if e.is_failure][:3]
+        return False, ["training set / report FAILED:", *errors]
+    mats = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("lora_training_set")}
+    meta = mats.get("lora_training_set", {})
+    out_dir = Path(meta["output_dir"].value) if "output_dir" in meta else None
+    lines = []
+    if out_dir and (out_dir / "summary.json").exists():
+        summary = json.loads((out_dir / "summary.json").read_text())
+        lines.append(f"Training set {summary['preset']} ({summary['frames']}x{summary['height']}x{summary['width']}, "
+                     f"{summary['epochs']} epoch(s)): {summary['clips']} clips of {summary['eligible_clips']} eligible "
+                     f"({summary['kept_clips']} kept, {summary['accelerated_clips']} accelerated); "
+                     f"pixels {summary['pixels_used']:.3g} / {summary['pixel_budget']:.3g}")
+        lines.append(f"  written to {out_dir}/metadata.json, data_juicer.jsonl, summary.json")
+    lines.append(f"Score report: {settings.data_dir() / 'reports' / 'score_report.md'}")
+    return True, lines
+
+
 def cmd_demo(args) -> int:
     from curation_assets.samples.synthetic import write_demo_set
 
@@ -210,6 +255,24 @@ def cmd_status(args) -> int:
     for shard, assets in sorted(todo.items()):
         print(f"  {shard}: {', '.join(assets)}")
     return 0
+
+
+def cmd_models(args) -> int:
+    from curation_assets.models.inventory import inventory
+    from curation_assets.models.registry import ModelSettings
+
+    settings = ModelSettings(profile="real")
+    if args.model_dir:
+        settings = ModelSettings(profile="real", model_dir=Path(args.model_dir))
+    missing = 0
+    for row in inventory(settings):
+        state = f"found  {row.found}" if row.found else f"MISSING (looked in: {row.how})"
+        missing += row.found is None
+        print(f"{row.model:<40} {row.used_by:<22} {state}")
+    if missing:
+        print(f"\n{missing} missing: see README 'Models' for the download commands, or run with "
+              "CURATION_MODEL_PROFILE=tiny (random weights, for tests).")
+    return 1 if missing else 0
 
 
 def cmd_ui(args) -> int:

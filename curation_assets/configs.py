@@ -72,6 +72,52 @@ class OcrAreaConfig(Config):
     )
 
 
+class AccelerationConfig(Config):
+    enabled: bool = Field(True, description="Speed up slow-motion clips that are otherwise good.")
+    accelerate_below: float = Field(1.0, gt=0, description="Kept clips with motion_score below this are candidates.")
+    target_min: float = Field(1.0, gt=0, description="The sped-up clip's motion must land in [target_min, target_max].")
+    target_max: float = Field(4.0, gt=0)
+    max_factor: float = Field(4.0, gt=1, description="Never faster than this.")
+    min_factor: float = Field(1.1, ge=1, description="Smaller speed-ups are not worth a re-encode.")
+    min_output_frames: int = Field(32, ge=2, description="Frames a training sample needs (16 at stride 2).")
+    aesthetics_min: Optional[float] = Field(
+        0.45, description="Only clips at least this good are worth accelerating (skipped for tiny-profile scores)."
+    )
+    audio: Literal["drop", "atempo"] = Field("drop", description="Drop audio, or speed it up with atempo.")
+
+    def params(self):
+        from curation_assets.scorers.acceleration import AccelerationParams
+
+        return AccelerationParams(
+            accelerate_below=self.accelerate_below, target_min=self.target_min, target_max=self.target_max,
+            max_factor=self.max_factor, min_factor=self.min_factor, min_output_frames=self.min_output_frames,
+            audio=self.audio,
+        )
+
+
+class TrainingSetConfig(Config):
+    preset: Literal["16x256x256", "16x512x512", "custom"] = Field("16x256x256")
+    frames: Optional[int] = Field(None, ge=1, description="custom preset only")
+    height: Optional[int] = Field(None, ge=1, description="custom preset only")
+    width: Optional[int] = Field(None, ge=1, description="custom preset only")
+    epochs: int = Field(1, ge=1)
+    pixel_budget: Optional[float] = Field(
+        None, gt=0, description="clips x epochs x frames x height x width; default 5.24e11 (125,000 x 16x512x512)."
+    )
+    max_clips: Optional[int] = Field(None, ge=0, description="The budget as a clip count instead of pixels.")
+    weights: Dict[str, float] = Field(
+        default_factory=lambda: {"aesthetics_score": 0.4, "clip_similarity": 0.3, "motion_score": 0.2, "ocr_area_ratio": 0.1},
+        description="Composite = weighted mean of percentile ranks (lower-is-better scores inverted).",
+    )
+
+
+class ScoreReportConfig(Config):
+    suggest_method: Literal["sigma", "percentile"] = Field(
+        "sigma", description="sigma: mean +/- 3 std (data-juicer recipes); percentile: keep the middle `keep_middle`."
+    )
+    keep_middle: float = Field(0.9, gt=0, lt=1)
+
+
 class CaptionRepetitionConfig(Config):
     rep_len: int = Field(10, ge=1, description="Character n-gram length (data-juicer's rep_len).")
 
@@ -139,6 +185,9 @@ ASSET_CONFIGS: dict[str, type[Config]] = {
     "aesthetics": AestheticsConfig,
     "ocr_area": OcrAreaConfig,
     "curated_videos": CurationConfig,
+    "accelerated_videos": AccelerationConfig,
+    "lora_training_set": TrainingSetConfig,
+    "score_report": ScoreReportConfig,
 }
 
 # Assets computed together by one op (one decode pass): recipe section -> (op, key in op config)

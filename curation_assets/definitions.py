@@ -7,24 +7,30 @@ from dagster import Definitions
 from curation_assets.assets.caption_repetition import build_caption_repetition
 from curation_assets.assets.captions import build_captions
 from curation_assets.assets.curated_videos import build_curated_videos
+from curation_assets.assets.accelerated_videos import build_accelerated_videos
+from curation_assets.assets.score_report import build_score_report
+from curation_assets.assets.training_set import build_training_set
 from curation_assets.assets.image_scores import build_aesthetics, build_clip_similarity, build_ocr_area
 from curation_assets.assets.video_pass import build_video_pass
 from curation_assets.assets.raw_videos import build_raw_videos
 from curation_assets.assets.resolution import build_resolution
-from curation_assets.jobs import curate_shards_job
-from curation_assets.recipe import CODE_REVISIONS, Recipe, code_version, recipe_from_env, run_config
+from curation_assets.jobs import build_outputs_job, curate_shards_job
+from curation_assets.recipe import CODE_REVISIONS, UNPARTITIONED_ASSETS, Recipe, code_version, recipe_from_env, run_config
 from curation_assets.models.registry import default_profile
 from curation_assets.resources import CurationStore, ModelResource
 from curation_assets.schedules import build_rescore_schedule
 from curation_assets.sensors import new_video_files
 
-ASSET_BUILDERS = [build_raw_videos, build_resolution, build_video_pass, build_caption_repetition, build_curated_videos]
+ASSET_BUILDERS = [
+    build_raw_videos, build_resolution, build_video_pass, build_caption_repetition, build_curated_videos,
+    build_accelerated_videos, build_training_set, build_score_report,
+]
 MODEL_ASSET_BUILDERS = [build_captions, build_clip_similarity, build_aesthetics, build_ocr_area]
 
 
 def expected_code_versions(recipe: Recipe, profile: str | None = None) -> dict[str, str]:
     profile = profile or default_profile()
-    return {asset: code_version(asset, recipe, profile) for asset in CODE_REVISIONS}
+    return {asset: code_version(asset, recipe, profile) for asset in CODE_REVISIONS if asset not in UNPARTITIONED_ASSETS}
 
 
 def build_definitions(recipe: Recipe | None = None, data_dir: str | None = None, profile: str | None = None) -> Definitions:
@@ -34,7 +40,7 @@ def build_definitions(recipe: Recipe | None = None, data_dir: str | None = None,
     store = CurationStore(data_dir=data_dir) if data_dir else CurationStore()
     return Definitions(
         assets=[build(recipe) for build in ASSET_BUILDERS] + [build(recipe, profile) for build in MODEL_ASSET_BUILDERS],
-        jobs=[curate_shards_job],
+        jobs=[curate_shards_job, build_outputs_job],
         sensors=[new_video_files],
         schedules=[build_rescore_schedule(expected_code_versions(recipe, profile), run_config(recipe))],
         resources={"curation_store": store, "models": ModelResource(profile=profile)},

@@ -33,7 +33,12 @@ CODE_REVISIONS = {
     "aesthetics": "1",
     "ocr_area": "1",
     "curated_videos": "2",
+    "accelerated_videos": "1",
+    "lora_training_set": "1",
+    "score_report": "1",
 }
+# Assets over all shards at once: no per-shard rows, so not part of shard staleness.
+UNPARTITIONED_ASSETS = {"lora_training_set", "score_report"}
 # Their scores depend on the model profile (real weights or tiny random ones).
 MODEL_ASSETS = {"captions", "clip_similarity", "aesthetics", "ocr_area"}
 

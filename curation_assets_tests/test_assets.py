@@ -145,9 +145,12 @@ def test_learned_scores_rows_and_profile(curated_demo):
 def test_each_video_is_decoded_once_per_run(curated_demo):
     """Probe reads the header (and one frame); one sequential pass feeds motion and frames;
     captioning, CLIP, aesthetics and OCR read the stored frames."""
-    raw = curated_demo["store"].read_shard("raw_videos", SHARD)
+    store = curated_demo["store"]
+    raw = store.read_shard("raw_videos", SHARD)
     primaries = raw.filter(pl.col("error").is_null() & pl.col("duplicate_of").is_null())["path"].to_list()
-    assert curated_demo["passes"] == len(primaries)
+    accelerated = store.read_shard("accelerated_videos", SHARD).filter(pl.col("status") == "accelerated")
+    # plus one re-score pass per accelerated output file (a new video)
+    assert curated_demo["passes"] == len(primaries) + accelerated.height
     for path in primaries:
         assert curated_demo["opened"].count(path) == 2, path  # probe + the single decode pass
 
@@ -216,3 +219,64 @@ def test_cross_shard_duplicate_points_at_first_copy(demo_copy, tmp_path):
     second = store.read_shard("curated_videos", "shard-00001").row(0, named=True)
     assert second["status"] == "rejected" and second["reasons"][0].endswith("good_pan_right.mp4")
     assert store.read_shard("motion", "shard-00001").height == 0  # not scored twice
+
+
+def test_slow_motion_clip_is_accelerated_into_the_band(curated_demo):
+    store, checks = curated_demo["store"], curated_demo["checks"]
+    acc = _by_name(store.read_shard("accelerated_videos", SHARD))
+    row = acc["slow_motion.mp4"]
+    assert row["status"] == "accelerated", row
+    assert 1.0 <= row["motion_after"] <= 4.0 and row["motion_before"] < 1.0
+    assert abs(row["new_duration_s"] - row["original_duration_s"] / row["factor"]) <= 1 / row["fps"]
+    assert row["output_path"].startswith(str(curated_demo["root"] / "data" / "accelerated"))
+    assert "good_pan_right.mp4" not in acc  # not slow: no row
+    assert [c.passed for c in checks if c.check_name == "in_band_with_exact_duration"] == [True]
+
+
+def test_training_set_and_report_from_the_store(curated_demo, tmp_path):
+    import json
+
+    from curation_assets.jobs import BUILD_OUTPUTS_JOB
+
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copyfile(curated_demo["store"].db_path, data / "curation.duckdb")
+    store = ScoreStore(data / "curation.duckdb")
+    kept = store.query("select count(*) n from curated_videos where status = 'kept'")["n"][0]
+    recipe = {"lora_training_set": {"preset": "16x256x256", "max_clips": kept - 1}}
+    with instance_for_test() as instance:
+        job = build_definitions(recipe=recipe, data_dir=str(data)).resolve_job_def(BUILD_OUTPUTS_JOB)
+        result = job.execute_in_process(instance=instance)
+    assert result.success
+    assert all(c.passed for c in result.get_asset_check_evaluations())
+
+    out = data / "training_sets" / "16x256x256"
+    metadata = json.loads((out / "metadata.json").read_text())
+    rows = store.query("select * from lora_training_set order by rank")
+    assert len(metadata) == rows.height == kept - 1  # the budget holds exactly kept - 1 clips
+    assert [m["file_path"] for m in metadata] == rows["file_path"].to_list()
+    assert [m["text"] for m in metadata] == rows["caption"].to_list()
+    assert {m["type"] for m in metadata} == {"video"}
+    jsonl = [json.loads(line) for line in (out / "data_juicer.jsonl").read_text().splitlines()]
+    assert [j["videos"][0] for j in jsonl] == rows["file_path"].to_list()
+    assert all(j["text"].startswith("<__dj__video> ") for j in jsonl)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["clips"] == kept - 1 and summary["pixels_used"] <= summary["pixel_budget"]
+    assert summary["pixels_used"] == (kept - 1) * 16 * 256 * 256
+    composite = rows["composite"].to_list()
+    assert composite == sorted(composite, reverse=True)
+
+    report = data / "reports"
+    assert (report / "score_report.md").read_text().count("![") >= 5
+    assert (report / "motion_score.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from curation_assets.recipe import load_recipe
+
+    suggested = load_recipe(report / "suggested_recipe.yaml")  # a valid recipe for the next run
+    assert "motion_min" in suggested["curated_videos"]["thresholds"]
+
+    # the 512 preset needs 512x512: the demo's 320x256 clips are not eligible
+    with instance_for_test() as instance:
+        recipe512 = {"lora_training_set": {"preset": "16x512x512"}}
+        job = build_definitions(recipe=recipe512, data_dir=str(data)).resolve_job_def(BUILD_OUTPUTS_JOB)
+        assert job.execute_in_process(instance=instance).success
+    assert json.loads((data / "training_sets" / "16x512x512" / "summary.json").read_text())["clips"] == 0

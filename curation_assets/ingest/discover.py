@@ -70,8 +70,10 @@ def discover_folder(folder: Path) -> list[InputEntry]:
 def _sidecar_caption(video: Path) -> str | None:
     sidecar = video.with_suffix(SIDECAR_CAPTION_SUFFIX)
     try:
+        if not sidecar.is_file():  # a named pipe would block the read forever
+            return None
         return sidecar.read_bytes().decode("utf-8", errors="replace")
-    except OSError:
+    except (OSError, ValueError):
         return None
 
 
@@ -134,11 +136,27 @@ def read_table_manifest(manifest: Path, allow_outside: bool = False) -> list[Inp
     return entries
 
 
+def _expand_user(path: Path) -> Path:
+    """`~/x` and `~user/x` expand; a name that merely starts with `~` (`~draft.mp4`) stays a
+    relative name instead of raising "Could not determine home directory"."""
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        return path
+
+
 def _manifest_entry(video, text, base: Path, origin: str, locator: str, allow_outside: bool) -> InputEntry:
     if not isinstance(video, str) or not video.strip():
         return InputEntry(locator, text, origin, "manifest entry has an empty or non-text video path")
-    candidate = Path(video).expanduser()
-    resolved = (candidate if candidate.is_absolute() else base / candidate).resolve()
+    if "\x00" in video:
+        return InputEntry(locator, text, origin, f"path {video!r} contains a NUL byte, which no file name can hold")
+    candidate = _expand_user(Path(video))
+    try:
+        resolved = (candidate if candidate.is_absolute() else base / candidate).resolve()
+    except RuntimeError as exc:  # pathlib reports a symlink loop as RuntimeError
+        return InputEntry(locator, text, origin, f"cannot resolve path {video!r}: {exc}")
+    except (OSError, ValueError) as exc:
+        return InputEntry(locator, text, origin, f"cannot resolve path {video!r}: {getattr(exc, 'strerror', None) or exc}")
     if not candidate.is_absolute() and not allow_outside and not resolved.is_relative_to(base):
         return InputEntry(
             locator, text, origin,

@@ -498,7 +498,8 @@ def write_demo_set(folder: PathLike) -> Path:
     write_moving_pattern(folder / "too_fast.mp4", shift_px_per_frame=(1.5, 0), seed=5, **size)
     write_low_res(folder / "low_res.mp4", seed=6)
     write_text_overlay(folder / "text_overlay.mp4", background_shift_px_per_frame=(0.3, 0), seed=7, **size)
-    write_slow_motion(folder / "slow_motion.mp4", shift_px_per_frame=(0.04, 0), seed=8, **size)
+    write_slow_motion(folder / "slow_motion.mp4", shift_px_per_frame=(0.04, 0), seed=8,
+                      **{**size, "n_frames": 192})  # 8 s: long enough to be sped up 4x
     write_moving_pattern(folder / "uncaptioned.mp4", shift_px_per_frame=(0.2, 0.2), seed=9, **size)
     write_zero_byte(folder / "zero_byte.mp4")
     write_text_as_mp4(folder / "not_a_video.mp4")

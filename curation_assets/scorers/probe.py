@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
-# Larger than any real camera (16K is 15360x8640); a header claiming more is corrupt or
-# hostile and decoding it would exhaust memory.
-MAX_DECLARED_PIXELS = 16384 * 16384
+# Larger than any real camera (16K is 15360x8640; a 16K 360-degree frame 16384x8192); a
+# header claiming more is corrupt or hostile and decoding it would exhaust memory. (FFmpeg's
+# own limit, (w+128)*(h+128) < INT_MAX/8 ~ 268 Mpx, is higher: a 16000x16000 header passes
+# it, and one past it is reported with no size at all, see _size_ffmpeg_refused.)
+MAX_DECLARED_PIXELS = 16384 * 8192
+_REFUSED_SIZE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
 
 
 @dataclass
@@ -38,13 +43,21 @@ def probe_video(path: str | Path) -> ProbeResult:
     result = ProbeResult()
     path = Path(path)
     try:
-        result.file_size = path.stat().st_size
+        info = path.stat()
     except FileNotFoundError:
         result.error = "file not found"
         return result
     except OSError as exc:
         result.error = f"cannot stat file: {exc.strerror or exc}"
         return result
+    except ValueError as exc:  # e.g. an embedded NUL byte: no file system can hold the name
+        result.error = f"invalid file path: {exc}"
+        return result
+    if not stat.S_ISREG(info.st_mode):
+        # A named pipe would block av.open (and hashing) forever; a folder is no video.
+        result.error = f"not a regular file ({_file_kind(info.st_mode)})"
+        return result
+    result.file_size = info.st_size
     if result.file_size == 0:
         result.error = "empty file (0 bytes)"
         return result
@@ -67,18 +80,32 @@ def probe_video(path: str | Path) -> ProbeResult:
         result.codec = ctx.name
         result.width, result.height = int(ctx.width or 0), int(ctx.height or 0)
         if result.width <= 0 or result.height <= 0:
-            result.error = "video stream declares no frame size"
+            refused = _size_ffmpeg_refused(path)
+            if refused:
+                result.width, result.height = refused
+                result.error = (f"declared resolution {refused[0]}x{refused[1]} is implausibly large "
+                                "(FFmpeg refuses to allocate such frames)")
+            else:
+                result.error = "video stream declares no frame size"
             return result
         if result.width * result.height > MAX_DECLARED_PIXELS:
-            result.error = f"declared resolution {result.width}x{result.height} is implausibly large"
+            result.error = (f"declared resolution {result.width}x{result.height} is implausibly large "
+                            f"(over {MAX_DECLARED_PIXELS / 1e6:.0f} Mpx)")
             return result
-        rate = stream.base_rate or stream.average_rate or stream.guessed_rate
+        # avg_frame_rate first, as OpenCV's CAP_PROP_FPS (what data-juicer reads): for a
+        # variable-frame-rate clip r_frame_rate (base_rate) is a tick rate such as 2000.
+        rate = stream.average_rate or stream.base_rate or stream.guessed_rate
         result.fps = float(rate) if rate else None
         result.duration_s = _duration_s(stream, container)
         frames = int(stream.frames or 0)
         if frames <= 0 and result.duration_s and result.fps:
             frames = int(round(result.duration_s * result.fps))
         result.frame_count = frames
+        missing = _bytes_past_end(stream, result.file_size)
+        if missing:
+            result.error = (f"file is truncated: its index points {missing} bytes past the end "
+                            f"({result.file_size} bytes present)")
+            return result
 
         try:
             first = next(container.decode(stream), None)
@@ -98,6 +125,56 @@ def probe_video(path: str | Path) -> ProbeResult:
     finally:
         container.close()
     return result
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "not a plain file"
+
+
+def _bytes_past_end(stream, file_size: int) -> int:
+    """How far the container's packet index reaches past the end of the file (0: it does not).
+
+    A file cut after an up-front index (mp4 with faststart, most camera files) opens fine and
+    decodes until the cut; the index says where the data should have been.
+    """
+    try:
+        end = max((e.pos + max(e.size, 0) for e in stream.index_entries if e.pos >= 0), default=0)
+    except Exception:  # index access is best effort: containers without one report nothing
+        return 0
+    return max(0, end - file_size)
+
+
+def _size_ffmpeg_refused(path: Path) -> tuple[int, int] | None:
+    """The WxH a header declared when FFmpeg refused it and left the stream with no size.
+
+    FFmpeg drops sizes past (w+128)*(h+128) >= INT_MAX/8 at codec open and only says so in
+    its log, which PyAV ignores unless a level is set: reopen with the log captured.
+    """
+    import av
+    import av.logging
+
+    previous = av.logging.get_level()
+    try:
+        if previous is None or previous < av.logging.ERROR:
+            av.logging.set_level(av.logging.ERROR)
+        with av.logging.Capture() as logs:
+            try:
+                av.open(str(path), metadata_errors="ignore").close()
+            except Exception:
+                pass
+    except Exception:
+        return None
+    finally:
+        av.logging.set_level(previous)
+    for entry in logs:
+        match = _REFUSED_SIZE.search(entry[2] if isinstance(entry, tuple) else str(entry))
+        if match:
+            return int(match.group(1)), int(match.group(2))
+    return None
 
 
 def _duration_s(stream, container) -> float | None:

@@ -1,0 +1,119 @@
+import json
+import time
+from pathlib import Path
+
+import polars as pl
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from curation_assets.assets.accelerated_videos import ACCELERATED_VIDEOS
+from curation_assets.assets.curated_videos import CURATED_VIDEOS
+from curation_assets.assets.shard_io import RAW_VIDEOS
+from curation_assets.outputs.selection import eligible, resolve_budget, resolve_shape, select
+from curation_assets.recipe import Recipe, code_version, config_class
+from curation_assets.resources import CurationStore
+
+LORA_TRAINING_SET = "lora_training_set"
+SCORE_COLUMNS = ["motion_score", "aesthetics_score", "clip_similarity", "ocr_area_ratio", "char_rep_ratio"]
+
+
+def build_training_set(recipe: Recipe):
+    TrainingSetConfig = config_class(LORA_TRAINING_SET, recipe)
+
+    @asset(
+        name=LORA_TRAINING_SET, deps=[CURATED_VIDEOS, ACCELERATED_VIDEOS], code_version=code_version(LORA_TRAINING_SET, recipe),
+        group_name="outputs", kinds={"duckdb", "json"},
+        check_specs=[AssetCheckSpec("within_budget_and_files_exist", asset=LORA_TRAINING_SET)],
+        description="The best kept clips (accelerated version where one exists) that fit the pixel budget, "
+        "written as EasyAnimate metadata.json and a data-juicer jsonl under <data_dir>/training_sets/<preset>/.",
+    )
+    def lora_training_set(context: AssetExecutionContext, config: TrainingSetConfig, curation_store: CurationStore):
+        started, store = time.perf_counter(), curation_store.store()
+        shape = resolve_shape(config.preset, config.frames, config.height, config.width)
+        budget = resolve_budget(shape, config.epochs, config.pixel_budget, config.max_clips)
+        candidates = _candidates(store)
+        ok, ineligible = eligible(candidates, shape)
+        chosen = select(ok, shape, config.epochs, budget, config.weights)
+        preset_name = config.preset if config.preset != "custom" else f"{shape.frames}x{shape.height}x{shape.width}"
+        out_dir = Path(curation_store.data_dir) / "training_sets" / preset_name
+        summary = _write_outputs(out_dir, chosen, candidates.height, ok.height, ineligible, budget, shape, config)
+        table = chosen.select(["rank", "video_id", "file_path", "caption", "caption_source", "composite",
+                               "accelerated", *SCORE_COLUMNS]).with_columns(pl.lit(preset_name).alias("preset"))
+        with store.transaction() as con:  # unpartitioned: replace the preset's rows
+            con.register("chosen_rows", table.to_arrow())
+            con.execute(f"create table if not exists {LORA_TRAINING_SET} as select * from chosen_rows where false")
+            con.execute(f"delete from {LORA_TRAINING_SET} where preset = ?", [preset_name])
+            con.execute(f"insert into {LORA_TRAINING_SET} by name select * from chosen_rows")
+            con.unregister("chosen_rows")
+        missing = [p for p in chosen["file_path"].to_list() if not Path(p).is_file()]
+        check = AssetCheckResult(
+            check_name="within_budget_and_files_exist",
+            passed=summary["pixels_used"] <= budget and not missing,
+            metadata={"pixels_used": summary["pixels_used"], "pixel_budget": budget, "missing_files": len(missing)},
+        )
+        lines = [f"| {k} | {v} |" for k, v in summary.items() if not isinstance(v, dict)]
+        means = summary["score_means"]
+        return MaterializeResult(
+            metadata={
+                "dagster/row_count": chosen.height, "clips": chosen.height, "pixels_used": summary["pixels_used"],
+                "pixel_budget": budget, "budget_used": summary["budget_used"], "output_dir": str(out_dir),
+                "summary": MetadataValue.md("| field | value |\n|---|---|\n" + "\n".join(lines)),
+                "score_means": MetadataValue.json(means), "seconds": round(time.perf_counter() - started, 3),
+            },
+            check_results=[check],
+        )
+
+    return lora_training_set
+
+
+def _candidates(store) -> pl.DataFrame:
+    """Kept clips with their scores, frame counts and the accelerated file when there is one."""
+    tables = store.tables()
+    if CURATED_VIDEOS not in tables:
+        return pl.DataFrame(schema={"video_id": pl.Utf8})
+    kept = store.query(
+        f"select c.*, r.frame_count, r.fps from {CURATED_VIDEOS} c join {RAW_VIDEOS} r "
+        "on c.path = r.path and c.shard = r.shard where c.status = 'kept'"
+    )
+    if ACCELERATED_VIDEOS in tables:
+        acc = store.query(f"select video_id, output_path, new_frames, motion_after from {ACCELERATED_VIDEOS} "
+                          "where status = 'accelerated'")
+        kept = kept.join(acc, on="video_id", how="left")
+    else:
+        kept = kept.with_columns(pl.lit(None, pl.Utf8).alias("output_path"), pl.lit(None, pl.Int64).alias("new_frames"),
+                                 pl.lit(None, pl.Float64).alias("motion_after"))
+    accelerated = pl.col("output_path").is_not_null()
+    return kept.with_columns(
+        accelerated.alias("accelerated"),
+        pl.when(accelerated).then(pl.col("output_path")).otherwise(pl.col("path")).alias("file_path"),
+        pl.when(accelerated).then(pl.col("new_frames")).otherwise(pl.col("frame_count")).alias("frame_count"),
+        pl.when(accelerated).then(pl.col("motion_after")).otherwise(pl.col("motion_score")).alias("motion_score"),
+    ).unique(subset=["video_id"], keep="first").sort("video_id")
+
+
+def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible: int, ineligible: pl.DataFrame,
+                   budget: float, shape, config) -> dict:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metadata = [{"file_path": r["file_path"], "text": r["caption"], "type": "video"} for r in chosen.iter_rows(named=True)]
+    _atomic_write(out_dir / "metadata.json", json.dumps(metadata, indent=2, ensure_ascii=False))
+    jsonl = "".join(json.dumps({"videos": [r["file_path"]], "text": f"<__dj__video> {r['caption']} <|__dj__eoc|>"},
+                               ensure_ascii=False) + "\n" for r in chosen.iter_rows(named=True))
+    _atomic_write(out_dir / "data_juicer.jsonl", jsonl)
+    pixels_used = float(chosen["pixels"].sum()) if chosen.height else 0.0
+    summary = {
+        "preset": config.preset, "frames": shape.frames, "height": shape.height, "width": shape.width,
+        "epochs": config.epochs, "kept_clips": n_kept, "eligible_clips": n_eligible, "clips": chosen.height,
+        "accelerated_clips": int(chosen["accelerated"].sum()) if chosen.height else 0,
+        "pixels_used": pixels_used, "pixel_budget": budget, "budget_used": round(pixels_used / budget, 6) if budget else 0.0,
+        "ineligible": {r: n for r, n in ineligible["ineligible_reason"].value_counts().iter_rows()} if ineligible.height else {},
+        "score_means": {c: (float(chosen[c].mean()) if chosen.height and chosen[c].null_count() < chosen.height else None)
+                        for c in SCORE_COLUMNS},
+        "weights": config.weights,
+    }
+    _atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Install the browser the UI test drives (curation_assets_tests/test_ui_browser.py):
+# Debian's chromium at /usr/bin/chromium, plus chromium-driver. Idempotent: exits 0 at once
+# when both are present. Never downloads a browser any other way (no `playwright install`).
+#
+# Called from .ci/run before the tests. Needs root (or sudo) and the Debian package mirror;
+# without them it says so and exits non-zero, and the UI test skips itself.
+set -euo pipefail
+
+CHROMIUM=/usr/bin/chromium
+DRIVER=/usr/bin/chromedriver
+
+if [ -x "$CHROMIUM" ] && [ -x "$DRIVER" ]; then
+  echo "install_browser: $("$CHROMIUM" --version 2>/dev/null || echo chromium) already installed" >&2
+  exit 0
+fi
+
+if ! command -v apt-get >/dev/null; then
+  echo "install_browser: $CHROMIUM missing and apt-get not available; install Chromium by hand" >&2
+  exit 1
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then
+    SUDO="sudo"
+  else
+    echo "install_browser: need root (or sudo) to apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "install_browser: installing chromium and chromium-driver with apt-get" >&2
+$SUDO apt-get update -qq
+# With recommends (fonts-liberation among them): the configuration the UI test was verified on.
+$SUDO apt-get install -y -qq chromium chromium-driver >&2
+
+if ! [ -x "$CHROMIUM" ]; then
+  echo "install_browser: apt-get finished but $CHROMIUM is still missing" >&2
+  exit 1
+fi
+echo "install_browser: $("$CHROMIUM" --version 2>/dev/null || echo chromium) installed" >&2
