@@ -156,6 +156,10 @@ def _run_shards(shards: list[str], workers: int) -> list[str]:
             if not ok:
                 failures.append(shard)
         return failures
+    # Shards run side by side: split the cores between them instead of each spawning a full pool.
+    from curation_assets.parallel import WORKERS_ENV
+
+    os.environ.setdefault(WORKERS_ENV, str(max(1, (os.cpu_count() or 1) // workers)))
     # spawn: a forked child would inherit the parent's Dagster/SQLite handles
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         futures = {pool.submit(run_shard, shard): shard for shard in shards}

@@ -10,6 +10,9 @@ os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 # No model weights can be downloaded here: the learned scorers run their tiny random-weight
 # models (same classes, same loaders); OCR's detector is real in every profile.
 os.environ["CURATION_MODEL_PROFILE"] = "tiny"
+# One process per shard step by default, so in-process spies see every decode; the
+# worker-pool path has its own test.
+os.environ.setdefault("CURATION_WORKERS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_VIDEOS = REPO_ROOT.parent / "shared" / "data" / "real_videos"

@@ -280,3 +280,26 @@ def test_training_set_and_report_from_the_store(curated_demo, tmp_path):
         job = build_definitions(recipe=recipe512, data_dir=str(data)).resolve_job_def(BUILD_OUTPUTS_JOB)
         assert job.execute_in_process(instance=instance).success
     assert json.loads((data / "training_sets" / "16x512x512" / "summary.json").read_text())["clips"] == 0
+
+
+def test_worker_processes_give_the_same_rows(demo_copy, tmp_path, monkeypatch):
+    """The shard's decode pass spread over 2 spawned workers writes what 1 process writes."""
+    names = ["good_pan_right.mp4", "good_tilt_down.mp4", "good_diagonal.mp4", "static.mp4"]
+    results = {}
+    for workers in ("1", "2"):
+        monkeypatch.setenv("CURATION_WORKERS", workers)
+        data = tmp_path / f"w{workers}"
+        store = ScoreStore(data / "curation.duckdb")
+        register(store, [e for name in names for e in discover(demo_copy / name)], shard_size=10)
+        with instance_for_test() as instance:
+            instance.add_dynamic_partitions(shard_partitions.name, [SHARD])
+            defs_ = build_definitions(recipe={}, data_dir=str(data))
+            result = run_shard(defs_, instance, only=["raw_videos", "motion", "sampled_frames"])
+            assert result.success
+            mats = result.asset_materializations_for_node("video_pass")
+        assert {m.metadata["workers"].value for m in mats if "workers" in m.metadata} == {int(workers)}
+        motion = store.read_shard("motion", SHARD).sort("video_id")
+        frames = store.read_shard("sampled_frames", SHARD).sort("video_id")
+        results[workers] = (motion.select("video_id", "motion_score", "frame_indices").rows(),
+                            frames.select("video_id", "frame_indices").rows())
+    assert results["1"] == results["2"]

@@ -5,11 +5,11 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Ass
 from pydantic import Field, create_model
 
 from curation_assets.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
-from curation_assets.frame_files import save_frames
+from curation_assets.parallel import default_workers, map_videos
 from curation_assets.partitions import shard_partitions
 from curation_assets.recipe import Recipe, code_version, config_class
 from curation_assets.resources import CurationStore
-from curation_assets.scorers.video_pass import video_pass
+from curation_assets.scorers.video_pass import PassJob, run_pass_job
 
 MOTION = "motion"
 SAMPLED_FRAMES = "sampled_frames"
@@ -71,26 +71,24 @@ def build_video_pass(recipe: Recipe):
         motion_json = params_json(motion_params.as_dict())
         frames_json = params_json({**sampling.as_dict(), "image_format": config.sampled_frames.image_format})
         motion_rows, frame_rows = [], []
-        for video in primary_videos(store, context.partition_key).iter_rows(named=True):
-            t0 = time.perf_counter()
-            vid = video["video_id"]
-            try:
-                result = video_pass(video["path"], motion_params, sampling, fps=video["fps"], total_frames=video["frame_count"])
-                paths = save_frames(curation_store.data_dir, vid, result.frame_indices, result.frames,
-                                    config.sampled_frames.image_format)
-                m = result.motion
-                motion_rows.append({"video_id": vid, "motion_score": m.motion_score, "pair_scores": m.pair_scores,
-                                    "frame_indices": m.frame_indices, "frames_decoded": m.frames_decoded,
-                                    "params": motion_json, "seconds": time.perf_counter() - t0, "error": m.error})
-                h, w = result.frames[0].shape[:2] if result.frames else (None, None)
-                frame_rows.append({"video_id": vid, "frame_indices": result.frame_indices,
-                                   "timestamps": result.frame_timestamps, "frame_paths": paths, "width": w, "height": h,
-                                   "params": frames_json,
-                                   "error": None if paths else (result.error or "no frame could be decoded")})
-            except Exception as exc:  # one bad video must not cost the shard
-                error = f"{type(exc).__name__}: {str(exc)[:300]}"
-                motion_rows.append({"video_id": vid, "params": motion_json, "seconds": time.perf_counter() - t0, "error": error})
-                frame_rows.append({"video_id": vid, "params": frames_json, "error": error})
+        videos = list(primary_videos(store, context.partition_key).iter_rows(named=True))
+        jobs = [PassJob(v["video_id"], v["path"], v["fps"], v["frame_count"], motion_params, sampling,
+                        curation_store.data_dir, config.sampled_frames.image_format) for v in videos]
+        workers = default_workers()
+        for job, out in zip(jobs, map_videos(run_pass_job, jobs, workers)):
+            vid = job.video_id
+            if out["error"]:
+                motion_rows.append({"video_id": vid, "params": motion_json, "seconds": out["seconds"], "error": out["error"]})
+                frame_rows.append({"video_id": vid, "params": frames_json, "error": out["error"]})
+                continue
+            m = out["motion"]
+            motion_rows.append({"video_id": vid, "motion_score": m.motion_score, "pair_scores": m.pair_scores,
+                                "frame_indices": m.frame_indices, "frames_decoded": m.frames_decoded,
+                                "params": motion_json, "seconds": out["seconds"], "error": m.error})
+            frame_rows.append({"video_id": vid, "frame_indices": out["frame_indices"], "timestamps": out["timestamps"],
+                               "frame_paths": out["frame_paths"], "width": out["width"], "height": out["height"],
+                               "params": frames_json,
+                               "error": None if out["frame_paths"] else (out["frames_error"] or "no frame could be decoded")})
         motion = pl.DataFrame(motion_rows, schema=MOTION_SCHEMA) if motion_rows else to_frame([], MOTION_SCHEMA)
         frames = pl.DataFrame(frame_rows, schema=FRAMES_SCHEMA) if frame_rows else to_frame([], FRAMES_SCHEMA)
 
@@ -99,7 +97,7 @@ def build_video_pass(recipe: Recipe):
         without_frames = frames.filter(pl.col("error").is_null() & (pl.col("frame_paths").list.len() == 0)).height
         motion_result = write_shard(
             context, store, MOTION, motion, started,
-            {"mean_motion_score": float(scored["motion_score"].mean()) if scored.height else 0.0},
+            {"mean_motion_score": float(scored["motion_score"].mean()) if scored.height else 0.0, "workers": workers},
             check_results=[AssetCheckResult(asset_key=MOTION, check_name="motion_in_range", passed=negative == 0,
                                             metadata={"negative_scores_without_error": negative})],
             asset_key=MOTION,

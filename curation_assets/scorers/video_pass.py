@@ -78,3 +78,35 @@ def video_pass(
         )
     finally:
         container.close()
+
+
+@dataclass(frozen=True)
+class PassJob:
+    """One video's work for a worker process: everything picklable, no Dagster."""
+
+    video_id: str
+    path: str
+    fps: float | None
+    frame_count: int | None
+    motion_params: MotionParams
+    sampling: FrameSamplingParams
+    data_dir: str
+    image_format: str = "png"
+
+
+def run_pass_job(job: PassJob) -> dict:
+    """Decode once, score motion, store the sampled frames; errors come back as values."""
+    import time
+
+    from curation_assets.frame_files import save_frames
+
+    t0 = time.perf_counter()
+    try:
+        result = video_pass(job.path, job.motion_params, job.sampling, fps=job.fps, total_frames=job.frame_count)
+        paths = save_frames(job.data_dir, job.video_id, result.frame_indices, result.frames, job.image_format)
+        height, width = result.frames[0].shape[:2] if result.frames else (None, None)
+        return {"motion": result.motion, "frame_indices": result.frame_indices, "timestamps": result.frame_timestamps,
+                "frame_paths": paths, "width": width, "height": height, "frames_error": result.error,
+                "seconds": time.perf_counter() - t0, "error": None}
+    except Exception as exc:  # one bad video must not cost the shard
+        return {"error": f"{type(exc).__name__}: {str(exc)[:300]}", "seconds": time.perf_counter() - t0}

@@ -1,0 +1,37 @@
+"""Spreading per-video work of one shard over worker processes.
+
+Spawned (not forked) workers: a fork of a process holding Dagster's threads and SQLite
+handles can deadlock. Each worker keeps OpenCV to one thread so N workers use N cores.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Callable, Iterable, TypeVar
+
+WORKERS_ENV = "CURATION_WORKERS"
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def default_workers() -> int:
+    value = os.environ.get(WORKERS_ENV)
+    return max(1, int(value)) if value else max(1, os.cpu_count() or 1)
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def map_videos(fn: Callable[[T], R], items: Iterable[T], workers: int, min_per_worker: int = 2) -> list[R]:
+    """fn over items, in order; in-process when the shard is too small to repay worker start-up."""
+    items = list(items)
+    workers = min(workers, max(1, len(items) // min_per_worker))
+    if workers <= 1:
+        return [fn(item) for item in items]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+        return list(pool.map(fn, items))
