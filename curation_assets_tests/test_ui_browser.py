@@ -1,0 +1,404 @@
+"""The Dagster UI in a real browser: `dagster dev` on a temporary instance, headless Chromium.
+
+A user's path, end to end: the global asset graph renders every asset, a score asset's page
+opens from the catalog, and a registered (never run) shard partition is materialized from the
+`curate_shards` job's asset graph ("Materialize all…", pick the partition, "Launch 1 run");
+the run must succeed, the verdicts must land in DuckDB, and the asset page must show them.
+
+Needs Debian's Chromium (`scripts/install_browser.sh`) and the `playwright` package (its
+Python client and bundled driver only: the browser is never downloaded). Skips otherwise.
+Screenshots of every step are written to this test's tmp_path (printed at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+CHROMIUM = Path(os.environ.get("CURATION_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SHARD = "shard-00000"
+JOB = "curate_shards"  # every shard-partitioned asset; what the CLI runs per shard
+STARTUP_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 300  # ~35-90 s on 2 cores; several times that when the machine is shared
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(540)]
+
+
+# --------------------------------------------------------------------------- prerequisites
+
+
+def _require_browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: run scripts/install_browser.sh (Debian chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("the playwright package (browser driver) is not installed in this venv: "
+                    "pip install playwright (never `playwright install`: the test drives Debian's Chromium)")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _write_inputs(folder: Path) -> dict[str, str]:
+    """Three clips with known verdicts; returns {file name: expected status}."""
+    from curation_assets.samples import synthetic
+
+    size = {"width": 320, "height": 256, "fps": 24, "n_frames": 72}  # the demo corpus's 3 s clips
+    synthetic.write_moving_pattern(folder / "pan.mp4", shift_px_per_frame=(0.25, 0), seed=1, **size)
+    (folder / "pan.txt").write_text("a colorful mottled texture slides smoothly to the right\n")
+    synthetic.write_static(folder / "still.mp4", seed=2, **size)  # motion 0
+    synthetic.write_low_res(folder / "tiny.mp4", n_frames=72, seed=3)  # 64x48
+    return {"pan.mp4": "kept", "still.mp4": "rejected", "tiny.mp4": "rejected"}
+
+
+def _register(inputs: Path, db_path: Path, dagster_home: Path, monkeypatch) -> list[str]:
+    """Register the clips as shards and add the partitions, without running anything."""
+    from dagster import DagsterInstance
+
+    from curation_assets.ingest.discover import discover
+    from curation_assets.ingest.registry import register
+    from curation_assets.partitions import shard_partitions
+    from curation_assets.store import ScoreStore
+
+    shards = register(ScoreStore(db_path), discover(inputs), 64)
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    with DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions(shard_partitions.name, shards)
+        assert instance.get_dynamic_partitions(shard_partitions.name) == shards
+    return shards
+
+
+# --------------------------------------------------------------------------- dagster dev
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, port: int, proc: subprocess.Popen, log: Path):
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = proc
+        self.log = log
+        self.stopped = ""
+
+    def graphql(self, query: str, variables: dict | None = None) -> dict:
+        body = json.dumps({"query": query, "variables": variables or {}}).encode()
+        req = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=15) as resp:
+            payload = json.load(resp)
+        assert "errors" not in payload, payload["errors"]
+        return payload["data"]
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+_LOCATIONS = """{ workspaceOrError { __typename ... on Workspace { locationEntries {
+  name loadStatus locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+
+
+def _wait_until_ready(server: Server) -> None:
+    """The webserver answers and the code location has loaded (not merely started)."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            pytest.fail(f"dagster dev exited with {server.proc.returncode}:\n{server.log_tail()}")
+        try:
+            entries = server.graphql(_LOCATIONS)["workspaceOrError"]["locationEntries"]
+            last = json.dumps(entries)
+            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
+                errors = [e for e in entries if e["locationOrLoadError"]["__typename"] != "RepositoryLocation"]
+                assert not errors, f"code location failed to load: {errors}"
+                return
+        except (urllib.error.URLError, OSError, ValueError, AssertionError) as exc:  # not up yet
+            last = repr(exc)
+        time.sleep(0.5)
+    pytest.fail(f"dagster dev not ready after {STARTUP_TIMEOUT_S} s ({last}):\n{server.log_tail()}")
+
+
+def _live_group_members(pgid: int) -> list[int]:
+    """Processes of the group that are still running (zombies excluded)."""
+    if not Path("/proc").is_dir():
+        try:
+            os.killpg(pgid, 0)
+            return [pgid]
+        except ProcessLookupError:
+            return []
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def _stop_group(proc: subprocess.Popen) -> str:
+    """dagster dev runs a code server, the webserver and the daemon (and run workers): stop the
+    whole process group, SIGTERM first, SIGKILL for whatever is left. Returns what it took."""
+    pgid = proc.pid  # start_new_session=True: the group id is the leader's pid
+    t0 = time.monotonic()
+    how = "already gone"
+    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        how = f"{sig.name}"
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _live_group_members(pgid):
+            try:
+                proc.wait(timeout=0.2)  # reap the leader
+            except subprocess.TimeoutExpired:
+                pass
+        if not _live_group_members(pgid):
+            break
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+    left = _live_group_members(pgid)
+    assert not left, f"dagster dev left processes behind: {left}"
+    return f"{how} in {time.monotonic() - t0:.1f} s"
+
+
+@contextmanager
+def _dagster_dev(tmp_path: Path, env: dict):
+    port = _free_port()
+    log = tmp_path / "dagster_dev.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    server = Server(port, proc, log)
+    try:
+        _wait_until_ready(server)
+        yield server
+    finally:
+        server.stopped = _stop_group(proc)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+_RUNS = """query Runs($partition: String!) { runsOrError(filter: {tags: [{key: "dagster/partition", value: $partition}]}) {
+  __typename ... on Runs { results { runId status jobName } } } }"""
+_RUN_ERRORS = """query Logs($runId: ID!) { logsForRun(runId: $runId) { __typename ... on EventConnection {
+  events { __typename ... on MessageEvent { message level } } } } }"""
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def _wait_for_run(server: Server, run_prefix: str) -> dict:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    status = "NOT_FOUND"
+    while time.monotonic() < deadline:
+        runs = server.graphql(_RUNS, {"partition": SHARD})["runsOrError"]["results"]
+        matching = [r for r in runs if r["runId"].startswith(run_prefix)]
+        if matching:
+            status = matching[0]["status"]
+            if status in TERMINAL:
+                return matching[0]
+        time.sleep(2)
+    pytest.fail(f"run {run_prefix} still {status} after {RUN_TIMEOUT_S} s:\n{server.log_tail()}")
+
+
+def _run_errors(server: Server, run_id: str) -> str:
+    events = server.graphql(_RUN_ERRORS, {"runId": run_id})["logsForRun"].get("events", [])
+    return "\n".join(e["message"] for e in events if e.get("level") in ("ERROR", "CRITICAL"))[-4000:]
+
+
+# --------------------------------------------------------------------------- the test
+
+
+def test_materialize_shard_from_the_ui(tmp_path, monkeypatch):
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)
+
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    # 1. inputs registered as a shard partition; nothing scored yet
+    data_dir, dagster_home, inputs = tmp_path / "data", tmp_path / "dagster_home", tmp_path / "inputs"
+    for d in (data_dir, dagster_home, inputs):
+        d.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    # The "Join the Dagster community" modal has been dismissed on this instance (what its Skip
+    # button records), so it cannot cover the page mid-test; a handler below still clicks Skip.
+    (dagster_home / ".nux").mkdir()
+    (dagster_home / ".nux" / "nux.yaml").write_text("seen: 1\n")
+    expected = _write_inputs(inputs)
+    db_path = data_dir / "curation.duckdb"
+    assert _register(inputs, db_path, dagster_home, monkeypatch) == [SHARD]
+    timings["setup"] = time.perf_counter() - t_start
+
+    env = dict(os.environ, DAGSTER_HOME=str(dagster_home), CURATION_DATA_DIR=str(data_dir),
+               CURATION_MODEL_PROFILE="tiny", HF_HUB_OFFLINE="1", DAGSTER_DISABLE_TELEMETRY="1",
+               CURATION_INPUT_DIR=str(tmp_path / "raw"),  # absent: the sensor skips
+               PYTHONUNBUFFERED="1")
+    env.pop("CURATION_RECIPE", None)
+
+    # 2. dagster dev: webserver, daemon, code server
+    t0 = time.perf_counter()
+    with _dagster_dev(tmp_path, env) as server:
+        timings["dagster dev ready"] = time.perf_counter() - t0
+        assets = {n["assetKey"]["path"][-1]: n for n in
+                  server.graphql("{ assetNodes { assetKey { path } description jobNames } }")["assetNodes"]}
+        assert {"raw_videos", "motion", "caption_repetition", "curated_videos"} <= set(assets)
+        shard_assets = sorted(name for name, node in assets.items() if JOB in node["jobNames"])
+        assert {"raw_videos", "motion", "curated_videos"} <= set(shard_assets)
+
+        # 3. a browser on it
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+                args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1000},
+            )
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(30_000)
+            # Should the community modal show anyway, dismiss it whenever it covers the page.
+            page.add_locator_handler(page.get_by_role("button", name="Skip", exact=True),
+                                     lambda skip: skip.click())
+            try:
+                run_prefix = _drive_ui(page, expect, server, assets, shard_assets, shots, timings)
+                t0 = time.perf_counter()
+                run = _wait_for_run(server, run_prefix)
+                timings["run"] = time.perf_counter() - t0
+                run_id = run["runId"]
+                assert run["status"] == "SUCCESS", f"run {run_id} ended {run['status']}:\n{_run_errors(server, run_id)}"
+                assert run["jobName"] == JOB
+
+                # 4. the rows landed (the run is over: nothing holds DuckDB's write lock)
+                con = duckdb.connect(str(db_path), read_only=True)
+                try:
+                    registered = {p for (p,) in con.execute("select path from video_registry").fetchall()}
+                    verdicts = con.execute("select path, shard, status, reasons from curated_videos").fetchall()
+                finally:
+                    con.close()
+                assert registered == {str((inputs / name).resolve()) for name in expected}
+                assert len(verdicts) == len(registered) and {v[0] for v in verdicts} == registered
+                assert {Path(p).name: s for p, _, s, _ in verdicts} == expected
+                assert all(shard == SHARD for _, shard, _, _ in verdicts)
+                reasons = {Path(p).name: list(r or []) for p, _, _, r in verdicts}
+                assert "motion_score<0.25" in reasons["still.mp4"]
+                assert "width<256" in reasons["tiny.mp4"] and "height<256" in reasons["tiny.mp4"]
+
+                # 5. and the UI shows the materialization
+                t0 = time.perf_counter()
+                _check_materialized_page(page, expect, server, run_id, len(expected), shots)
+                timings["materialized page"] = time.perf_counter() - t0
+            except BaseException:
+                try:
+                    page.screenshot(animations="disabled", path=str(shots / "failure.png"), full_page=True)
+                except Exception:
+                    pass
+                print(f"\nscreenshots in {shots}; dagster dev log tail:\n{server.log_tail()}")
+                raise
+            finally:
+                context.close()
+    timings["total"] = time.perf_counter() - t_start
+    print(f"\nUI test screenshots in {shots}")
+    print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + f"; dagster dev stopped by {server.stopped}")
+
+
+def _drive_ui(page, expect, server: Server, assets: dict, shard_assets: list[str], shots: Path,
+              timings: dict) -> str:
+    """Graph, asset page, launch; returns the launched run's id prefix (from the toast)."""
+    # 3a. the asset graph: groups collapsed at first; expand them (Alt+E, "Expand all groups")
+    t0 = time.perf_counter()
+    page.goto(f"{server.url}/asset-groups")
+    materialize_all = page.get_by_role("button", name=re.compile(r"Materialize all"))
+    expect(materialize_all).to_be_enabled()
+    expect(page.get_by_text("ingest", exact=True).last).to_be_visible()  # a group box in the graph
+    if page.get_by_text("raw_videos", exact=True).count() == 0:
+        page.keyboard.press("Alt+e")
+    for name in sorted(assets):
+        expect(page.get_by_text(name, exact=True).last).to_be_visible()
+    page.screenshot(animations="disabled", path=str(shots / "01_asset_graph.png"))
+    timings["asset graph"] = time.perf_counter() - t0
+
+    # 3b. a score asset's page, reached from the catalog
+    t0 = time.perf_counter()
+    page.goto(f"{server.url}/assets")
+    page.locator('a[href="/assets/motion"]').first.click()
+    expect(page).to_have_url(re.compile(r"/assets/motion(\?.*)?$"))
+    description = " ".join((assets["motion"]["description"] or "").split()[:4])
+    if description:
+        expect(page.get_by_text(description).first).to_be_visible()
+    expect(page.get_by_role("tab", name="Overview", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_text("Upstream assets", exact=True)).to_be_visible()
+    expect(page.locator('a[href="/assets/raw_videos"]').first).to_be_visible()
+    page.screenshot(animations="disabled", path=str(shots / "02_motion_page.png"))
+    # its Partitions tab lists the shard registered above
+    page.get_by_role("tab", name="Partitions", exact=True).click()
+    expect(page.get_by_text(SHARD, exact=True).first).to_be_visible()
+    timings["motion page"] = time.perf_counter() - t0
+
+    # 3c. materialize the shard from the curate_shards job's asset graph (the global graph's
+    # "Materialize all" would mix in the unpartitioned outputs): Jobs -> curate_shards ->
+    # "Materialize all…" -> choose the partition -> launch
+    t0 = time.perf_counter()
+    page.goto(f"{server.url}/jobs")
+    page.get_by_role("link", name=re.compile(rf"\b{JOB}$")).first.click()
+    expect(page).to_have_url(re.compile(rf"/jobs/{JOB}(\?.*)?$"))
+    page.get_by_role("button", name=re.compile(r"Materialize all")).click()
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+    expect(dialog).to_contain_text(f"materialize {len(shard_assets)} assets")
+    dialog.get_by_text("Select a partition or create one").click()
+    page.get_by_role("menuitem", name=SHARD).click()
+    dialog.get_by_text("Launch runs to materialize").click()  # close the partition picker
+    expect(dialog).to_contain_text("1 partition")
+    launch = dialog.get_by_role("button", name=re.compile(r"Launch 1 run$"))
+    expect(launch).to_be_enabled()
+    page.screenshot(animations="disabled", path=str(shots / "03_launch_dialog.png"))
+    launch.click()
+    toast = page.get_by_text(re.compile(r"Launched run [0-9a-f]{8}"))
+    expect(toast).to_be_visible()
+    run_prefix = re.search(r"Launched run ([0-9a-f]{8})", toast.inner_text()).group(1)
+    page.screenshot(animations="disabled", path=str(shots / "04_launched.png"))
+    timings["launch from UI"] = time.perf_counter() - t0
+    return run_prefix
+
+
+def _check_materialized_page(page, expect, server: Server, run_id: str, n_videos: int, shots: Path) -> None:
+    page.goto(f"{server.url}/assets/curated_videos")
+    latest = page.get_by_text("Latest materialization", exact=True)
+    expect(latest).to_be_visible()
+    # the latest materialization links to the run we launched, for our shard
+    expect(page.locator(f'a[href^="/runs/{run_id}"]').first).to_be_visible()
+    expect(page.get_by_text(SHARD, exact=True).first).to_be_visible()
+    videos_in = page.get_by_role("row").filter(has=page.get_by_text("videos_in", exact=True))
+    expect(videos_in).to_contain_text(str(n_videos))
+    page.screenshot(animations="disabled", path=str(shots / "05_curated_videos_materialized.png"), full_page=True)
