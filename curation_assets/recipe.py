@@ -23,7 +23,7 @@ RECIPE_ENV = "CURATION_RECIPE"
 
 # Bump when a scorer's code changes its output; parameters are hashed in separately.
 CODE_REVISIONS = {
-    "raw_videos": "1",
+    "raw_videos": "2",
     "resolution": "1",
     "motion": "2",
     "sampled_frames": "1",

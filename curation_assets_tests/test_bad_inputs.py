@@ -2,7 +2,7 @@
 
 The bad-input set (curation_assets.samples.bad_inputs) is registered from its manifest, one
 file is deleted after registration, and the whole `curate_shards` job runs in-process, once
-for the module (OCR runs for real on CPU; the clips are small so this stays ~30 s).
+for the module (OCR runs for real on CPU; the clips are small so this stays well under a minute).
 """
 
 import os
@@ -119,7 +119,7 @@ def test_vfr_clip_is_scored_at_its_average_rate(curated_bad):
     motion = store.read_shard("motion", SHARD).filter(pl.col("video_id") == row["video_id"]).row(0, named=True)
     assert motion["error"] is None and motion["motion_score"] > 0.25
     assert len(motion["frame_indices"]) >= 3  # sampled across the clip, not just frames 0 and 1
-    assert row["status"] == "kept"
+    assert row["status"] == "rejected" and row["reasons"] == ["width<256", "height<256"]  # tiny, but scored
 
 
 @pytest.mark.parametrize("label", ["name with spaces", "name starting with ~", "unicode name", "quotes in name",
@@ -176,3 +176,28 @@ def test_folder_discovery_and_probe_survive_the_set(curated_bad):
     assert "not a regular file" in errors["named_pipe.mp4"]
     assert errors["dangling_link.mp4"] == "file not found"
     assert "Too many levels of symbolic links" in errors["symlink_loop.mp4"]
+
+
+def test_single_video_argument_starting_with_tilde(tmp_path, monkeypatch):
+    """`curation-assets run --input "~draft.mp4"` is a relative file, not a home directory."""
+    from curation_assets.samples.synthetic import write_low_res
+
+    write_low_res(tmp_path / "~draft.mp4", n_frames=4)
+    monkeypatch.chdir(tmp_path)
+    (entry,) = discover("~draft.mp4")
+    assert entry.path == str(tmp_path / "~draft.mp4") and entry.error is None
+
+
+def test_a_file_named_on_two_manifest_lines_is_accounted_for_twice(tmp_path):
+    from curation_assets.ingest.registry import shard_members
+    from curation_assets.samples.synthetic import write_low_res
+
+    write_low_res(tmp_path / "a.mp4", n_frames=4)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"videos": ["a.mp4"], "text": "first"}\n{"videos": ["./a.mp4"], "text": "second"}\n')
+    store = ScoreStore(tmp_path / "curation.duckdb")
+    register(store, discover(manifest), shard_size=10)
+    members = shard_members(store, SHARD)
+    assert members.height == 2
+    assert members["registration_error"].to_list()[1].startswith("same file as an earlier manifest entry")
+    assert register(store, discover(manifest), shard_size=10) == []  # idempotent

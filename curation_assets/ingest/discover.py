@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 VIDEO_EXTENSIONS = frozenset(
@@ -25,6 +25,8 @@ class InputEntry:
     text: str | None = None
     origin: str = ""  # the folder or manifest it came from
     error: str | None = None
+    # "<manifest>:<line>" of a manifest entry: provenance, not identity
+    locator: str | None = field(default=None, compare=False)
 
 
 class InputError(ValueError):
@@ -32,7 +34,7 @@ class InputError(ValueError):
 
 
 def discover(input_path: str | Path, allow_outside: bool = False) -> list[InputEntry]:
-    path = Path(input_path).expanduser()
+    path = _expand_user(Path(input_path))
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     if path.is_dir():
@@ -153,8 +155,8 @@ def _manifest_entry(video, text, base: Path, origin: str, locator: str, allow_ou
     candidate = _expand_user(Path(video))
     try:
         resolved = (candidate if candidate.is_absolute() else base / candidate).resolve()
-    except RuntimeError as exc:  # pathlib reports a symlink loop as RuntimeError
-        return InputEntry(locator, text, origin, f"cannot resolve path {video!r}: {exc}")
+    except RuntimeError:  # pathlib reports a symlink loop as RuntimeError
+        return InputEntry(locator, text, origin, f"cannot resolve path {video!r}: symlink loop")
     except (OSError, ValueError) as exc:
         return InputEntry(locator, text, origin, f"cannot resolve path {video!r}: {getattr(exc, 'strerror', None) or exc}")
     if not candidate.is_absolute() and not allow_outside and not resolved.is_relative_to(base):
@@ -162,4 +164,4 @@ def _manifest_entry(video, text, base: Path, origin: str, locator: str, allow_ou
             locator, text, origin,
             f"path {video!r} escapes the manifest's folder (set allow_outside_paths to permit)",
         )
-    return InputEntry(str(resolved), text, origin)
+    return InputEntry(str(resolved), text, origin, locator=locator)

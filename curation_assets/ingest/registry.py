@@ -52,7 +52,14 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int) -> l
         numbers = [shard_number(r[0]) for r in con.execute(f"select distinct shard from {REGISTRY_TABLE}").fetchall()]
         fresh, seen = [], set()
         for entry in entries:
-            if entry.path in known or entry.path in seen:
+            if entry.path in known:
+                continue  # registered by an earlier call: re-running an input is idempotent
+            if entry.path in seen:
+                if entry.locator and entry.locator not in known and entry.locator not in seen:
+                    # a second manifest line naming the same file is recorded, not silently dropped
+                    seen.add(entry.locator)
+                    fresh.append(InputEntry(entry.locator, entry.text, entry.origin,
+                                            f"same file as an earlier manifest entry ({entry.path})"))
                 continue
             seen.add(entry.path)
             fresh.append(entry)

@@ -19,9 +19,10 @@ Cases that need the caller's help:
   so under root the clip is simply scored (a tiny clip: rejected for its size); the
   expectation then only asks for exactly one row (:attr:`ExpectedOutcome.status` None).
 
-Valid clips are tiny (64x48, 12 frames) so a full run stays fast: they are `rejected`
-for `width<256`/`height<256`, which is the point (each ends in exactly one state). The
-four clips of 256 px or more (rotated, VFR, a name with spaces, a `~` name) are `kept`.
+Valid clips are tiny (64x48, 12-25 frames) so a full run stays fast (OCR runs for real):
+they are `rejected` for `width<256`/`height<256`, which is the point (each ends in
+exactly one state). The two clips of 256 px or more (rotated, a name with spaces) are
+`kept`.
 Nothing here imports Dagster.
 """
 
@@ -100,6 +101,8 @@ BAD_INPUT_CASES: list[BadInput] = [
              _dj("cut at 40%: the moov index is gone")),
     BadInput("truncated mp4, index first (faststart)", ExpectedOutcome(FAILED, "truncated"),
              "truncated_faststart.mp4", _dj("cut mid-file: the index points past the end")),
+    BadInput("truncated mkv (cut mid-file, cues lost)", ExpectedOutcome(FAILED, "truncated"), "truncated.mkv",
+             _dj("cut at 50%: FFmpeg would decode the first half and stop quietly")),
     BadInput("audio-only file", ExpectedOutcome(FAILED, "audio-only"), "audio_only.mp4", _dj("a sine tone")),
     BadInput("single frame", ExpectedOutcome(FAILED, "fewer than two decodable frames"), "single_frame.mp4",
              _dj("one still frame")),
@@ -120,10 +123,10 @@ BAD_INPUT_CASES: list[BadInput] = [
              _dj("a name no file system stores")),
     # --- real videos with awkward properties
     BadInput("rotated phone video (90 degrees)", ExpectedOutcome(KEPT, None), "rotated_phone.mp4", _dj(GOOD)),
-    BadInput("variable frame rate", ExpectedOutcome(KEPT, None), "vfr.mp4", _dj(GOOD)),
+    BadInput("variable frame rate", ExpectedOutcome(REJECTED, SMALL), "vfr.mp4", _dj(GOOD)),
     # --- awkward names
     BadInput("name with spaces", ExpectedOutcome(KEPT, None), "name with  spaces.mp4", _dj(GOOD)),
-    BadInput("name starting with ~", ExpectedOutcome(KEPT, None), "~tilde name.mp4", _dj(GOOD)),
+    BadInput("name starting with ~", ExpectedOutcome(REJECTED, SMALL), "~tilde name.mp4", _dj(GOOD)),
     BadInput("unicode name", ExpectedOutcome(REJECTED, SMALL), "ünïcödé 视频 🎬.mp4", _dj(GOOD)),
     BadInput("quotes in name", ExpectedOutcome(REJECTED, SMALL), "quote\"d 'name'.mp4", _dj(GOOD)),
     BadInput("leading '-' in name", ExpectedOutcome(REJECTED, SMALL), "-leading-dash.mp4", _dj(GOOD)),
@@ -266,23 +269,26 @@ def write_bad_input_set(folder: PathLike) -> Path:
     inputs.mkdir(parents=True, exist_ok=True)
 
     seed = iter(range(100, 1000))
-    tiny_names = ["ünïcödé 视频 🎬.mp4", "quote\"d 'name'.mp4", "-leading-dash.mp4", "$(touch pwned);`x`&|.mp4",
+    tiny_names = ["~tilde name.mp4", "ünïcödé 视频 🎬.mp4", "quote\"d 'name'.mp4", "-leading-dash.mp4", "$(touch pwned);`x`&|.mp4",
                   "caption_empty.mp4", "caption_whitespace.mp4", "caption_100k.mp4", "caption_bad_utf8.mp4",
                   REMOVED_NAME, UNREADABLE_NAME]
     for name in tiny_names:
         _tiny(inputs / name, next(seed))
     _big(inputs / "name with  spaces.mp4", next(seed))
-    _big(inputs / "~tilde name.mp4", next(seed))
     _big(folder / "outside.mp4", next(seed))
     synthetic.write_rotated(inputs / "rotated_phone.mp4", rotation=90, width=320, height=256, fps=24, n_frames=24,
                             shift_px_per_frame=(0.5, 0), seed=next(seed))
-    write_vfr(inputs / "vfr.mp4", seed=next(seed))
+    write_vfr(inputs / "vfr.mp4", width=64, height=48, seed=next(seed))
 
     synthetic.write_zero_byte(inputs / "zero_byte.mp4")
     synthetic.write_text_as_mp4(inputs / "not_a_video.mp4")
     source = _tiny(inputs / ".source.mp4", next(seed))
     synthetic.write_truncated(inputs / "truncated.mp4", source, keep_fraction=0.4)
     write_faststart_truncated(inputs / "truncated_faststart.mp4", source, keep_fraction=0.5)
+    source.unlink()
+    source = synthetic.write_moving_pattern(inputs / ".source.mkv", width=64, height=48, fps=12, n_frames=24,
+                                            shift_px_per_frame=(1, 0), seed=next(seed))
+    synthetic.write_truncated(inputs / "truncated.mkv", source, keep_fraction=0.5)
     source.unlink()
     synthetic.write_audio_only(inputs / "audio_only.mp4", seconds=0.5)
     synthetic.write_single_frame(inputs / "single_frame.mp4", width=64, height=48)
@@ -336,7 +342,7 @@ def is_root() -> bool:
 
 
 __all__ = [
-    "BAD_INPUT_CASES", "BadInput", "ExpectedOutcome", "REMOVED_NAME", "UNREADABLE_NAME",
+    "BAD_INPUT_CASES", "BadInput", "ExpectedOutcome", "LONG_CAPTION_CHARS", "REMOVED_NAME", "UNREADABLE_NAME",
     "expected_outcomes", "is_root", "write_bad_input_set", "write_faststart_truncated", "write_huge_declared",
     "write_vfr",
 ]

@@ -38,10 +38,17 @@ class ProbeResult:
 
 def probe_video(path: str | Path) -> ProbeResult:
     """Never raises for bad input: the reason lands in `error`."""
+    result = ProbeResult()
+    try:
+        return _probe(Path(path), result)
+    except Exception as exc:  # a file no check in _probe foresaw must still cost only itself
+        result.error = f"probe failed: {type(exc).__name__}: {_short(exc)}"
+        return result
+
+
+def _probe(path: Path, result: ProbeResult) -> ProbeResult:
     import av  # heavy-ish; keep definitions import fast
 
-    result = ProbeResult()
-    path = Path(path)
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -101,9 +108,9 @@ def probe_video(path: str | Path) -> ProbeResult:
         if frames <= 0 and result.duration_s and result.fps:
             frames = int(round(result.duration_s * result.fps))
         result.frame_count = frames
-        missing = _bytes_past_end(stream, result.file_size)
+        missing = _bytes_past_end(stream, result.file_size) or _matroska_bytes_missing(path, result.file_size)
         if missing:
-            result.error = (f"file is truncated: its index points {missing} bytes past the end "
+            result.error = (f"file is truncated: {missing} bytes its container declares are missing "
                             f"({result.file_size} bytes present)")
             return result
 
@@ -146,6 +153,43 @@ def _bytes_past_end(stream, file_size: int) -> int:
     except Exception:  # index access is best effort: containers without one report nothing
         return 0
     return max(0, end - file_size)
+
+
+_EBML_MAGIC, _MATROSKA_SEGMENT = b"\x1a\x45\xdf\xa3", b"\x18\x53\x80\x67"
+
+
+def _ebml_vint(data: bytes, at: int) -> tuple[int | None, int]:
+    """(value, offset after it) of the EBML variable-size integer at `at`; value None when
+    the size is "unknown" (all data bits set, as live streams write)."""
+    first = data[at]
+    length = 8 - first.bit_length() + 1
+    if first == 0 or at + length > len(data):
+        raise ValueError("bad EBML size")
+    value = first & ((1 << (8 - length)) - 1)
+    for byte in data[at + 1 : at + length]:
+        value = (value << 8) | byte
+    return (None if value == (1 << (7 * length)) - 1 else value), at + length
+
+
+def _matroska_bytes_missing(path: Path, file_size: int) -> int:
+    """Matroska/WebM declare their Segment's size up front: a cut file falls short of it.
+
+    Their cue index sits at the end, so a truncated one has none to check and FFmpeg just
+    stops decoding at the cut, silently, with the rest of the clip missing.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+        if not head.startswith(_EBML_MAGIC):
+            return 0
+        header_size, at = _ebml_vint(head, len(_EBML_MAGIC))
+        at += header_size or 0
+        if head[at : at + 4] != _MATROSKA_SEGMENT:
+            return 0
+        segment_size, at = _ebml_vint(head, at + 4)
+    except (OSError, ValueError, IndexError):
+        return 0
+    return 0 if segment_size is None else max(0, at + segment_size - file_size)
 
 
 def _size_ffmpeg_refused(path: Path) -> tuple[int, int] | None:

@@ -52,7 +52,7 @@ def video_pass(
             total_frames = int(stream.frames or 0)
         motion = MotionAccumulator(fps, total_frames, motion_params)
         collector = FrameCollector(total_frames, sampling)
-        decoded, error = 0, None
+        decoded, error, stopped_early = 0, None, False
         last_frame, last_index = None, -1
         try:
             for index, frame in enumerate(container.decode(stream)):
@@ -63,9 +63,14 @@ def video_pass(
                 if collector.wants(index, frame):
                     collector.add(index, frame, frame.to_ndarray(format="rgb24"))
                 if motion.done(index) and collector.done(index):
+                    stopped_early = True
                     break
         except Exception as exc:
             error = f"decode failed after {decoded} frames: {str(exc)[:200]}"
+        declared = int(stream.frames or 0)
+        if error is None and not stopped_early and declared and decoded < 0.9 * declared:
+            # containers without a size index (e.g. MPEG-TS) end quietly when cut short
+            error = f"decoded {decoded} of {declared} frames the header declares (truncated?)"
         last_rgb = last_frame.to_ndarray(format="rgb24") if last_frame is not None else None
         indices = collector.finish(last_index, last_frame, last_rgb)
         return VideoPassResult(
