@@ -82,9 +82,15 @@ def test_dagster_asset_materialize_writes_same_rows(tmp_path, demo_copy):
     con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)
     before = con.execute("select video_id, motion_score from motion").fetchall()
     con.close()
+    # the multiprocess executor with 4 concurrent steps: resolution, the decode pass, captions,
+    # aesthetics and OCR overlap, each writing to the same DuckDB file
+    multiprocess = '{"execution": {"config": {"multiprocess": {"max_concurrent": 4}}}}'
     proc = _run([str(BIN / "dagster"), "asset", "materialize", "-m", "curation_assets.definitions",
-                 "--select", "*", "--partition", "shard-00000"], tmp_path, CURATION_DATA_DIR=str(data))
+                 "--select", "group:ingest or group:frames or group:scores or group:captions or group:curation",
+                 "--partition", "shard-00000", "--config-json", multiprocess], tmp_path, CURATION_DATA_DIR=str(data))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Could not set lock" not in proc.stdout + proc.stderr
+    assert "multiprocess" in (proc.stdout + proc.stderr).lower()  # it really ran on that executor
     con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)
     assert con.execute("select video_id, motion_score from motion").fetchall() == before
     assert con.execute("select count(*) from curated_videos").fetchone() == (1,)
