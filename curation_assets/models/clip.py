@@ -26,7 +26,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -87,22 +87,8 @@ def frame_text_similarity(image_embeddings: np.ndarray, text_embedding: np.ndarr
     return sims.astype(np.float32)
 
 
-REDUCE_MODES = ("avg", "max", "min")
-
-
-def reduce_scores(values: Iterable[float] | np.ndarray, mode: str = "avg") -> float:
-    """Reduce per-frame scores to one per video: 'avg' | 'max' | 'min'; empty -> nan."""
-    if mode not in REDUCE_MODES:
-        raise ValueError(f"unknown reduce mode {mode!r}: expected one of {REDUCE_MODES}")
-    arr = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
-    arr = arr.reshape(-1)
-    if arr.size == 0:
-        return float("nan")
-    if mode == "avg":
-        return float(arr.mean())
-    if mode == "max":
-        return float(arr.max())
-    return float(arr.min())
+# one reducer for every image score; re-exported here for callers of the CLIP module
+from curation_assets.scorers.reduce import REDUCE_MODES, reduce_scores  # noqa: E402,F401
 
 
 # --------------------------------------------------------------------------- configs

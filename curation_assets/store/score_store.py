@@ -124,7 +124,7 @@ def _check_identifier(name: str) -> None:
 def _ensure_table(con: duckdb.DuckDBPyConnection, table: str, rows: pl.DataFrame) -> None:
     con.register("schema_rows", rows.head(0).to_arrow())
     con.execute(f'create table if not exists "{table}" as select * from schema_rows')
-    existing = {r[0] for r in con.execute(f"select column_name from information_schema.columns where table_name = ?", [table]).fetchall()}
+    existing = {r[0] for r in con.execute("select column_name from information_schema.columns where table_name = ?", [table]).fetchall()}
     # A newer scorer version may add columns; old rows keep NULL there.
     for col in rows.columns:
         if col not in existing:
