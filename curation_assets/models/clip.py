@@ -21,6 +21,9 @@ torch / open_clip are imported inside functions only: importing this module stay
 
 from __future__ import annotations
 
+import contextlib
+import logging
+
 import json
 import os
 import tempfile
@@ -391,6 +394,17 @@ class ClipEncoder:
         return np.concatenate(out, axis=0)
 
 
+@contextlib.contextmanager
+def _quiet_root_logger():
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+
+
 def _build_encoder(model_name: str, pretrained: str, settings: ModelSettings) -> ClipEncoder:
     import torch
     import open_clip
@@ -403,7 +417,9 @@ def _build_encoder(model_name: str, pretrained: str, settings: ModelSettings) ->
         arch = tiny_model_name(embed_dim)
         register_clip_config(arch, tiny_clip_config(embed_dim))
         # Seed a forked RNG: identical weights in every process, global RNG left untouched.
-        with torch.random.fork_rng(devices=[]):
+        # Random weights are the point here: silence open_clip's "initialized randomly" warning,
+        # the profile is reported in rows, metadata and the funnel instead.
+        with torch.random.fork_rng(devices=[]), _quiet_root_logger():
             torch.manual_seed(TINY_SEED)
             model, _, preprocess = open_clip.create_model_and_transforms(
                 arch, pretrained=None, precision=precision, device=device
