@@ -22,4 +22,26 @@ def ensure_dagster_home(data_dir: Path) -> Path:
     if not config.exists() and INSTANCE_TEMPLATE.exists():
         shutil.copyfile(INSTANCE_TEMPLATE, config)
     os.environ["DAGSTER_HOME"] = str(home)
+    _initialize_storage_once(home)
     return home
+
+
+def _initialize_storage_once(home: Path) -> None:
+    """Create the instance's SQLite storage under a lock.
+
+    Two processes creating a fresh instance at once both stamp alembic's version table,
+    leaving it with two heads that no later process can open.
+    """
+    from filelock import FileLock
+
+    marker = home / ".storage-initialized"
+    if marker.exists():
+        return
+    with FileLock(str(home / ".storage-init.lock")):
+        if marker.exists():
+            return
+        from dagster import DagsterInstance
+
+        with DagsterInstance.get():
+            pass
+        marker.touch()
