@@ -47,6 +47,11 @@ def _load_videos(store, shard: str, video_ids: list[str]):
     return ready, errors
 
 
+def _score_row(video_id: str, column: str, per_frame, mode: str, base: dict) -> dict:
+    return {"video_id": video_id, column: reduce_scores(per_frame, mode),
+            "frame_scores": [float(x) for x in per_frame], "error": None, **base}
+
+
 def _flatten(ready):
     images, owners = [], []
     for i, (_, frames) in enumerate(ready):
@@ -84,8 +89,7 @@ def build_clip_similarity(recipe: Recipe, profile: str):
             text_emb = encoder.encode_texts([captions[vid] for vid, _ in ready])
             for i, (vid, _) in enumerate(ready):
                 per_frame = frame_text_similarity(image_emb[owners == i], text_emb[i])
-                rows.append({"video_id": vid, column: reduce_scores(per_frame, config.reduce_mode),
-                             "frame_scores": [float(x) for x in per_frame], "error": None, **base})
+                rows.append(_score_row(vid, column, per_frame, config.reduce_mode, base))
         frame = to_frame(rows, _schema(column))
         return write_shard(context, store, CLIP_SIMILARITY, frame, started, model_metadata(model_id, settings.profile),
                            check_results=[_range_check(CLIP_SIMILARITY, frame, column, -1.0, 1.0)])
@@ -118,9 +122,7 @@ def build_aesthetics(recipe: Recipe, profile: str):
             images, owners = _flatten(ready)
             scores = np.asarray(scorer.score(images), dtype=np.float64)
             for i, (vid, _) in enumerate(ready):
-                per_frame = scores[owners == i]
-                rows.append({"video_id": vid, column: reduce_scores(per_frame, config.reduce_mode),
-                             "frame_scores": [float(x) for x in per_frame], "error": None, **base})
+                rows.append(_score_row(vid, column, scores[owners == i], config.reduce_mode, base))
         frame = to_frame(rows, _schema(column))
         # the head is a regression, not a bounded one: a real clip can land slightly outside 0..1
         return write_shard(context, store, AESTHETICS, frame, started, model_metadata(scorer.model_id, settings.profile),
@@ -153,9 +155,7 @@ def build_ocr_area(recipe: Recipe, profile: str):
         rows = [{"video_id": vid, "error": err, **base} for vid, err in errors.items()]
         for vid, frames in ready:
             try:
-                per_frame = detector.area_ratios(frames)
-                rows.append({"video_id": vid, column: float(np.mean(per_frame)),
-                             "frame_scores": [float(x) for x in per_frame], "error": None, **base})
+                rows.append(_score_row(vid, column, detector.area_ratios(frames), "avg", base))
             except Exception as exc:
                 rows.append({"video_id": vid, "error": f"{type(exc).__name__}: {str(exc)[:300]}", **base})
         frame = to_frame(rows, _schema(column))
