@@ -44,3 +44,14 @@ def isolated_env(tmp_path, monkeypatch) -> Path:
     monkeypatch.delenv("CURATION_RECIPE", raising=False)
     (tmp_path / "dagster_home").mkdir()
     return data_dir
+
+
+@pytest.fixture
+def empty_hf_home(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face cache, so no weights on this machine can leak into a test."""
+    home = tmp_path / "hf_home"
+    home.mkdir()
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    return home

@@ -48,16 +48,6 @@ def _fresh_model_cache():
     registry.clear_cache()
 
 
-@pytest.fixture
-def empty_hf_cache(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "hf_home"
-    home.mkdir()
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    return home
-
-
 def _frames(n: int = 3, seed: int = 0) -> list[np.ndarray]:
     rng = np.random.RandomState(seed)
     sizes = [(120, 200), (224, 224), (300, 160), (64, 96)]
@@ -168,7 +158,7 @@ def test_reduce_scores_modes():
 
 
 @pytest.mark.parametrize("filename", ["open_clip_model.safetensors", "weights.pt"])
-def test_real_profile_loads_weights_file_from_model_dir(tmp_path, empty_hf_cache, filename):
+def test_real_profile_loads_weights_file_from_model_dir(tmp_path, empty_hf_home, filename):
     import open_clip
     import torch
 
@@ -224,9 +214,9 @@ def _fake_hub_file(hf_home: Path, repo_id: str, filename: str) -> Path:
     return target
 
 
-def test_openai_weights_are_found_in_the_hf_cache_after_the_model_dir(tmp_path, empty_hf_cache):
+def test_openai_weights_are_found_in_the_hf_cache_after_the_model_dir(tmp_path, empty_hf_home):
     """Where open_clip's own pretrained='openai' download lands; found without any hub call."""
-    cached = _fake_hub_file(empty_hf_cache, "timm/vit_base_patch32_clip_224.openai", "open_clip_pytorch_model.bin")
+    cached = _fake_hub_file(empty_hf_home, "timm/vit_base_patch32_clip_224.openai", "open_clip_pytorch_model.bin")
     settings = ModelSettings(profile="real", model_dir=tmp_path / "models", device="cpu")
     path, looked_in = locate_clip_weights("ViT-B-32", "openai", settings)
     assert path == str(cached) and len(looked_in) == 2
@@ -238,7 +228,7 @@ def test_openai_weights_are_found_in_the_hf_cache_after_the_model_dir(tmp_path, 
     assert path == str(folder / "open_clip_model.safetensors")
 
 
-def test_real_profile_missing_weights_fails_fast(tmp_path, empty_hf_cache):
+def test_real_profile_missing_weights_fails_fast(tmp_path, empty_hf_home):
     model_dir = tmp_path / "empty_models"
     model_dir.mkdir()
     settings = ModelSettings(profile="real", model_dir=model_dir, device="cpu")
@@ -251,16 +241,16 @@ def test_real_profile_missing_weights_fails_fast(tmp_path, empty_hf_cache):
     assert "CURATION_MODEL_DIR" in message
     assert str(clip_weights_dir(model_dir, "ViT-B-32", "openai")) in message
     assert "timm/vit_base_patch32_clip_224.openai" in message
-    assert str(empty_hf_cache) in message
+    assert str(empty_hf_home) in message
     assert "create_model_and_transforms('ViT-B-32', pretrained='openai')" in message
 
 
-def test_real_profile_without_model_dir_names_the_env_var(empty_hf_cache):
+def test_real_profile_without_model_dir_names_the_env_var(empty_hf_home):
     with pytest.raises(MissingWeightsError, match="CURATION_MODEL_DIR"):
         load_clip("ViT-L-14", "openai", ModelSettings(profile="real", model_dir=None, device="cpu"))
 
 
-def test_real_profile_unusable_weights_file_is_reported(tmp_path, empty_hf_cache):
+def test_real_profile_unusable_weights_file_is_reported(tmp_path, empty_hf_home):
     name, tag = "curation-test-clip-e32", "broken"
     register_clip_config(name, tiny_clip_config(embed_dim=32))
     folder = clip_weights_dir(tmp_path, name, tag)
@@ -299,7 +289,7 @@ def test_aesthetic_mlp_has_the_published_keys():
 
 
 @pytest.mark.parametrize("bare_sequential", [False, True])
-def test_aesthetic_head_file_loads_strictly_from_model_dir(tmp_path, empty_hf_cache, bare_sequential):
+def test_aesthetic_head_file_loads_strictly_from_model_dir(tmp_path, empty_hf_home, bare_sequential):
     import torch
 
     state = _random_head_state()
@@ -328,7 +318,7 @@ def test_aesthetic_head_file_loads_strictly_from_model_dir(tmp_path, empty_hf_ca
     assert np.all((scores > 0.0) & (scores < 1.0))
 
 
-def test_aesthetic_head_with_wrong_keys_is_rejected(tmp_path, empty_hf_cache):
+def test_aesthetic_head_with_wrong_keys_is_rejected(tmp_path, empty_hf_home):
     import torch
 
     state = _random_head_state()
@@ -376,7 +366,7 @@ def test_tiny_aesthetics_same_scores_in_another_process():
     np.testing.assert_array_equal(remote, local)
 
 
-def test_missing_aesthetic_head_names_the_file(tmp_path, empty_hf_cache):
+def test_missing_aesthetic_head_names_the_file(tmp_path, empty_hf_home):
     backbone = load_clip("ViT-L-14", "openai", TINY)
     settings = ModelSettings(profile="real", model_dir=tmp_path, device="cpu")
     start = time.perf_counter()
@@ -390,7 +380,7 @@ def test_missing_aesthetic_head_names_the_file(tmp_path, empty_hf_cache):
     assert "improved-aesthetic-predictor" in message
 
 
-def test_real_aesthetics_without_backbone_weights_names_vit_l14(tmp_path, empty_hf_cache):
+def test_real_aesthetics_without_backbone_weights_names_vit_l14(tmp_path, empty_hf_home):
     with pytest.raises(MissingWeightsError, match="ViT-L-14"):
         load_aesthetic_scorer(ModelSettings(profile="real", model_dir=tmp_path, device="cpu"))
 

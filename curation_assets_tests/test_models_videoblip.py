@@ -48,16 +48,6 @@ def _one_thread():
     torch.set_num_threads(previous)
 
 
-@pytest.fixture
-def empty_hf_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "hf_home"
-    home.mkdir()
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    return home
-
-
 def test_import_does_not_import_torch():
     code = ("import sys, curation_assets.models.videoblip as m; "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules; print(m.DEFAULT_CAPTIONER)")

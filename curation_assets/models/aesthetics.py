@@ -25,8 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .clip import ClipEncoder, hf_cached_file, hf_hub_cache_dir, load_clip
-from .registry import MODEL_DIR_ENV, ModelSettings, cached_model, missing_weights
+from .clip import ClipEncoder, hf_cached_file, load_clip
+from .registry import MODEL_DIR_ENV, ModelSettings, cached_model, hf_hub_cache_dir, missing_weights
 
 AESTHETIC_HEAD = "sac+logos+ava1-l14-linearMSE"
 AESTHETIC_HEAD_FILE = f"{AESTHETIC_HEAD}.pth"

@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .registry import MODEL_DIR_ENV, ModelSettings, cached_model, missing_weights
+from .registry import MODEL_DIR_ENV, ModelSettings, cached_model, hf_hub_cache_dir, missing_weights
 
 DEFAULT_CLIP_MODEL = "ViT-B-32"
 DEFAULT_CLIP_PRETRAINED = "openai"
@@ -172,19 +172,6 @@ def find_weight_file(folder: Path) -> Path | None:
     candidates = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     candidates.sort(key=lambda p: p.suffix != ".safetensors")  # stable: safetensors first
     return candidates[0] if candidates else None
-
-
-def hf_hub_cache_dir() -> Path:
-    """The hub cache huggingface_hub would use, resolved from the environment *now*.
-
-    (huggingface_hub reads HF_HOME / HF_HUB_CACHE once at import; reading them here keeps a
-    later change, e.g. a test's HF_HOME, effective.)
-    """
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.path.expandvars(os.environ[var])).expanduser()
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    return Path(os.path.expandvars(home)).expanduser() / "hub"
 
 
 def pretrained_tag_config(model_name: str, pretrained: str) -> dict:

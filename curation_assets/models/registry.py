@@ -79,6 +79,19 @@ def missing_weights(what: str, looked_in: list[str], how: str, problem: str = "w
     )
 
 
+def hf_hub_cache_dir() -> Path:
+    """The hub cache huggingface_hub would use, resolved from the environment *now*.
+
+    (huggingface_hub reads HF_HOME / HF_HUB_CACHE once at import; reading them here keeps a
+    later change, e.g. a test's HF_HOME, effective.)
+    """
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.path.expandvars(os.environ[var])).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    return Path(os.path.expandvars(home)).expanduser() / "hub"
+
+
 _CACHE: dict[tuple, Any] = {}
 _LOCK = threading.RLock()  # re-entrant: a loader may load another cached model (aesthetics -> CLIP)
 

@@ -35,13 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from curation_assets.models.registry import MODEL_DIR_ENV, ModelSettings, cached_model, missing_weights
+from curation_assets.models.registry import (
+    MODEL_DIR_ENV, ModelSettings, cached_model, hf_hub_cache_dir, missing_weights,
+)
 
 DEFAULT_CAPTIONER = "kpyu/video-blip-opt-2.7b-ego4d"
 DEFAULT_NUM_FRAMES = 8  # VideoBLIP was fine-tuned on Ego4D clips subsampled to 8 frames
@@ -399,17 +400,6 @@ def load_captioner(model_id: str = DEFAULT_CAPTIONER, settings: ModelSettings | 
     raise ValueError(f"unknown model profile {settings.profile!r}")
 
 
-def _hf_cache_dir() -> Path:
-    """The hub cache as huggingface_hub resolves it, but read from the environment now."""
-    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg).expanduser() / "huggingface" / "hub"
-
-
 def _how_to_provide(model_id: str) -> str:
     target = f"${MODEL_DIR_ENV}/hf/{model_id}"
     return (
@@ -435,7 +425,7 @@ def local_model_path(model_id: str, settings: ModelSettings) -> Path:
     else:
         looked_in.append(f"${MODEL_DIR_ENV}/hf/{model_id}/ ({MODEL_DIR_ENV} is not set)")
 
-    cache_dir = _hf_cache_dir()
+    cache_dir = hf_hub_cache_dir()
     repo_cache = cache_dir / f"models--{model_id.replace('/', '--')}"
     if repo_cache.is_dir():
         from huggingface_hub import snapshot_download
