@@ -44,16 +44,18 @@ def _self_rss_mb() -> float:
 
 
 def task_motion(videos: list[dict], params: dict) -> dict:
-    from curation_assets.scorers.motion import MotionParams, motion_score
+    from curation_assets.scorers.motion import MotionParams, default_flow_threads, motion_score
 
+    params = dict(params)
+    flow_threads = params.pop("flow_threads", None) or default_flow_threads()
     motion_params = MotionParams(**params)
     rows = []
     for video in videos:
-        result, wall, cpu = _timed(motion_score, video["path"], motion_params)
+        result, wall, cpu = _timed(motion_score, video["path"], motion_params, flow_threads=flow_threads)
         rows.append({"path": video["path"], "value": result.motion_score, "wall_s": wall, "cpu_s": cpu,
                      "frames_decoded": result.frames_decoded, "frames_compared": len(result.frame_indices),
                      "error": result.error})
-    return {"params": motion_params.as_dict(), "videos": rows}
+    return {"params": {**motion_params.as_dict(), "flow_threads": flow_threads}, "videos": rows}
 
 
 def _motion_one(item: tuple[str, dict]) -> dict:
@@ -61,7 +63,8 @@ def _motion_one(item: tuple[str, dict]) -> dict:
     from curation_assets.scorers.motion import MotionParams, motion_score
 
     path, params = item
-    result, wall, cpu = _timed(motion_score, path, MotionParams(**params))
+    # the pool's processes already fill the cores: no flow threads of their own (as in the graph)
+    result, wall, cpu = _timed(motion_score, path, MotionParams(**params), flow_threads=1)
     return {"path": path, "value": result.motion_score, "video_wall_s": wall, "cpu_s": cpu,
             "frames_decoded": result.frames_decoded, "error": result.error, "worker_pid": os.getpid()}
 
@@ -135,9 +138,8 @@ def task_ocr(videos: list[dict], params: dict) -> dict:
     from curation_assets.models.registry import ModelSettings
 
     max_side = params.get("max_side")
-    (detector, load_wall, load_cpu) = _timed(load_text_detector, ModelSettings(profile="real"), max_side=max_side)
-    if params.get("bf16"):
-        _bf16_detector(detector, channels_last=bool(params.get("channels_last")))
+    (detector, load_wall, load_cpu) = _timed(load_text_detector, ModelSettings(profile="real"), max_side=max_side,
+                                             precision=params.get("precision", "auto"))
     rows = []
     for video in videos:
         (frames, indices, decoded), ex_wall, ex_cpu = _timed(extract_uniform_frames, video["path"])
@@ -149,95 +151,9 @@ def task_ocr(videos: list[dict], params: dict) -> dict:
                      "wall_s": ex_wall + det_wall, "cpu_s": ex_cpu + det_cpu, "error": None})
     import torch
 
-    return {"params": {"max_side": max_side, "bf16": bool(params.get("bf16")),
-                       "channels_last": bool(params.get("channels_last"))}, "load_s": load_wall, "load_cpu_s": load_cpu,
+    return {"params": {"max_side": max_side, "precision": detector.precision, "model_id": detector.model_id},
+            "load_s": load_wall, "load_cpu_s": load_cpu,
             "torch_threads": torch.get_num_threads(), "videos": rows}
-
-
-def _bf16_detector(detector, channels_last: bool = False) -> None:
-    """PROTOTYPE (benchmark only, not the product): CRAFT's forward under CPU bfloat16 autocast
-    (and NHWC weights when channels_last: oneDNN's fast path for bf16 convolutions).
-
-    easyocr converts the network's output with .numpy(), which rejects bfloat16, so the
-    outputs are cast back to float32; everything after the network is unchanged.
-    """
-    import torch
-
-    net = detector.reader.detector
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
-    forward = net.forward
-
-    def bf16_forward(*args, **kwargs):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            y, feature = forward(*args, **kwargs)
-        return y.float(), feature.float()
-
-    net.forward = bf16_forward
-
-
-def task_motion_proto(videos: list[dict], params: dict) -> dict:
-    """PROTOTYPE (benchmark only, not the product) of two motion speed-ups.
-
-    - threads > 1: the same decode loop, but each frame pair's Farneback runs on a thread
-      pool (OpenCV releases the GIL), so decoding and flow use both cores. The per-pair
-      math is the product's own frame_motion/to_gray, so scores are identical.
-    - gray_reformat: the sampled frame goes straight from YUV to a resized 8-bit gray image
-      with FFmpeg's swscale (frame.reformat, area interpolation) instead of to_ndarray(bgr24)
-      + cv2.resize + cvtColor (fast mode only: the pixels differ slightly).
-    """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import av
-    import numpy as np
-
-    from curation_assets.scorers.motion import (MotionParams, frame_motion, resized_size, sample_indices,
-                                                sampling_step, to_gray)
-
-    threads = int(params.get("threads", 2))
-    gray_reformat = bool(params.get("gray_reformat", False))
-    motion_params = MotionParams(**params.get("motion", {}))
-    pool = ThreadPoolExecutor(threads) if threads > 1 else None
-
-    def score(path: str):
-        with av.open(path) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate)
-            total = int(stream.frames or 0)
-            wanted: dict[int, int] = {}
-            for i in sample_indices(total, sampling_step(fps, total, motion_params.sampling_fps),
-                                    motion_params.frame_selection):
-                wanted[i] = wanted.get(i, 0) + 1
-            last = max(wanted) if wanted else -1
-            prev, futures, decoded = None, [], 0
-            for index, frame in enumerate(container.decode(stream)):
-                decoded += 1
-                if index in wanted:
-                    if gray_reformat:
-                        h, w = resized_size(frame.height, frame.width, motion_params.size, motion_params.max_size)
-                        gray = frame.reformat(width=w, height=h, format="gray", interpolation="AREA").to_ndarray()
-                    else:
-                        gray = to_gray(frame.to_ndarray(format="bgr24"), motion_params)
-                    for _ in range(wanted[index]):
-                        if prev is not None:
-                            futures.append(pool.submit(frame_motion, prev, gray, motion_params) if pool
-                                           else frame_motion(prev, gray, motion_params))
-                        prev = gray
-                if index >= last:
-                    break
-        pairs = [f.result() if pool else f for f in futures]
-        return (float(np.mean(pairs)) if pairs else -1.0), decoded
-
-    rows = []
-    for video in videos:
-        (value, decoded), wall, cpu = _timed(score, video["path"])
-        rows.append({"path": video["path"], "value": value, "frames_decoded": decoded, "wall_s": wall, "cpu_s": cpu,
-                     "error": None})
-    if pool:
-        pool.shutdown()
-    return {"params": {"threads": threads, "gray_reformat": gray_reformat, "motion": motion_params.as_dict()},
-            "videos": rows}
 
 
 def task_char_rep(videos: list[dict], params: dict) -> dict:
@@ -409,7 +325,7 @@ def task_graph_report(videos: list[dict], params: dict) -> dict:
 
 TASKS = {
     "motion": task_motion, "motion_parallel": task_motion_parallel, "resolution": task_resolution, "ocr": task_ocr, "char_rep": task_char_rep,
-    "decode": task_decode, "motion_proto": task_motion_proto, "motion_study": task_motion_study, "gen_synthetic": task_gen_synthetic,
+    "decode": task_decode, "motion_study": task_motion_study, "gen_synthetic": task_gen_synthetic,
     "replicate": task_replicate, "graph_report": task_graph_report,
 }
 

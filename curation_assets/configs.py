@@ -27,11 +27,15 @@ class MotionConfig(Config):
     size: Optional[int] = Field(None, gt=0, description="Resize so the short side has this many pixels before flow.")
     max_size: Optional[int] = Field(None, gt=0, description="Cap the long side after `size`.")
     relative: bool = Field(False, description="Divide each pair's mean flow by the frame diagonal.")
+    scale_to_source: bool = Field(
+        False, description="With size/max_size: report flow in source-frame pixels, so exact-mode (data-juicer) "
+        "thresholds apply to the fast mode unchanged.",
+    )
 
     def params(self) -> MotionParams:
         return MotionParams(
             sampling_fps=self.sampling_fps, frame_selection=self.frame_selection,
-            size=self.size, max_size=self.max_size, relative=self.relative,
+            size=self.size, max_size=self.max_size, relative=self.relative, scale_to_source=self.scale_to_source,
         )
 
 
@@ -69,6 +73,10 @@ class OcrAreaConfig(Config):
     languages: list[str] = Field(default_factory=lambda: ["en"], description="EasyOCR languages (detector only).")
     max_side: Optional[int] = Field(
         None, gt=0, description="Detect on frames downscaled to this long side (faster; see README for the tolerance)."
+    )
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="Detector arithmetic: auto = bfloat16 on CPUs with native bfloat16 (about 2x, ratios "
+        "within 0.002 of float32), else float32; float32 = data-juicer's exact path.",
     )
 
 

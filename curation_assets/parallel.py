@@ -27,10 +27,22 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
+def worker_processes(n_items: int, workers: int, min_per_worker: int = 2) -> int:
+    """How many processes map_videos uses: 1 (in-process) when the shard is too small to
+    repay worker start-up."""
+    return max(1, min(workers, n_items // min_per_worker))
+
+
+def threads_per_process(n_items: int, workers: int, min_per_worker: int = 2) -> int:
+    """The cores of the budget each of map_videos' processes can fill with threads of its
+    own: the whole budget in-process, 1 when the workers already take every core."""
+    return max(1, workers // worker_processes(n_items, workers, min_per_worker))
+
+
 def map_videos(fn: Callable[[T], R], items: Iterable[T], workers: int, min_per_worker: int = 2) -> list[R]:
     """fn over items, in order; in-process when the shard is too small to repay worker start-up."""
     items = list(items)
-    workers = min(workers, max(1, len(items) // min_per_worker))
+    workers = worker_processes(len(items), workers, min_per_worker)
     if workers <= 1:
         return [fn(item) for item in items]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:

@@ -31,7 +31,7 @@ CODE_REVISIONS = {
     "caption_repetition": "1",
     "clip_similarity": "1",
     "aesthetics": "1",
-    "ocr_area": "1",
+    "ocr_area": "2",  # 2: bfloat16 detection by default on CPUs that do it natively
     "curated_videos": "2",
     "accelerated_videos": "1",
     "lora_training_set": "1",

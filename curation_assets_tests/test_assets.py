@@ -283,10 +283,13 @@ def test_training_set_and_report_from_the_store(curated_demo, tmp_path):
 
 
 def test_worker_processes_give_the_same_rows(demo_copy, tmp_path, monkeypatch):
-    """The shard's decode pass spread over 2 spawned workers writes what 1 process writes."""
+    """The shard's decode pass spread over 2 spawned workers writes what 1 process writes,
+    and so do 2 workers with flow threads of their own (a budget of 8 cores, 4 videos:
+    2 processes x 4 threads)."""
     names = ["good_pan_right.mp4", "good_tilt_down.mp4", "good_diagonal.mp4", "static.mp4"]
     results = {}
-    for workers in ("1", "2"):
+    expected_flow_threads = {"1": 1, "2": 1, "8": 4}
+    for workers in ("1", "2", "8"):
         monkeypatch.setenv("CURATION_WORKERS", workers)
         data = tmp_path / f"w{workers}"
         store = ScoreStore(data / "curation.duckdb")
@@ -298,8 +301,10 @@ def test_worker_processes_give_the_same_rows(demo_copy, tmp_path, monkeypatch):
             assert result.success
             mats = result.asset_materializations_for_node("video_pass")
         assert {m.metadata["workers"].value for m in mats if "workers" in m.metadata} == {int(workers)}
+        assert {m.metadata["flow_threads"].value for m in mats if "flow_threads" in m.metadata} == {
+            expected_flow_threads[workers]}
         motion = store.read_shard("motion", SHARD).sort("video_id")
         frames = store.read_shard("sampled_frames", SHARD).sort("video_id")
         results[workers] = (motion.select("video_id", "motion_score", "frame_indices").rows(),
                             frames.select("video_id", "frame_indices").rows())
-    assert results["1"] == results["2"]
+    assert results["1"] == results["2"] == results["8"]

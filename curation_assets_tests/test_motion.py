@@ -9,7 +9,9 @@ import pytest
 
 from curation_assets.samples import synthetic
 from curation_assets.scorers.motion import (
+    MotionAccumulator,
     MotionParams,
+    default_flow_threads,
     motion_score,
     resized_size,
     sample_indices,
@@ -170,6 +172,31 @@ def test_max_size_alone_also_scales(clips):
     assert capped.motion_score / full.motion_score == pytest.approx(0.5, rel=0.10)
 
 
+@pytest.mark.parametrize("size,max_size", [(H // 2, None), (H // 4, None), (None, W // 2)])
+def test_scale_to_source_puts_fast_scores_on_the_exact_scale(clips, size, max_size):
+    """Flow measured on the downscaled frames, reported in source pixels: 3 px per sampled
+    pair at full size stays ~3 px (instead of 3 x scale), so exact-mode thresholds apply."""
+    full = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride"))
+    small = MotionParams(frame_selection="stride", size=size, max_size=max_size)
+    plain = motion_score(clips["quarter_px"], small)
+    scaled = motion_score(clips["quarter_px"], MotionParams(**{**small.as_dict(), "scale_to_source": True}))
+    h, _ = resized_size(H, W, size, max_size)
+    assert scaled.motion_score == pytest.approx(plain.motion_score * H / h, rel=0.02)
+    assert scaled.motion_score == pytest.approx(full.motion_score, rel=0.15)
+    # at full size there is nothing to scale back
+    same = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride", scale_to_source=True))
+    assert same.pair_scores == full.pair_scores
+
+
+def test_scale_to_source_scales_each_axis_by_its_own_factor(tmp_path):
+    # 160x128 -> size 64 gives 80x64 (x and y both halved); a pure vertical shift of 1 px
+    # per frame must come back as ~1 source px, i.e. the y factor (128/64) is the one used.
+    clip = synthetic.write_moving_pattern(tmp_path / "down.mp4", width=W, height=H, fps=FPS, n_frames=12,
+                                          shift_px_per_frame=(0, 1))
+    params = MotionParams(sampling_fps=FPS, frame_selection="stride", size=64, scale_to_source=True)
+    assert motion_score(clip, params).motion_score == pytest.approx(1.0, rel=0.15)
+
+
 @pytest.mark.parametrize("size", [None, H // 2])
 def test_relative_divides_by_resized_diagonal(clips, size):
     plain = motion_score(clips["quarter_px"], MotionParams(frame_selection="stride", size=size))
@@ -177,6 +204,38 @@ def test_relative_divides_by_resized_diagonal(clips, size):
     h, w = resized_size(H, W, size, None)
     assert relative.motion_score == pytest.approx(plain.motion_score / math.hypot(h, w), rel=1e-6)
     assert relative.motion_score < 0.05
+
+
+@pytest.mark.parametrize("params", [MotionParams(), MotionParams(sampling_fps=FPS, frame_selection="stride")])
+def test_flow_threads_give_identical_scores(clips, params):
+    one = motion_score(clips["quarter_px"], params, flow_threads=1)
+    two = motion_score(clips["quarter_px"], params, flow_threads=2)
+    assert two.pair_scores == one.pair_scores  # bit-identical, and in frame order
+    assert two.motion_score == one.motion_score
+    assert two.frame_indices == one.frame_indices
+
+
+def test_flow_threads_bound_the_pairs_in_flight():
+    """However long the clip, at most 2 x threads frame pairs (and their grey frames) wait."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    acc = MotionAccumulator(fps=24, total_frames=200, params=MotionParams(sampling_fps=24, frame_selection="stride"),
+                            flow_threads=2)
+    base = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+    for i in range(200):
+        acc.add(i, np.roll(base, i, axis=1))
+        assert len(acc._pending) < acc.max_pending
+    result = acc.result(frames_decoded=200)
+    assert 1 < acc.peak_pending <= acc.max_pending == 4
+    assert len(result.pair_scores) == 199 and result.error is None
+    assert result.motion_score == pytest.approx(1.0, abs=0.2)
+
+
+def test_flow_threads_default_and_validation():
+    assert 1 <= default_flow_threads() <= 4
+    with pytest.raises(ValueError, match="flow_threads"):
+        MotionAccumulator(fps=24, total_frames=10, params=MotionParams(), flow_threads=0)
 
 
 def test_explicit_fps_and_frame_count_override_the_header(clips):

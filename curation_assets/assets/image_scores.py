@@ -146,8 +146,9 @@ def build_ocr_area(recipe: Recipe, profile: str):
         from curation_assets.models.ocr import load_text_detector
 
         started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
-        detector = load_text_detector(settings, languages=tuple(config.languages), max_side=config.max_side)
-        model_id = "easyocr:craft_mlt_25k"
+        detector = load_text_detector(settings, languages=tuple(config.languages), max_side=config.max_side,
+                                      precision=config.precision)
+        model_id = detector.model_id
         video_ids = list(shard_frames(store, context.partition_key))
         ready, errors = _load_videos(store, context.partition_key, video_ids)
         # OCR weights are real in every profile: the detector ships in a pip package

@@ -5,7 +5,7 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Ass
 from pydantic import Field, create_model
 
 from curation_assets.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
-from curation_assets.parallel import default_workers, map_videos
+from curation_assets.parallel import default_workers, map_videos, threads_per_process
 from curation_assets.partitions import shard_partitions
 from curation_assets.recipe import Recipe, code_version, config_class
 from curation_assets.resources import CurationStore
@@ -72,9 +72,11 @@ def build_video_pass(recipe: Recipe):
         frames_json = params_json({**sampling.as_dict(), "image_format": config.sampled_frames.image_format})
         motion_rows, frame_rows = [], []
         videos = list(primary_videos(store, context.partition_key).iter_rows(named=True))
-        jobs = [PassJob(v["video_id"], v["path"], v["fps"], v["frame_count"], motion_params, sampling,
-                        curation_store.data_dir, config.sampled_frames.image_format) for v in videos]
         workers = default_workers()
+        # a shard too small for worker processes still gets every core: flow on threads
+        flow_threads = min(4, threads_per_process(len(videos), workers))
+        jobs = [PassJob(v["video_id"], v["path"], v["fps"], v["frame_count"], motion_params, sampling,
+                        curation_store.data_dir, config.sampled_frames.image_format, flow_threads) for v in videos]
         for job, out in zip(jobs, map_videos(run_pass_job, jobs, workers)):
             vid = job.video_id
             if out["error"]:
@@ -97,7 +99,8 @@ def build_video_pass(recipe: Recipe):
         without_frames = frames.filter(pl.col("error").is_null() & (pl.col("frame_paths").list.len() == 0)).height
         motion_result = write_shard(
             context, store, MOTION, motion, started,
-            {"mean_motion_score": float(scored["motion_score"].mean()) if scored.height else 0.0, "workers": workers},
+            {"mean_motion_score": float(scored["motion_score"].mean()) if scored.height else 0.0, "workers": workers,
+             "flow_threads": flow_threads},
             check_results=[AssetCheckResult(asset_key=MOTION, check_name="motion_in_range", passed=negative == 0,
                                             metadata={"negative_scores_without_error": negative})],
             asset_key=MOTION,

@@ -3,10 +3,21 @@
 Frames are decoded once, sequentially; only the sampled ones are converted and compared.
 data-juicer seeks (CAP_PROP_POS_FRAMES) before every sample, which costs it a re-decode
 from the previous keyframe per sample; the scores are the same.
+
+Once decoding is sequential, Farneback is the floor, and it runs on one core. With
+``flow_threads`` > 1 each frame pair's flow goes to a thread pool (OpenCV releases the
+GIL) while the decoder moves on, so one process keeps several cores busy; scores are
+bit-identical, pairs are averaged in order, and at most 2 * flow_threads pairs wait at
+once so memory stays flat for any clip length. Worker processes that already fill the
+cores use 1 (the default): threads there would only contend.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,6 +36,9 @@ class MotionParams:
     size: int | None = None  # resize so the short side is this many pixels
     max_size: int | None = None  # ... and the long side at most this
     relative: bool = False  # divide by the (resized) frame diagonal
+    # flow measured on resized frames, reported in source-frame pixels (x and y scaled back
+    # separately): fast mode's scores then sit on exact mode's scale and thresholds transfer
+    scale_to_source: bool = False
     pyr_scale: float = 0.5
     levels: int = 3
     winsize: int = 15
@@ -76,17 +90,25 @@ def resized_size(height: int, width: int, size: int | None, max_size: int | None
     return new_h, new_w
 
 
-def frame_motion(prev_gray: np.ndarray, gray: np.ndarray, params: MotionParams) -> float:
+def frame_motion(prev_gray: np.ndarray, gray: np.ndarray, params: MotionParams,
+                 source_hw: tuple[int, int] | None = None) -> float:
+    """Mean flow magnitude of one pair; source_hw (the frames' size before resizing) is
+    needed only for scale_to_source."""
     import cv2
 
     flow = cv2.calcOpticalFlowFarneback(
         prev_gray, gray, None, params.pyr_scale, params.levels, params.winsize,
         params.iterations, params.poly_n, params.poly_sigma, 0,
     )
+    height, width = flow.shape[:2]
+    if params.scale_to_source and source_hw is not None and tuple(source_hw) != (height, width):
+        flow[..., 0] *= source_hw[1] / width
+        flow[..., 1] *= source_hw[0] / height
+        height, width = source_hw
     mag, _ = cv2.cartToPolar(flow[..., 0], flow[..., 1])
     score = float(np.mean(mag))
     if params.relative:
-        score /= float(np.hypot(*flow.shape[:2]))
+        score /= float(np.hypot(height, width))
     return score
 
 
@@ -100,14 +122,38 @@ def to_gray(bgr: np.ndarray, params: MotionParams) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
 
 
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def flow_pool(threads: int) -> ThreadPoolExecutor:
+    """One long-lived pool per size and process: threads are reused across videos."""
+    with _pools_lock:
+        if threads not in _pools:
+            _pools[threads] = ThreadPoolExecutor(threads, thread_name_prefix="farneback")
+        return _pools[threads]
+
+
+def default_flow_threads() -> int:
+    """For a process scoring on its own: every core, up to 4 (beyond that decoding is the limit)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 class MotionAccumulator:
     """Consumes decoded frames in order and scores the sampled pairs.
 
     Separate from the decoder so one decode pass can feed motion and other consumers.
+    flow_threads > 1 computes pairs on a shared thread pool (see the module docstring).
     """
 
-    def __init__(self, fps: float, total_frames: int, params: MotionParams):
+    def __init__(self, fps: float, total_frames: int, params: MotionParams, flow_threads: int = 1):
+        if flow_threads < 1:
+            raise ValueError(f"flow_threads must be >= 1, got {flow_threads}")
         self.params = params
+        self._pool = flow_pool(flow_threads) if flow_threads > 1 else None
+        self._pending: deque[Future] = deque()
+        self.max_pending = 2 * flow_threads
+        self.peak_pending = 0
         step = sampling_step(fps, total_frames, params.sampling_fps)
         self.indices = sample_indices(total_frames, step, params.frame_selection)
         self._wanted: dict[int, int] = {}
@@ -126,13 +172,28 @@ class MotionAccumulator:
 
     def add(self, index: int, bgr: np.ndarray) -> None:
         gray = to_gray(bgr, self.params)
+        source_hw = bgr.shape[:2]
         for _ in range(self._wanted[index]):
             if self._prev is not None:
-                self.pair_scores.append(frame_motion(self._prev, gray, self.params))
+                self._score_pair(self._prev, gray, source_hw)
             self._prev = gray
             self.used_indices.append(index)
 
+    def _score_pair(self, prev: np.ndarray, gray: np.ndarray, source_hw: tuple[int, int]) -> None:
+        if self._pool is None:
+            self.pair_scores.append(frame_motion(prev, gray, self.params, source_hw))
+            return
+        self._pending.append(self._pool.submit(frame_motion, prev, gray, self.params, source_hw))
+        self.peak_pending = max(self.peak_pending, len(self._pending))
+        while len(self._pending) >= self.max_pending:
+            self.pair_scores.append(self._pending.popleft().result())
+
+    def _drain(self) -> None:
+        while self._pending:
+            self.pair_scores.append(self._pending.popleft().result())
+
     def result(self, frames_decoded: int, error: str | None = None) -> MotionResult:
+        self._drain()
         score = float(np.mean(self.pair_scores)) if self.pair_scores else -1.0
         if error is None and not self.pair_scores:
             error = f"fewer than two decodable frames ({len(self.used_indices)}): no frame pair to score"
@@ -140,9 +201,14 @@ class MotionAccumulator:
 
 
 def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
-                 total_frames: int | None = None) -> MotionResult:
-    """Score one video on its own (the asset graph scores motion inside the shared decode pass)."""
+                 total_frames: int | None = None, flow_threads: int | None = None) -> MotionResult:
+    """Score one video on its own (the asset graph scores motion inside the shared decode pass).
+
+    flow_threads: None = default_flow_threads(); pass 1 inside a process pool that already
+    uses every core.
+    """
     from curation_assets.scorers.frame_sampling import FrameSamplingParams
     from curation_assets.scorers.video_pass import video_pass
 
-    return video_pass(path, params, FrameSamplingParams(num_frames=0), fps, total_frames).motion
+    threads = default_flow_threads() if flow_threads is None else flow_threads
+    return video_pass(path, params, FrameSamplingParams(num_frames=0), fps, total_frames, flow_threads=threads).motion

@@ -37,6 +37,7 @@ def video_pass(
     sampling: FrameSamplingParams,
     fps: float | None = None,
     total_frames: int | None = None,
+    flow_threads: int = 1,
 ) -> VideoPassResult:
     import av
 
@@ -50,7 +51,7 @@ def video_pass(
             fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate)
         if total_frames is None or total_frames <= 0:
             total_frames = int(stream.frames or 0)
-        motion = MotionAccumulator(fps, total_frames, motion_params)
+        motion = MotionAccumulator(fps, total_frames, motion_params, flow_threads=flow_threads)
         collector = FrameCollector(total_frames, sampling)
         decoded, error, stopped_early = 0, None, False
         last_frame, last_index = None, -1
@@ -97,6 +98,7 @@ class PassJob:
     sampling: FrameSamplingParams
     data_dir: str
     image_format: str = "png"
+    flow_threads: int = 1  # >1 only when this job's process has cores to spare
 
 
 def run_pass_job(job: PassJob) -> dict:
@@ -107,7 +109,8 @@ def run_pass_job(job: PassJob) -> dict:
 
     t0 = time.perf_counter()
     try:
-        result = video_pass(job.path, job.motion_params, job.sampling, fps=job.fps, total_frames=job.frame_count)
+        result = video_pass(job.path, job.motion_params, job.sampling, fps=job.fps, total_frames=job.frame_count,
+                            flow_threads=job.flow_threads)
         paths = save_frames(job.data_dir, job.video_id, result.frame_indices, result.frames, job.image_format)
         height, width = result.frames[0].shape[:2] if result.frames else (None, None)
         return {"motion": result.motion, "frame_indices": result.frame_indices, "timestamps": result.frame_timestamps,
