@@ -273,6 +273,10 @@ def cmd_models(args) -> int:
         state = f"found  {row.found}" if row.found else f"MISSING (looked in: {row.how})"
         missing += row.found is None
         print(f"{row.model:<40} {row.used_by:<22} {state}")
+    from curation_assets.models.ocr import resolve_precision
+
+    device = settings.resolved_device()
+    print(f"\ndevice: {device}; ocr_area precision 'auto' runs {resolve_precision('auto', device)} here")
     if missing:
         print(f"\n{missing} missing: see README 'Models' for the download commands, or run with "
               "CURATION_MODEL_PROFILE=tiny (random weights, for tests).")

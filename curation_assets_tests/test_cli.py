@@ -105,3 +105,21 @@ def test_bad_input_and_bad_recipe_give_clear_errors(tmp_path):
     bad = _run([str(BIN / "curation-assets"), "run", "--input", str(tmp_path / "v"), "--config", str(recipe),
                 "--data-dir", str(tmp_path)], tmp_path)
     assert bad.returncode == 2 and "invalid motion config" in bad.stderr
+
+
+def test_models_lists_weights_and_ocr_precision(tmp_path):
+    """An empty model dir: CLIP/aesthetics/VideoBLIP missing (exit 1, with the lookup places),
+    the pip-installed CRAFT detector found, and what 'auto' OCR precision means here."""
+    empty = tmp_path / "models"
+    empty.mkdir()
+    proc = _run([str(BIN / "curation-assets"), "models", "--model-dir", str(empty)], tmp_path,
+                HF_HOME=str(tmp_path / "hf"))
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    assert "EasyOCR CRAFT detector" in out and "craft_mlt_25k.pth" in out
+    assert "MISSING" in out and str(empty) in out
+    from curation_assets.models.ocr import resolve_precision
+    from curation_assets.models.registry import ModelSettings
+
+    device = ModelSettings(profile="real").resolved_device()
+    assert f"device: {device}; ocr_area precision 'auto' runs {resolve_precision('auto', device)} here" in out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import traceback
-from pathlib import Path
 
 import polars as pl
 import pytest
