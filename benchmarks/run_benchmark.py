@@ -751,6 +751,12 @@ def analyse_graph(proc: dict, report: dict, decode_log: Path, n: int) -> dict:
             "frames_decoded_all_opens": sum(e["frames"] for e in entries),
             "motion_seconds": v.get("motion_seconds"),
         })
+    # decoding vs scoring inside video_pass, in process-seconds summed over its workers
+    pass_opens = [e for entries in opens.values() for e in entries if e["caller"].endswith(".video_pass")]
+    pass_decode_s = sum(e.get("decode_s") or 0.0 for e in pass_opens)
+    pass_job_s = sum(p["motion_seconds"] or 0.0 for p in per_video)
+    probe_decode_s = sum(e.get("decode_s") or 0.0 for entries in opens.values() for e in entries
+                         if not e["caller"].endswith(".video_pass"))
     decoded = [p["frames_decoded_all_opens"] for p in per_video if p["opens"]]
     minimum = [p["single_pass_minimum"] for p in per_video if p["single_pass_minimum"]]
     full_decodes = [sum(1 for e in opens.get(str(Path(v["path"])), []) if e["frames"] > 1) for v in report["videos"]]
@@ -772,6 +778,10 @@ def analyse_graph(proc: dict, report: dict, decode_log: Path, n: int) -> dict:
         "single_pass_minimum_per_video": statistics.fmean(minimum) if minimum else None,
         "max_full_decodes_per_video": max(full_decodes) if full_decodes else None,
         "opens_per_video": statistics.fmean([p["opens"] for p in per_video]) if per_video else None,
+        "video_pass_job_s": pass_job_s,
+        "video_pass_decode_s": pass_decode_s,
+        "video_pass_decode_share": pass_decode_s / pass_job_s if pass_job_s else None,
+        "other_opens_decode_s": probe_decode_s,
         "per_video": per_video,
         "status_counts": report.get("status_counts"),
     }
@@ -1032,6 +1042,11 @@ def render_graph(g: dict, targets: list) -> str:
             ["single-pass minimum per video (mean)", a["single_pass_minimum_per_video"]],
             ["container opens per video (mean)", a["opens_per_video"]],
             ["full decode passes per video (max)", a["max_full_decodes_per_video"]],
+            ["video_pass per-video jobs, process-s (sum over its workers)", a.get("video_pass_job_s")],
+            ["  of which waiting on the decoder (PyAV next())", a.get("video_pass_decode_s")],
+            ["  decode share of video_pass (the rest: frame conversion, Farneback, PNG writes)",
+             a.get("video_pass_decode_share")],
+            ["decoder time in the other opens (probe: one frame each) s", a.get("other_opens_decode_s")],
             ["status counts", ", ".join(f"{r['status']} {r['n']}" for r in a.get("status_counts") or [])],
         ]),
         "",
