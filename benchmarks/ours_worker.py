@@ -220,20 +220,26 @@ def task_motion_study(videos: list[dict], params: dict) -> dict:
 # --------------------------------------------------------------------------- inputs
 
 
+def _write_once(path: Path, write) -> bool:
+    """write(tmp) then rename onto path, unless a non-empty path is already there (inputs are
+    reused across runs; the rename keeps a killed run from leaving a half-written clip)."""
+    if path.exists() and path.stat().st_size > 0:
+        return False
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    write(tmp)
+    tmp.replace(path)
+    return True
+
+
 def task_gen_synthetic(videos: list[dict], params: dict) -> dict:
     """Write the motion-study clips described in params['specs'] (skipping ones already there)."""
     from curation_assets.samples.synthetic import write_moving_pattern
 
     written = 0
     for spec in params["specs"]:
-        path = Path(spec["path"])
-        if path.exists() and path.stat().st_size > 0:
-            continue
-        tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-        write_moving_pattern(tmp, width=spec["width"], height=spec["height"], fps=spec["fps"],
-                             n_frames=spec["n_frames"], shift_px_per_frame=tuple(spec["shift"]), seed=spec["seed"])
-        tmp.replace(path)
-        written += 1
+        written += _write_once(Path(spec["path"]), lambda tmp, spec=spec: write_moving_pattern(
+            tmp, width=spec["width"], height=spec["height"], fps=spec["fps"], n_frames=spec["n_frames"],
+            shift_px_per_frame=tuple(spec["shift"]), seed=spec["seed"]))
     return {"written": written, "videos": []}
 
 
@@ -246,15 +252,9 @@ def task_replicate(videos: list[dict], params: dict) -> dict:
     ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
     written = 0
     for item in params["copies"]:
-        dst = Path(item["dst"])
-        if dst.exists() and dst.stat().st_size > 0:
-            continue
-        tmp = dst.with_name(dst.stem + ".tmp" + dst.suffix)
-        subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-i", item["src"], "-map", "0", "-c", "copy",
-                        "-metadata", f"comment=curation-bench-copy-{item['tag']}", str(tmp)],
-                       check=True, capture_output=True)
-        tmp.replace(dst)
-        written += 1
+        written += _write_once(Path(item["dst"]), lambda tmp, item=item: subprocess.run(
+            [ffmpeg, "-y", "-loglevel", "error", "-i", item["src"], "-map", "0", "-c", "copy",
+             "-metadata", f"comment=curation-bench-copy-{item['tag']}", str(tmp)], check=True, capture_output=True))
     return {"written": written, "videos": []}
 
 
