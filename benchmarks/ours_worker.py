@@ -44,7 +44,8 @@ def _self_rss_mb() -> float:
 
 
 def task_motion(videos: list[dict], params: dict) -> dict:
-    from curation_assets.scorers.motion import MotionParams, default_flow_threads, motion_score
+    from curation_assets.scorers.motion import MotionParams, default_flow_threads
+    from curation_assets.scorers.video_pass import motion_score
 
     params = dict(params)
     flow_threads = params.pop("flow_threads", None) or default_flow_threads()
@@ -60,7 +61,8 @@ def task_motion(videos: list[dict], params: dict) -> dict:
 
 def _motion_one(item: tuple[str, dict]) -> dict:
     """One video in a worker process (picklable by reference: this module's top level)."""
-    from curation_assets.scorers.motion import MotionParams, motion_score
+    from curation_assets.scorers.motion import MotionParams
+    from curation_assets.scorers.video_pass import motion_score
 
     path, params = item
     # the pool's processes already fill the cores: no flow threads of their own (as in the graph)
@@ -200,7 +202,8 @@ def task_motion_study(videos: list[dict], params: dict) -> dict:
     """Scores of every clip under the exact parameters and each candidate fast setting."""
     import av
 
-    from curation_assets.scorers.motion import MotionParams, motion_score
+    from curation_assets.scorers.motion import MotionParams
+    from curation_assets.scorers.video_pass import motion_score
 
     settings = {"exact": {}} if params.get("with_exact", True) else {}
     settings.update(params["candidates"])

@@ -68,8 +68,8 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
 
 def _setup_env(args) -> tuple[Path, dict]:
     """Point every later import (definitions, resources) at this data dir and recipe."""
-    from curation_assets.instance import ensure_dagster_home
-    from curation_assets.recipe import RECIPE_ENV, RecipeError, load_recipe
+    from curation_assets.orchestration.instance import ensure_dagster_home
+    from curation_assets.orchestration.recipe import RECIPE_ENV, RecipeError, load_recipe
 
     if getattr(args, "model_profile", None):
         os.environ["CURATION_MODEL_PROFILE"] = args.model_profile
@@ -90,11 +90,11 @@ def _setup_env(args) -> tuple[Path, dict]:
 
 
 def cmd_run(args) -> int:
-    from curation_assets.definitions import expected_code_versions
+    from curation_assets.orchestration.definitions import expected_code_versions
     from curation_assets.funnel import funnel
     from curation_assets.ingest.discover import InputError, discover
     from curation_assets.ingest.registry import REGISTRY_TABLE, register
-    from curation_assets.staleness import shards_needing_run
+    from curation_assets.orchestration.staleness import shards_needing_run
     from curation_assets.store import ScoreStore
 
     started = time.perf_counter()
@@ -138,7 +138,7 @@ def cmd_run(args) -> int:
 def _ensure_partitions(shards: list[str]) -> None:
     from dagster import DagsterInstance
 
-    from curation_assets.partitions import shard_partitions
+    from curation_assets.orchestration.partitions import shard_partitions
 
     with DagsterInstance.get() as instance:
         existing = set(instance.get_dynamic_partitions(shard_partitions.name))
@@ -175,10 +175,10 @@ def run_shard(shard: str) -> tuple[bool, str]:
     """Execute the curate_shards job for one partition; returns (success, progress line)."""
     from dagster import DagsterInstance
 
-    from curation_assets.definitions import build_definitions
+    from curation_assets.orchestration.definitions import build_definitions
     from curation_assets.funnel import funnel
-    from curation_assets.jobs import CURATE_SHARDS_JOB
-    from curation_assets.recipe import recipe_from_env, run_config
+    from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
+    from curation_assets.orchestration.recipe import recipe_from_env, run_config
     from curation_assets.store import ScoreStore
 
     t0 = time.perf_counter()
@@ -207,9 +207,9 @@ def run_outputs() -> tuple[bool, list[str]]:
 
     from dagster import DagsterInstance
 
-    from curation_assets.definitions import build_definitions
-    from curation_assets.jobs import BUILD_OUTPUTS_JOB
-    from curation_assets.recipe import recipe_from_env, run_config
+    from curation_assets.orchestration.definitions import build_definitions
+    from curation_assets.orchestration.jobs import BUILD_OUTPUTS_JOB
+    from curation_assets.orchestration.recipe import recipe_from_env, run_config
 
     recipe = recipe_from_env()
     job = build_definitions(recipe).resolve_job_def(BUILD_OUTPUTS_JOB)
@@ -245,9 +245,9 @@ def cmd_demo(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from curation_assets.definitions import expected_code_versions
+    from curation_assets.orchestration.definitions import expected_code_versions
     from curation_assets.funnel import funnel
-    from curation_assets.staleness import shards_needing_run
+    from curation_assets.orchestration.staleness import shards_needing_run
     from curation_assets.store import ScoreStore
 
     data_dir, recipe = _setup_env(args)

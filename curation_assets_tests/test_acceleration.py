@@ -4,7 +4,8 @@ import pytest
 
 from curation_assets.samples.synthetic import write_slow_motion
 from curation_assets.scorers.acceleration import AccelerationParams, choose_factor, output_path, speed_up
-from curation_assets.scorers.motion import MotionParams, motion_score
+from curation_assets.scorers.motion import MotionParams
+from curation_assets.scorers.video_pass import motion_score
 from curation_assets.scorers.probe import probe_video
 
 PARAMS = AccelerationParams()  # band [1, 4], target 2 (geometric middle), cap 4x, >= 32 frames out

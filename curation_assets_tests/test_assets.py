@@ -11,14 +11,14 @@ import polars as pl
 import pytest
 from dagster import AssetKey, Definitions, instance_for_test
 
-from curation_assets.definitions import build_definitions, defs, expected_code_versions
+from curation_assets.orchestration.definitions import build_definitions, defs, expected_code_versions
 from curation_assets.ingest.discover import discover
 from curation_assets.ingest.registry import register
-from curation_assets.jobs import CURATE_SHARDS_JOB
-from curation_assets.partitions import shard_partitions
+from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
+from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.samples.synthetic import DEMO_EXPECTED, write_demo_set
 from curation_assets.scorers import video_pass
-from curation_assets.staleness import shards_needing_run
+from curation_assets.orchestration.staleness import shards_needing_run
 from curation_assets.store import ScoreStore
 
 SHARD = "shard-00000"
@@ -236,7 +236,7 @@ def test_slow_motion_clip_is_accelerated_into_the_band(curated_demo):
 def test_training_set_and_report_from_the_store(curated_demo, tmp_path):
     import json
 
-    from curation_assets.jobs import BUILD_OUTPUTS_JOB
+    from curation_assets.orchestration.jobs import BUILD_OUTPUTS_JOB
 
     data = tmp_path / "data"
     data.mkdir()
@@ -269,7 +269,7 @@ def test_training_set_and_report_from_the_store(curated_demo, tmp_path):
     report = data / "reports"
     assert (report / "score_report.md").read_text().count("![") >= 5
     assert (report / "motion_score.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    from curation_assets.recipe import load_recipe
+    from curation_assets.orchestration.recipe import load_recipe
 
     suggested = load_recipe(report / "suggested_recipe.yaml")  # a valid recipe for the next run
     assert "motion_min" in suggested["curated_videos"]["thresholds"]

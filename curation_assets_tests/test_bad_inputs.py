@@ -12,11 +12,11 @@ import polars as pl
 import pytest
 from dagster import instance_for_test
 
-from curation_assets.definitions import build_definitions
+from curation_assets.orchestration.definitions import build_definitions
 from curation_assets.ingest.discover import discover
 from curation_assets.ingest.registry import register
-from curation_assets.jobs import CURATE_SHARDS_JOB
-from curation_assets.partitions import shard_partitions
+from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
+from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.samples.bad_inputs import (
     BAD_INPUT_CASES, LONG_CAPTION_CHARS, REMOVED_NAME, UNREADABLE_NAME, expected_outcomes, is_root,
     write_bad_input_set,

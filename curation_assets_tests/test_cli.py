@@ -85,7 +85,7 @@ def test_dagster_asset_materialize_writes_same_rows(tmp_path, demo_copy):
     # the multiprocess executor with 4 concurrent steps: resolution, the decode pass, captions,
     # aesthetics and OCR overlap, each writing to the same DuckDB file
     multiprocess = '{"execution": {"config": {"multiprocess": {"max_concurrent": 4}}}}'
-    proc = _run([str(BIN / "dagster"), "asset", "materialize", "-m", "curation_assets.definitions",
+    proc = _run([str(BIN / "dagster"), "asset", "materialize", "-m", "curation_assets.orchestration.definitions",
                  "--select", "group:ingest or group:frames or group:scores or group:captions or group:curation",
                  "--partition", "shard-00000", "--config-json", multiprocess], tmp_path, CURATION_DATA_DIR=str(data))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -11,11 +11,11 @@ import duckdb
 import pytest
 from dagster import instance_for_test
 
-from curation_assets.definitions import build_definitions
+from curation_assets.orchestration.definitions import build_definitions
 from curation_assets.ingest.discover import discover
 from curation_assets.ingest.registry import register
-from curation_assets.jobs import CURATE_SHARDS_JOB
-from curation_assets.partitions import shard_partitions
+from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
+from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.store import ScoreStore
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -12,11 +12,11 @@ from curation_assets.scorers.motion import (
     MotionAccumulator,
     MotionParams,
     default_flow_threads,
-    motion_score,
     resized_size,
     sample_indices,
     sampling_step,
 )
+from curation_assets.scorers.video_pass import motion_score
 
 W, H, FPS = 160, 128, 24
 REAL_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_videos"

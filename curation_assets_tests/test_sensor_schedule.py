@@ -4,13 +4,13 @@ import shutil
 
 from dagster import SensorResult, SkipReason, build_schedule_context, build_sensor_context, instance_for_test
 
-from curation_assets.definitions import build_definitions, expected_code_versions
+from curation_assets.orchestration.definitions import build_definitions, expected_code_versions
 from curation_assets.ingest.registry import registered_shards
-from curation_assets.jobs import CURATE_SHARDS_JOB
-from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import run_config
-from curation_assets.schedules import build_rescore_schedule
-from curation_assets.sensors import new_video_files
+from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.recipe import run_config
+from curation_assets.orchestration.schedules import build_rescore_schedule
+from curation_assets.orchestration.sensors import new_video_files
 from curation_assets.store import ScoreStore
 
 

@@ -78,7 +78,7 @@ def _register(inputs: Path, db_path: Path, dagster_home: Path, monkeypatch) -> l
 
     from curation_assets.ingest.discover import discover
     from curation_assets.ingest.registry import register
-    from curation_assets.partitions import shard_partitions
+    from curation_assets.orchestration.partitions import shard_partitions
     from curation_assets.store import ScoreStore
 
     shards = register(ScoreStore(db_path), discover(inputs), 64)

@@ -24,6 +24,8 @@ if [ ! -x "$VENV/bin/python" ] || [ ! -f "$VENV/.complete" ]; then
   # torch first, alone: pip takes the pinned local wheel instead of resolving a newer one
   pip_quiet install torch==2.14.1 torchvision==0.29.1
   pip_quiet install -r requirements.lock
+  # scenedetect declares opencv-python (the GUI build); the headless cv2 above serves it
+  pip_quiet install --no-deps scenedetect==0.7.2
   touch "$VENV/.complete"
 fi
 pip_quiet install --no-deps -e .

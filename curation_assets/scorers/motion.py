@@ -19,7 +19,6 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -198,17 +197,3 @@ class MotionAccumulator:
         if error is None and not self.pair_scores:
             error = f"fewer than two decodable frames ({len(self.used_indices)}): no frame pair to score"
         return MotionResult(score, list(self.pair_scores), list(self.used_indices), frames_decoded, error)
-
-
-def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
-                 total_frames: int | None = None, flow_threads: int | None = None) -> MotionResult:
-    """Score one video on its own (the asset graph scores motion inside the shared decode pass).
-
-    flow_threads: None = default_flow_threads(); pass 1 inside a process pool that already
-    uses every core.
-    """
-    from curation_assets.scorers.frame_sampling import FrameSamplingParams
-    from curation_assets.scorers.video_pass import video_pass
-
-    threads = default_flow_threads() if flow_threads is None else flow_threads
-    return video_pass(path, params, FrameSamplingParams(num_frames=0), fps, total_frames, flow_threads=threads).motion

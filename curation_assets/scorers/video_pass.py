@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from curation_assets.scorers.frame_sampling import FrameCollector, FrameSamplingParams
-from curation_assets.scorers.motion import MotionAccumulator, MotionParams, MotionResult
+from curation_assets.scorers.motion import MotionAccumulator, MotionParams, MotionResult, default_flow_threads
 
 # Counts full decode passes in this process; tests use it to prove one pass per video.
 _passes = 0
@@ -84,6 +84,17 @@ def video_pass(
         )
     finally:
         container.close()
+
+
+def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
+                 total_frames: int | None = None, flow_threads: int | None = None) -> MotionResult:
+    """Score one video on its own (the asset graph scores motion inside the shared decode pass).
+
+    flow_threads: None = default_flow_threads(); pass 1 inside a process pool that already
+    uses every core.
+    """
+    threads = default_flow_threads() if flow_threads is None else flow_threads
+    return video_pass(path, params, FrameSamplingParams(num_frames=0), fps, total_frames, flow_threads=threads).motion
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, SkipReason, schedule
 
 from curation_assets import settings
-from curation_assets.jobs import curate_shards_job
-from curation_assets.partitions import shard_partitions
-from curation_assets.staleness import shards_needing_run
+from curation_assets.orchestration.jobs import curate_shards_job
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.staleness import shards_needing_run
 from curation_assets.store import ScoreStore
 
 

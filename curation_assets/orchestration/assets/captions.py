@@ -3,12 +3,12 @@ import time
 import polars as pl
 from dagster import AssetExecutionContext, asset
 
-from curation_assets.assets.shard_io import (
+from curation_assets.orchestration.assets.shard_io import (
     RAW_VIDEOS, SAMPLED_FRAMES, frames_or_error, model_metadata, primary_videos, shard_frames, to_frame, write_shard,
 )
-from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import Recipe, code_version, config_class
-from curation_assets.resources import CurationStore, ModelResource
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.resources import CurationStore, ModelResource
 from curation_assets.scorers.caption_text import clean_caption
 
 CAPTIONS = "captions"

@@ -3,11 +3,11 @@ import time
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, asset
 
-from curation_assets.assets.captions import CAPTIONS
-from curation_assets.assets.shard_io import params_json, to_frame, write_shard
-from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import Recipe, code_version, config_class
-from curation_assets.resources import CurationStore
+from curation_assets.orchestration.assets.captions import CAPTIONS
+from curation_assets.orchestration.assets.shard_io import params_json, to_frame, write_shard
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.resources import CurationStore
 from curation_assets.scorers.caption_text import char_repetition_ratio
 
 CAPTION_REPETITION = "caption_repetition"

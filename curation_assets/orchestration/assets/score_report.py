@@ -6,17 +6,17 @@ import polars as pl
 import yaml
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from curation_assets.assets.accelerated_videos import ACCELERATED_VIDEOS
-from curation_assets.assets.curated_videos import CURATED_VIDEOS
-from curation_assets.assets.training_set import LORA_TRAINING_SET
+from curation_assets.orchestration.assets.accelerated_videos import ACCELERATED_VIDEOS
+from curation_assets.orchestration.assets.curated_videos import CURATED_VIDEOS
+from curation_assets.orchestration.assets.training_set import LORA_TRAINING_SET
 from curation_assets.curation_rules import rule_name
 from curation_assets.ingest.registry import REGISTRY_TABLE
 from curation_assets.outputs.report import (
     REPORTED_SCORES, funnel_markdown, histogram_png, percentile_table, png_markdown, suggest_thresholds, summarize,
     values_of,
 )
-from curation_assets.recipe import Recipe, code_version, config_class, effective_config
-from curation_assets.resources import CurationStore
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class, effective_config
+from curation_assets.orchestration.resources import CurationStore
 
 SCORE_REPORT = "score_report"
 

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from curation_assets.assets.caption_repetition import build_caption_repetition
-from curation_assets.assets.captions import build_captions
-from curation_assets.assets.curated_videos import build_curated_videos
-from curation_assets.assets.accelerated_videos import build_accelerated_videos
-from curation_assets.assets.score_report import build_score_report
-from curation_assets.assets.training_set import build_training_set
-from curation_assets.assets.image_scores import build_aesthetics, build_clip_similarity, build_ocr_area
-from curation_assets.assets.video_pass import build_video_pass
-from curation_assets.assets.raw_videos import build_raw_videos
-from curation_assets.assets.resolution import build_resolution
-from curation_assets.jobs import build_outputs_job, curate_shards_job
-from curation_assets.recipe import CODE_REVISIONS, UNPARTITIONED_ASSETS, Recipe, code_version, recipe_from_env, run_config
+from curation_assets.orchestration.assets.caption_repetition import build_caption_repetition
+from curation_assets.orchestration.assets.captions import build_captions
+from curation_assets.orchestration.assets.curated_videos import build_curated_videos
+from curation_assets.orchestration.assets.accelerated_videos import build_accelerated_videos
+from curation_assets.orchestration.assets.score_report import build_score_report
+from curation_assets.orchestration.assets.training_set import build_training_set
+from curation_assets.orchestration.assets.image_scores import build_aesthetics, build_clip_similarity, build_ocr_area
+from curation_assets.orchestration.assets.video_pass import build_video_pass
+from curation_assets.orchestration.assets.raw_videos import build_raw_videos
+from curation_assets.orchestration.assets.resolution import build_resolution
+from curation_assets.orchestration.jobs import build_outputs_job, curate_shards_job
+from curation_assets.orchestration.recipe import CODE_REVISIONS, UNPARTITIONED_ASSETS, Recipe, code_version, recipe_from_env, run_config
 from curation_assets.models.registry import default_profile
-from curation_assets.resources import CurationStore, ModelResource
-from curation_assets.schedules import build_rescore_schedule
-from curation_assets.sensors import new_video_files
+from curation_assets.orchestration.resources import CurationStore, ModelResource
+from curation_assets.orchestration.schedules import build_rescore_schedule
+from curation_assets.orchestration.sensors import new_video_files
 
 ASSET_BUILDERS = [
     build_raw_videos, build_resolution, build_video_pass, build_caption_repetition, build_curated_videos,

@@ -5,12 +5,12 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
-from curation_assets.assets.accelerated_videos import ACCELERATED_VIDEOS
-from curation_assets.assets.curated_videos import CURATED_VIDEOS
-from curation_assets.assets.shard_io import RAW_VIDEOS
+from curation_assets.orchestration.assets.accelerated_videos import ACCELERATED_VIDEOS
+from curation_assets.orchestration.assets.curated_videos import CURATED_VIDEOS
+from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS
 from curation_assets.outputs.selection import eligible, resolve_budget, resolve_shape, select
-from curation_assets.recipe import Recipe, code_version, config_class
-from curation_assets.resources import CurationStore
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.resources import CurationStore
 
 LORA_TRAINING_SET = "lora_training_set"
 SCORE_COLUMNS = ["motion_score", "aesthetics_score", "clip_similarity", "ocr_area_ratio", "char_rep_ratio"]

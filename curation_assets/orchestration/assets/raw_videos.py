@@ -3,11 +3,11 @@ import time
 import polars as pl
 from dagster import AssetExecutionContext, asset
 
-from curation_assets.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
+from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
 from curation_assets.ingest.registry import shard_members
-from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import Recipe, code_version
-from curation_assets.resources import CurationStore
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.recipe import Recipe, code_version
+from curation_assets.orchestration.resources import CurationStore
 from curation_assets.scorers.hashing import content_hash
 from curation_assets.scorers.probe import ProbeResult, probe_video
 

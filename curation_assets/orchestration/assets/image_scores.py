@@ -10,13 +10,13 @@ import numpy as np
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, asset
 
-from curation_assets.assets.captions import CAPTIONS
-from curation_assets.assets.shard_io import (
+from curation_assets.orchestration.assets.captions import CAPTIONS
+from curation_assets.orchestration.assets.shard_io import (
     SAMPLED_FRAMES, frames_or_error, model_metadata, params_json, shard_frames, to_frame, write_shard,
 )
-from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import Recipe, code_version, config_class
-from curation_assets.resources import CurationStore, ModelResource
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.resources import CurationStore, ModelResource
 from curation_assets.scorers.reduce import reduce_scores
 
 CLIP_SIMILARITY, AESTHETICS, OCR_AREA = "clip_similarity", "aesthetics", "ocr_area"

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import Field, create_model
 
-from curation_assets.configs import ASSET_CONFIGS, SHARED_OPS
+from curation_assets.orchestration.configs import ASSET_CONFIGS, SHARED_OPS
 
 RECIPE_ENV = "CURATION_RECIPE"
 

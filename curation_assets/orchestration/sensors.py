@@ -5,8 +5,8 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 from curation_assets import settings
 from curation_assets.ingest.discover import discover_folder
 from curation_assets.ingest.registry import register, registered_shards
-from curation_assets.jobs import curate_shards_job
-from curation_assets.partitions import shard_partitions
+from curation_assets.orchestration.jobs import curate_shards_job
+from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.store import ScoreStore
 
 # A huge drop is registered over several ticks so one evaluation stays well under the

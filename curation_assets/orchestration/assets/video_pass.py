@@ -4,11 +4,11 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetOut, Config, multi_asset
 from pydantic import Field, create_model
 
-from curation_assets.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
+from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
 from curation_assets.parallel import default_workers, map_videos, threads_per_process
-from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import Recipe, code_version, config_class
-from curation_assets.resources import CurationStore
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.resources import CurationStore
 from curation_assets.scorers.video_pass import PassJob, run_pass_job
 
 MOTION = "motion"

@@ -5,17 +5,17 @@ from collections import Counter
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, MetadataValue, asset
 
-from curation_assets.assets.caption_repetition import CAPTION_REPETITION
-from curation_assets.assets.captions import CAPTIONS
-from curation_assets.assets.image_scores import AESTHETICS, CLIP_SIMILARITY, OCR_AREA
-from curation_assets.assets.video_pass import MOTION, SAMPLED_FRAMES
-from curation_assets.assets.resolution import RESOLUTION
-from curation_assets.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
+from curation_assets.orchestration.assets.caption_repetition import CAPTION_REPETITION
+from curation_assets.orchestration.assets.captions import CAPTIONS
+from curation_assets.orchestration.assets.image_scores import AESTHETICS, CLIP_SIMILARITY, OCR_AREA
+from curation_assets.orchestration.assets.video_pass import MOTION, SAMPLED_FRAMES
+from curation_assets.orchestration.assets.resolution import RESOLUTION
+from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
 from curation_assets.curation_rules import FAILED, KEPT, REJECTED, judge, rule_name
 from curation_assets.ingest.registry import shard_members
-from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import Recipe, code_version, config_class
-from curation_assets.resources import CurationStore
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.resources import CurationStore
 
 CURATED_VIDEOS = "curated_videos"
 SCHEMA = {

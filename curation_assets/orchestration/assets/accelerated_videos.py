@@ -5,14 +5,15 @@ from pathlib import Path
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, asset
 
-from curation_assets.assets.curated_videos import CURATED_VIDEOS
-from curation_assets.assets.shard_io import RAW_VIDEOS, params_json, to_frame, write_shard
-from curation_assets.assets.video_pass import MOTION
-from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import Recipe, code_version, config_class
-from curation_assets.resources import CurationStore
+from curation_assets.orchestration.assets.curated_videos import CURATED_VIDEOS
+from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, params_json, to_frame, write_shard
+from curation_assets.orchestration.assets.video_pass import MOTION
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.resources import CurationStore
 from curation_assets.scorers.acceleration import choose_factor, output_path, speed_up
-from curation_assets.scorers.motion import MotionParams, motion_score
+from curation_assets.scorers.motion import MotionParams
+from curation_assets.scorers.video_pass import motion_score
 from curation_assets.scorers.probe import probe_video
 
 ACCELERATED_VIDEOS = "accelerated_videos"

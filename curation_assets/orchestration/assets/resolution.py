@@ -3,10 +3,10 @@ import time
 import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, asset
 
-from curation_assets.assets.shard_io import RAW_VIDEOS, primary_videos, write_shard
-from curation_assets.partitions import shard_partitions
-from curation_assets.recipe import Recipe, code_version
-from curation_assets.resources import CurationStore
+from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, primary_videos, write_shard
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.orchestration.recipe import Recipe, code_version
+from curation_assets.orchestration.resources import CurationStore
 
 RESOLUTION = "resolution"
 COLUMNS = ["video_id", "path", "width", "height", "rotation", "display_width", "display_height", "fps", "frame_count", "duration_s"]
