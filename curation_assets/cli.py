@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     models = sub.add_parser("models", help="which real model weights are present (nothing is loaded or downloaded)")
     models.add_argument("--model-dir", default=None, help="defaults to $CURATION_MODEL_DIR")
 
+    devices = sub.add_parser("devices", help="the OpenCL devices OpenCV sees and what each motion backend runs on here")
+    devices.add_argument("--config", help="recipe whose motion backend to check (exit 1 when it cannot run here)")
+
     ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
     _data_dir_arg(ui)
     ui.add_argument("--port", type=int, default=3000)
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
-                "ui": cmd_ui}[args.command](args)
+                "devices": cmd_devices, "ui": cmd_ui}[args.command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -99,6 +102,7 @@ def cmd_run(args) -> int:
 
     started = time.perf_counter()
     data_dir, recipe = _setup_env(args)
+    _check_motion_backend(recipe)
     store = ScoreStore(data_dir / settings.DB_FILENAME)
     try:
         entries = discover(args.input, allow_outside=args.allow_outside_paths)
@@ -133,6 +137,17 @@ def cmd_run(args) -> int:
         print(f"{len(failures)} shard runs failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_motion_backend(recipe) -> None:
+    """A requested backend that cannot run here stops the run before anything is decoded."""
+    from curation_assets.orchestration.recipe import effective_config
+    from curation_assets.scorers.flow_backends import BackendError, resolve_backend
+
+    try:
+        resolve_backend(effective_config("motion", recipe).backend)
+    except BackendError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def _ensure_partitions(shards: list[str]) -> None:
@@ -277,10 +292,34 @@ def cmd_models(args) -> int:
 
     device = settings.resolved_device()
     print(f"\ndevice: {device}; ocr_area precision 'auto' runs {resolve_precision('auto', device)} here")
+    from curation_assets.scorers.flow_backends import resolve_backend
+
+    motion = resolve_backend("auto")
+    print(f"motion backend 'auto' runs {motion.backend} on {motion.device} here (`curation-assets devices` for OpenCL)")
     if missing:
         print(f"\n{missing} missing: see README 'Models' for the download commands, or run with "
               "CURATION_MODEL_PROFILE=tiny (random weights, for tests).")
     return 1 if missing else 0
+
+
+def cmd_devices(args) -> int:
+    from curation_assets.orchestration.recipe import RecipeError, effective_config, load_recipe
+    from curation_assets.scorers.flow_backends import BackendError, device_report, resolve_backend
+
+    for line in device_report():
+        print(line)
+    if not args.config:
+        return 0
+    try:
+        requested = effective_config("motion", load_recipe(args.config)).backend
+    except RecipeError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        r = resolve_backend(requested)
+    except BackendError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"\n{args.config}: motion backend {requested} runs {r.backend} on {r.device}")
+    return 0
 
 
 def cmd_ui(args) -> int:

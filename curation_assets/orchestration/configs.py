@@ -32,6 +32,13 @@ class MotionConfig(Config):
         "thresholds apply to the fast mode unchanged.",
     )
 
+    backend: Literal["auto", "cpu", "opencl"] = Field(
+        "cpu",
+        description="Where Farneback runs: 'cpu' (data-juicer's exact path), 'opencl' (OpenCV's OpenCL kernels on "
+        "its default device, e.g. a GPU with OPENCV_OPENCL_DEVICE=':GPU:'; no device fails at start-up) or 'auto' "
+        "(OpenCL on a GPU device, else cpu). OpenCL scores are close to, not equal to, the CPU's: see README.",
+    )
+
     def params(self) -> MotionParams:
         return MotionParams(
             sampling_fps=self.sampling_fps, frame_selection=self.frame_selection,

@@ -37,6 +37,9 @@ CODE_REVISIONS = {
     "lora_training_set": "1",
     "score_report": "1",
 }
+# Config keys that choose how a score is computed, not what it is: left out of the code
+# version so switching them does not re-score every shard (the rows record what ran).
+EXECUTION_KEYS = {"motion": {"backend"}}
 # Assets over all shards at once: no per-shard rows, so not part of shard staleness.
 UNPARTITIONED_ASSETS = {"lora_training_set", "score_report"}
 # Their scores depend on the model profile (real weights or tiny random ones).
@@ -118,7 +121,7 @@ def config_class(asset: str, recipe: Recipe):
 def code_version(asset: str, recipe: Recipe, profile: str = "real") -> str:
     version = CODE_REVISIONS[asset]
     if asset in ASSET_CONFIGS:
-        params = effective_config(asset, recipe).model_dump(mode="json")
+        params = effective_config(asset, recipe).model_dump(mode="json", exclude=EXECUTION_KEYS.get(asset))
         version += "-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
     if asset in MODEL_ASSETS:
         version += f"-{profile}"

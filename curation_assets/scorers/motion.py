@@ -99,6 +99,14 @@ def frame_motion(prev_gray: np.ndarray, gray: np.ndarray, params: MotionParams,
         prev_gray, gray, None, params.pyr_scale, params.levels, params.winsize,
         params.iterations, params.poly_n, params.poly_sigma, 0,
     )
+    return flow_score(flow, params, source_hw)
+
+
+def flow_score(flow: np.ndarray, params: MotionParams, source_hw: tuple[int, int] | None = None) -> float:
+    """One pair's score from its flow (H x W x 2, float32, on the host); every flow backend
+    ends here, so the backend never changes the reduction."""
+    import cv2
+
     height, width = flow.shape[:2]
     if params.scale_to_source and source_hw is not None and tuple(source_hw) != (height, width):
         flow[..., 0] *= source_hw[1] / width
@@ -145,10 +153,21 @@ class MotionAccumulator:
     flow_threads > 1 computes pairs on a shared thread pool (see the module docstring).
     """
 
-    def __init__(self, fps: float, total_frames: int, params: MotionParams, flow_threads: int = 1):
+    def __init__(self, fps: float, total_frames: int, params: MotionParams, flow_threads: int = 1,
+                 backend: str = "cpu"):
         if flow_threads < 1:
             raise ValueError(f"flow_threads must be >= 1, got {flow_threads}")
         self.params = params
+        # backend "opencl": frames go to the device, pairs run there (scorers/flow_backends.py)
+        self._opencl = None
+        if backend == "opencl":
+            from curation_assets.scorers import flow_backends
+
+            flow_backends.resolve_backend("opencl")  # no device: BackendError now, never a CPU run
+            self._opencl = flow_backends
+            flow_threads = flow_backends.pair_threads(backend, flow_threads)
+        elif backend != "cpu":
+            raise ValueError(f"backend must be 'cpu' or 'opencl' once resolved, got {backend!r}")
         self._pool = flow_pool(flow_threads) if flow_threads > 1 else None
         self._pending: deque[Future] = deque()
         self.max_pending = 2 * flow_threads
@@ -171,6 +190,8 @@ class MotionAccumulator:
 
     def add(self, index: int, bgr: np.ndarray) -> None:
         gray = to_gray(bgr, self.params)
+        if self._opencl is not None:
+            gray = self._opencl.upload(gray)
         source_hw = bgr.shape[:2]
         for _ in range(self._wanted[index]):
             if self._prev is not None:
@@ -178,11 +199,16 @@ class MotionAccumulator:
             self._prev = gray
             self.used_indices.append(index)
 
+    def _pair_motion(self, prev, gray, source_hw: tuple[int, int]) -> float:
+        if self._opencl is not None:
+            return flow_score(self._opencl.opencl_flow(prev, gray, self.params), self.params, source_hw)
+        return frame_motion(prev, gray, self.params, source_hw)
+
     def _score_pair(self, prev: np.ndarray, gray: np.ndarray, source_hw: tuple[int, int]) -> None:
         if self._pool is None:
-            self.pair_scores.append(frame_motion(prev, gray, self.params, source_hw))
+            self.pair_scores.append(self._pair_motion(prev, gray, source_hw))
             return
-        self._pending.append(self._pool.submit(frame_motion, prev, gray, self.params, source_hw))
+        self._pending.append(self._pool.submit(self._pair_motion, prev, gray, source_hw))
         self.peak_pending = max(self.peak_pending, len(self._pending))
         while len(self._pending) >= self.max_pending:
             self.pair_scores.append(self._pending.popleft().result())

@@ -38,6 +38,7 @@ def video_pass(
     fps: float | None = None,
     total_frames: int | None = None,
     flow_threads: int = 1,
+    backend: str = "cpu",
 ) -> VideoPassResult:
     import av
 
@@ -51,7 +52,7 @@ def video_pass(
             fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate)
         if total_frames is None or total_frames <= 0:
             total_frames = int(stream.frames or 0)
-        motion = MotionAccumulator(fps, total_frames, motion_params, flow_threads=flow_threads)
+        motion = MotionAccumulator(fps, total_frames, motion_params, flow_threads=flow_threads, backend=backend)
         collector = FrameCollector(total_frames, sampling)
         decoded, error, stopped_early = 0, None, False
         last_frame, last_index = None, -1
@@ -87,14 +88,19 @@ def video_pass(
 
 
 def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
-                 total_frames: int | None = None, flow_threads: int | None = None) -> MotionResult:
+                 total_frames: int | None = None, flow_threads: int | None = None,
+                 backend: str = "cpu") -> MotionResult:
     """Score one video on its own (the asset graph scores motion inside the shared decode pass).
 
     flow_threads: None = default_flow_threads(); pass 1 inside a process pool that already
-    uses every core.
+    uses every core. backend: "cpu", "opencl" or "auto" (scorers/flow_backends.py).
     """
+    from curation_assets.scorers.flow_backends import resolve_backend
+
     threads = default_flow_threads() if flow_threads is None else flow_threads
-    return video_pass(path, params, FrameSamplingParams(num_frames=0), fps, total_frames, flow_threads=threads).motion
+    resolved = resolve_backend(backend).backend if backend != "cpu" else "cpu"
+    return video_pass(path, params, FrameSamplingParams(num_frames=0), fps, total_frames, flow_threads=threads,
+                      backend=resolved).motion
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,7 @@ class PassJob:
     data_dir: str
     image_format: str = "png"
     flow_threads: int = 1  # >1 only when this job's process has cores to spare
+    backend: str = "cpu"  # resolved before any job starts: "cpu" or "opencl"
 
 
 def run_pass_job(job: PassJob) -> dict:
@@ -121,7 +128,7 @@ def run_pass_job(job: PassJob) -> dict:
     t0 = time.perf_counter()
     try:
         result = video_pass(job.path, job.motion_params, job.sampling, fps=job.fps, total_frames=job.frame_count,
-                            flow_threads=job.flow_threads)
+                            flow_threads=job.flow_threads, backend=job.backend)
         paths = save_frames(job.data_dir, job.video_id, result.frame_indices, result.frames, job.image_format)
         height, width = result.frames[0].shape[:2] if result.frames else (None, None)
         return {"motion": result.motion, "frame_indices": result.frame_indices, "timestamps": result.frame_timestamps,

@@ -12,6 +12,7 @@ from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore
 from curation_assets.scorers.acceleration import choose_factor, output_path, speed_up
+from curation_assets.scorers.flow_backends import split_motion_row_params
 from curation_assets.scorers.motion import MotionParams
 from curation_assets.scorers.video_pass import motion_score
 from curation_assets.scorers.probe import probe_video
@@ -67,8 +68,9 @@ def build_accelerated_videos(recipe: Recipe):
                 rows.append(row)
                 continue
             try:
-                row.update(_accelerate(video, probe, choice.factor, params, out_dir,
-                                       MotionParams(**json.loads(motion_params[video["video_id"]]))))
+                motion_params_, backend = split_motion_row_params(json.loads(motion_params[video["video_id"]]))
+                row.update(_accelerate(video, probe, choice.factor, params, out_dir, MotionParams(**motion_params_),
+                                       backend))
             except Exception as exc:
                 row.update(status="failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
             rows.append(row)
@@ -87,7 +89,8 @@ def build_accelerated_videos(recipe: Recipe):
     return accelerated_videos
 
 
-def _accelerate(video: dict, probe: dict, factor: float, params, out_dir: Path, motion_params: MotionParams) -> dict:
+def _accelerate(video: dict, probe: dict, factor: float, params, out_dir: Path, motion_params: MotionParams,
+                backend: str = "cpu") -> dict:
     """Encode (or reuse) the sped-up clip, re-probe and re-score it; one corrective retry."""
     for attempt in range(2):
         target = output_path(out_dir, video["video_id"], factor)
@@ -96,7 +99,8 @@ def _accelerate(video: dict, probe: dict, factor: float, params, out_dir: Path, 
         after = probe_video(target)
         if after.error:
             raise RuntimeError(f"accelerated file unreadable: {after.error}")
-        new_motion = motion_score(target, motion_params, fps=after.fps, total_frames=after.frame_count)
+        # the backend that scored the original, so before and after are on one footing
+        new_motion = motion_score(target, motion_params, fps=after.fps, total_frames=after.frame_count, backend=backend)
         result = {"status": "accelerated", "reason": "ok", "output_path": str(target), "factor": factor,
                   "new_duration_s": after.duration_s, "new_frames": after.frame_count,
                   "motion_after": new_motion.motion_score}

@@ -1,7 +1,7 @@
 import time
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetOut, Config, multi_asset
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetOut, Config, Failure, multi_asset
 from pydantic import Field, create_model
 
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
@@ -68,7 +68,8 @@ def build_video_pass(recipe: Recipe):
         started = time.perf_counter()
         store = curation_store.store()
         motion_params, sampling = config.motion.params(), config.sampled_frames.params()
-        motion_json = params_json(motion_params.as_dict())
+        backend = _resolve_motion_backend(config.motion.backend)  # before any decoding
+        motion_json = params_json({**motion_params.as_dict(), **backend.as_dict()})
         frames_json = params_json({**sampling.as_dict(), "image_format": config.sampled_frames.image_format})
         motion_rows, frame_rows = [], []
         videos = list(primary_videos(store, context.partition_key).iter_rows(named=True))
@@ -76,7 +77,8 @@ def build_video_pass(recipe: Recipe):
         # a shard too small for worker processes still gets every core: flow on threads
         flow_threads = min(4, threads_per_process(len(videos), workers))
         jobs = [PassJob(v["video_id"], v["path"], v["fps"], v["frame_count"], motion_params, sampling,
-                        curation_store.data_dir, config.sampled_frames.image_format, flow_threads) for v in videos]
+                        curation_store.data_dir, config.sampled_frames.image_format, flow_threads, backend.backend)
+                for v in videos]
         for job, out in zip(jobs, map_videos(run_pass_job, jobs, workers)):
             vid = job.video_id
             if out["error"]:
@@ -100,7 +102,7 @@ def build_video_pass(recipe: Recipe):
         motion_result = write_shard(
             context, store, MOTION, motion, started,
             {"mean_motion_score": float(scored["motion_score"].mean()) if scored.height else 0.0, "workers": workers,
-             "flow_threads": flow_threads},
+             "flow_threads": flow_threads, "motion_backend": backend.backend, "motion_device": backend.device},
             check_results=[AssetCheckResult(asset_key=MOTION, check_name="motion_in_range", passed=negative == 0,
                                             metadata={"negative_scores_without_error": negative})],
             asset_key=MOTION,
@@ -116,3 +118,12 @@ def build_video_pass(recipe: Recipe):
         yield frames_result
 
     return video_pass_asset
+
+
+def _resolve_motion_backend(requested: str):
+    from curation_assets.scorers.flow_backends import BackendError, resolve_backend
+
+    try:
+        return resolve_backend(requested)
+    except BackendError as exc:
+        raise Failure(description=str(exc)) from exc
