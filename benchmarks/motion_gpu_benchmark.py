@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             r = _run(fn, [(c, backend) for c in items], p, backend)
             r["row"] = label
             rows.append(r)
-            print(f"P={p:<3} {label:<12} {r['videos_per_s']:7.2f} videos/s ({r['videos']} videos in {r['wall_s']:.1f} s, "
+            print(f"P={p:<3} {label:<12} {r['videos_per_s']:7.3g} videos/s ({r['videos']} videos in {r['wall_s']:.1f} s, "
                   f"load {r['load_before']:.1f}->{r['load_after']:.1f}){' ERRORS ' + str(r['errors']) if r['errors'] else ''}",
                   flush=True)
 
@@ -238,7 +238,7 @@ def _markdown(result: dict, device: str) -> str:
     for r in result["rows"]:
         by.setdefault(r["processes"], {})[r["row"]] = r
     for p, row in by.items():
-        cell = lambda k: f"{row[k]['videos_per_s']:.2f}" if k in row else "-"  # noqa: E731
+        cell = lambda k: f"{row[k]['videos_per_s']:.3g}" if k in row else "-"  # noqa: E731
         o = row["opencl"]
         lines.append(f"| {p} | {cell('decode only')} | {cell('cpu exact')} | {cell('opencl')} | "
                      f"{o['load_before']:.1f} / {o['load_after']:.1f} |")
