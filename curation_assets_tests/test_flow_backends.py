@@ -79,6 +79,10 @@ SCORE_IN_SUBPROCESS = """
             out["resolved"][name] = {"error": str(exc)}
     out["scores"] = {}
     if "error" not in out["resolved"]["opencl"]:
+        from curation_assets.scorers.motion import MotionAccumulator
+
+        acc = MotionAccumulator(fps=24, total_frames=48, params=MotionParams(), flow_threads=1, backend="opencl")
+        out["in_flight"] = {"max_pending": acc.max_pending, "pool": acc._pool is not None}
         for name, path in json.loads(sys.argv[1] if len(sys.argv) > 1 else "{}").items():
             r = motion_score(path, MotionParams(), flow_threads=1, backend="opencl")
             out["scores"][name] = {"score": r.motion_score, "pairs": r.pair_scores, "error": r.error}
@@ -112,6 +116,8 @@ def test_resolution_on_pocl_never_auto_picks_a_cpu_device(pocl):
     assert resolved["opencl"]["device"] and resolved["opencl"]["device"] != "cpu"
     # pocl is a CPU OpenCL device: correctness only, slower than the CPU path, so auto stays on cpu
     assert resolved["auto"] == resolved["cpu"]
+    # a process with one core still keeps pairs in flight on the device while it decodes
+    assert pocl["in_flight"] == {"max_pending": 2 * flow_backends.OPENCL_MIN_THREADS, "pool": True}
 
 
 def test_opencl_without_a_device_fails_in_one_line_and_auto_falls_back():
