@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
 
 
 def failed_shards(instance, shards: list[str]) -> dict[str, str]:
-    """shard -> 'reason (run abcd1234)' for shards whose latest curate_shards run failed."""
+    """shard -> 'reason (run abcd1234)' for shards whose latest run (CLI, job or asset launch) failed."""
     from dagster import DagsterRunStatus, RunsFilter
 
     out = {}
     for shard in shards:
-        runs = instance.get_runs(RunsFilter(job_name=CURATE_SHARDS_JOB, tags={"dagster/partition": shard}), limit=1)
+        runs = instance.get_runs(RunsFilter(tags={"dagster/partition": shard}), limit=1)
         if runs and runs[0].status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
             out[shard] = f"{failure_reason(instance, runs[0].run_id)} (run {runs[0].run_id[:8]})"
     return out

@@ -79,7 +79,7 @@ def resolve_profile(data_dir: Path, explicit: str | None = None) -> tuple[str, s
         return os.environ[PROFILE_ENV], f"${PROFILE_ENV}"
     stored = read_stored(data_dir) if (Path(data_dir) / STORED_RECIPE_FILE).is_file() else None
     if stored:
-        return stored.model_profile, f"stored with the data ({STATE_FILE})"
+        return stored.model_profile, f"stored with the data: {STATE_FILE}"
     return "real", "default"
 
 
