@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="register videos and curate every shard that needs it")
     run.add_argument("--input", required=True, help="folder (searched recursively), video file, or manifest (.jsonl/.csv/.parquet)")
     _data_dir_arg(run)
-    run.add_argument("--config", help="recipe YAML: scorer parameters and thresholds (Dagster run-config keys)")
+    run.add_argument("--config", help="recipe YAML: scorer parameters and thresholds (Dagster run-config keys); "
+                     "default: the recipe stored in the data dir by its last run (DIR/recipe.yaml)")
     run.add_argument("--shard-size", type=int, default=None, help=f"videos per new shard (default {settings.DEFAULT_SHARD_SIZE})")
     run.add_argument("--workers", type=int, default=None, help="shards run in parallel processes (default: min(cores, shards))")
     run.add_argument("--force", action="store_true", help="re-run the input's shards even when up to date")
@@ -40,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
 
     status = sub.add_parser("status", help="funnel and stale shards of a data dir")
     _data_dir_arg(status)
-    status.add_argument("--config", help="recipe to compare code versions against")
+    status.add_argument("--config", help="recipe to compare code versions against (default: the data dir's)")
+    status.add_argument("--model-profile", choices=["real", "tiny"], default=None,
+                        help="model profile to compare against (default: the data dir's)")
 
     models = sub.add_parser("models", help="which real model weights are present (nothing is loaded or downloaded)")
     models.add_argument("--model-dir", default=None, help="defaults to $CURATION_MODEL_DIR")
@@ -51,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
     _data_dir_arg(ui)
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--config", help="recipe for the launchpad defaults, code versions, sensor and schedule "
+                    "(default: the data dir's)")
+    ui.add_argument("--model-profile", choices=["real", "tiny"], default=None,
+                    help="model profile (default: $CURATION_MODEL_PROFILE, else the data dir's)")
 
     args = parser.parse_args(argv)
     try:
@@ -69,61 +77,121 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="where curation.duckdb and the Dagster home live (default: ./data)")
 
 
-def _setup_env(args) -> tuple[Path, dict]:
-    """Point every later import (definitions, resources) at this data dir and recipe."""
+@dataclass
+class Setup:
+    data_dir: Path
+    recipe: dict
+    recipe_path: Path | None  # the file in use (None: the defaults)
+    stored: object  # StoredRecipe of the data dir, or None
+    profile: str
+    profile_from: str
+
+    def recipe_line(self) -> str:
+        from curation_assets.orchestration.recipe import recipe_hash
+
+        where = str(self.recipe_path) if self.recipe_path else "defaults (no recipe stored in this data dir)"
+        if self.stored is not None and self.recipe_path == self.stored.path:
+            where += f" (stored by the run of {self.stored.stored_at or '?'}, from {self.stored.source})"
+        return f"recipe: {where}; hash {recipe_hash(self.recipe)}"
+
+    def profile_line(self) -> str:
+        return f"model profile: {self.profile} ({self.profile_from})"
+
+
+def _setup_env(args, dagster_home: bool = True) -> Setup:
+    """Point every later import (definitions, resources) at this data dir, its recipe and profile.
+
+    The recipe is --config, else the one the last run stored in the data dir, else the
+    defaults; the profile --model-profile, else $CURATION_MODEL_PROFILE, else the stored one,
+    else real. Both go into the environment, so Dagster (in-process runs, spawned shard
+    workers, `dagster dev`) builds the same definitions and code versions.
+    """
+    from curation_assets.models.registry import PROFILE_ENV, PROFILES
     from curation_assets.orchestration.instance import ensure_dagster_home
     from curation_assets.orchestration.recipe import RECIPE_ENV, RecipeError, load_recipe
+    from curation_assets.orchestration.stored_recipe import read_stored, resolve_profile
 
-    if getattr(args, "model_profile", None):
-        os.environ["CURATION_MODEL_PROFILE"] = args.model_profile
     data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ[settings.DATA_DIR_ENV] = str(data_dir)
-    recipe_path = getattr(args, "config", None)
+    config = getattr(args, "config", None)
     try:
-        recipe = load_recipe(recipe_path)
+        stored = read_stored(data_dir)
+        if config:
+            recipe, recipe_path = load_recipe(config), Path(config).resolve()
+        elif stored is not None:
+            recipe, recipe_path = stored.recipe, stored.path
+        else:
+            recipe, recipe_path = {}, None
+        profile, profile_from = resolve_profile(data_dir, getattr(args, "model_profile", None))
     except RecipeError as exc:
         raise CliError(str(exc)) from exc
+    if profile not in PROFILES:
+        raise CliError(f"model profile {profile!r} ({profile_from}): expected one of {', '.join(PROFILES)}")
+    os.environ[PROFILE_ENV] = profile
     if recipe_path:
-        os.environ[RECIPE_ENV] = str(Path(recipe_path).resolve())
+        os.environ[RECIPE_ENV] = str(recipe_path)
     else:
         os.environ.pop(RECIPE_ENV, None)
-    ensure_dagster_home(data_dir)
-    return data_dir, recipe
+    if dagster_home:
+        ensure_dagster_home(data_dir)
+    return Setup(data_dir, recipe, recipe_path, stored, profile, profile_from)
 
 
 def cmd_run(args) -> int:
-    from curation_assets.orchestration.definitions import expected_code_versions
     from curation_assets.funnel import funnel
     from curation_assets.ingest.discover import InputError, discover
     from curation_assets.ingest.registry import REGISTRY_TABLE, register
+    from curation_assets.orchestration.instance import ensure_dagster_home
+    from curation_assets.orchestration.recipe import RECIPE_ENV, shard_code_versions
     from curation_assets.orchestration.staleness import shards_needing_run
+    from curation_assets.orchestration.stored_recipe import assets_made_stale, recipe_changes, store_recipe
     from curation_assets.store import ScoreStore
 
     started = time.perf_counter()
-    data_dir, recipe = _setup_env(args)
+    # The Dagster instance (and its storage) is opened only after the pre-flight: a run that
+    # cannot start says so at once.
+    setup = _setup_env(args, dagster_home=False)
+    data_dir, recipe = setup.data_dir, setup.recipe
+    print(setup.recipe_line())
+    print(setup.profile_line())
     _check_motion_backend(recipe)
-    store = ScoreStore(data_dir / settings.DB_FILENAME)
+    stored = setup.stored
+    if stored is not None:
+        changes = recipe_changes(stored.recipe, recipe, stored.model_profile, setup.profile)
+        if changes:
+            print(f"recipe changed since the last run on this data dir ({stored.path}, hash {stored.hash}):")
+            print("\n".join("  " + line for line in changes))
+            stale = assets_made_stale(stored.recipe, recipe, stored.model_profile, setup.profile)
+            print(f"  stale now on every shard: {', '.join(stale) or 'none'}"
+                  + (" (and what depends on them re-runs with them)" if stale else ""))
     try:
         entries = discover(args.input, allow_outside=args.allow_outside_paths)
     except InputError as exc:
         raise CliError(str(exc)) from exc
     if not entries:
         raise CliError(f"no videos found in {args.input}")
+    store = ScoreStore(data_dir / settings.DB_FILENAME)
+    expected = shard_code_versions(recipe, setup.profile)
+    _preflight_before_register(store, entries, expected, args.force, recipe, setup.profile)
+
+    ensure_dagster_home(data_dir)
     new_shards = register(store, entries, args.shard_size or settings.shard_size())
     paths = sorted({e.path for e in entries})
     registry = store.query(f"select path, shard from {REGISTRY_TABLE}")
     input_shards = sorted({s for p, s in registry.iter_rows() if p in set(paths)})
     todo = input_shards if args.force else sorted(
-        s for s in shards_needing_run(store, expected_code_versions(recipe)) if s in set(input_shards))
+        s for s in shards_needing_run(store, expected) if s in set(input_shards))
     print(f"{len(paths)} videos in {len(input_shards)} shards ({len(new_shards)} new); "
           f"{len(todo)} shards to run; data in {store.db_path}")
+    stored = store_recipe(data_dir, str(setup.recipe_path) if setup.recipe_path else None, recipe, setup.profile)
+    os.environ[RECIPE_ENV] = str(stored.path)
 
     _ensure_partitions(input_shards)
     workers = max(1, min(args.workers or os.cpu_count() or 1, len(todo) or 1))
     failures = _run_shards(todo, workers)
 
-    result = funnel(store, paths=paths)
+    result = funnel(store, paths=paths, shard_failures=_failed_shards(failures))
     print(f"\nFunnel for {args.input}:")
     for line in result.lines():
         print("  " + line)
@@ -148,6 +216,43 @@ def _check_motion_backend(recipe) -> None:
         resolve_backend(effective_config("motion", recipe).backend)
     except BackendError as exc:
         raise CliError(str(exc)) from exc
+
+
+def _preflight_before_register(store, entries, expected: dict, force: bool, recipe: dict, profile: str) -> None:
+    """Check the weights for what this run will score: new files, and files in stale shards."""
+    from curation_assets.ingest.registry import REGISTRY_TABLE
+    from curation_assets.orchestration.staleness import shards_needing_run
+
+    texts = {e.path: e.text for e in entries}
+    if REGISTRY_TABLE in store.tables() and not force:
+        known = dict(store.query(f"select path, shard from {REGISTRY_TABLE}").iter_rows())
+        stale = set(shards_needing_run(store, expected))
+        texts = {p: t for p, t in texts.items() if p not in known or known[p] in stale}
+    if texts:
+        _preflight(recipe, profile, list(texts.values()))
+
+
+def _preflight(recipe: dict, profile: str, manifest_texts: list) -> None:
+    """Every weight the shards to run need, checked before the first one starts."""
+    from curation_assets.models.registry import ModelSettings
+    from curation_assets.orchestration.preflight import MissingWeights, check_weights
+
+    try:
+        check_weights(recipe, ModelSettings(profile=profile), manifest_texts)
+    except MissingWeights as exc:
+        raise CliError(f"{exc}\nNothing was run.") from None
+
+
+def _failed_shards(shards: list[str]) -> dict[str, str]:
+    """shard -> why its latest run failed, from the run history (the CLI's and the UI's runs)."""
+    if not shards:
+        return {}
+    from dagster import DagsterInstance
+
+    from curation_assets.orchestration.run_history import failed_shards
+
+    with DagsterInstance.get() as instance:
+        return failed_shards(instance, shards)
 
 
 def _ensure_partitions(shards: list[str]) -> None:
@@ -260,17 +365,22 @@ def cmd_demo(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from curation_assets.orchestration.definitions import expected_code_versions
+    from curation_assets.orchestration.recipe import shard_code_versions
     from curation_assets.funnel import funnel
     from curation_assets.orchestration.staleness import shards_needing_run
     from curation_assets.store import ScoreStore
 
-    data_dir, recipe = _setup_env(args)
-    store = ScoreStore(data_dir / settings.DB_FILENAME)
-    for line in funnel(store).lines():
+    setup = _setup_env(args)
+    store = ScoreStore(setup.data_dir / settings.DB_FILENAME)
+    print(setup.recipe_line())
+    print(setup.profile_line() + "\n")
+    counts = funnel(store)
+    if counts.not_curated_by_shard:
+        counts = funnel(store, shard_failures=_failed_shards(sorted(counts.not_curated_by_shard)))
+    for line in counts.lines():
         print(line)
-    todo = shards_needing_run(store, expected_code_versions(recipe))
-    print(f"\n{len(todo)} shards missing or stale")
+    todo = shards_needing_run(store, shard_code_versions(setup.recipe, setup.profile))
+    print(f"\n{len(todo)} shards missing or stale (against that recipe and model profile)")
     for shard, assets in sorted(todo.items()):
         print(f"  {shard}: {', '.join(assets)}")
     return 0
@@ -323,7 +433,9 @@ def cmd_devices(args) -> int:
 
 
 def cmd_ui(args) -> int:
-    _setup_env(args)
+    setup = _setup_env(args)
+    print(setup.recipe_line() + " (launchpad defaults, code versions, sensor and schedule)")
+    print(setup.profile_line())
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_ROOT / "workspace.yaml"), "-p", str(args.port)]
     print("starting:", " ".join(cmd), f"(DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
     return subprocess.call(cmd, cwd=settings.PROJECT_ROOT)

@@ -27,6 +27,23 @@ _BOUNDS = [
 # Score assets every readable video needs for a verdict, and those only captioned ones need.
 REQUIRED_SCORES = ("resolution", "motion", "aesthetics", "ocr_area")
 CAPTION_SCORES = ("caption_repetition", "clip_similarity")
+# Threshold keys that need a scorer: when a recipe switches the scorer off they are not applied.
+SCORER_BOUNDS = {
+    "clip_similarity": ("clip_similarity_min",),
+    "aesthetics": ("aesthetics_score_min",),
+    "ocr_area": ("ocr_area_ratio_max",),
+    "captions": (),  # the captioner: manifest captions and their text bounds still apply
+}
+
+
+def without_scorers(thresholds: dict, off: list[str] | tuple[str, ...]) -> dict:
+    """The thresholds with every bound on a switched-off scorer set to None (not checked)."""
+    return {**thresholds, **{key: None for name in off for key in SCORER_BOUNDS.get(name, ())}}
+
+
+def required_scores(off: list[str] | tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(scores every readable video needs, scores captioned videos need) when `off` are switched off."""
+    return (tuple(a for a in REQUIRED_SCORES if a not in off), tuple(a for a in CAPTION_SCORES if a not in off))
 
 
 @dataclass

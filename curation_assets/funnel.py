@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from curation_assets.curation_rules import FAILED, KEPT, REJECTED, rule_name
+from curation_assets.ingest.registry import REGISTRY_TABLE
 from curation_assets.store import ScoreStore
 
 CURATED_TABLE = "curated_videos"
@@ -20,8 +21,12 @@ class Funnel:
     rejected_by_rule: Counter = field(default_factory=Counter)
     failed_by_stage: Counter = field(default_factory=Counter)
     by_source: Counter = field(default_factory=Counter)
-    not_curated: int = 0  # registered but no verdict yet (a shard that has not run)
+    not_curated: int = 0  # registered but no verdict yet
+    not_curated_by_shard: Counter = field(default_factory=Counter)
+    # shard -> why its last run failed (from the run history): those videos are not "not run yet"
+    shard_failures: dict = field(default_factory=dict)
     model_profiles: Counter = field(default_factory=Counter)
+    scorers_off: Counter = field(default_factory=Counter)  # scorer -> videos judged without it
 
     def lines(self) -> list[str]:
         out = [f"videos in   {self.videos_in}", f"kept        {self.status[KEPT]}",
@@ -29,8 +34,18 @@ class Funnel:
         out += [f"  {rule:<28} {n}" for rule, n in self.rejected_by_rule.most_common()]
         out.append(f"failed      {self.status[FAILED]}")
         out += [f"  {stage:<28} {n}" for stage, n in self.failed_by_stage.most_common()]
-        if self.not_curated:
-            out.append(f"not curated {self.not_curated} (shard not run yet)")
+        failed_shards = {s: n for s, n in self.not_curated_by_shard.items() if s in self.shard_failures}
+        not_run = self.not_curated - sum(failed_shards.values())
+        if failed_shards:
+            out.append(f"not curated {sum(failed_shards.values())} (their shard's run FAILED)")
+            for shard, n in sorted(failed_shards.items()):
+                out.append(f"  {shard} ({n} videos): {self.shard_failures[shard]}")
+        if not_run > 0:
+            out.append(f"not curated {not_run} (shard not run yet)")
+        if self.scorers_off:
+            judged = sum(self.status.values())
+            out.append("scorers off (switched off by the recipe; their thresholds not applied): " + ", ".join(
+                name if n == judged else f"{name} ({n} of {judged} videos)" for name, n in sorted(self.scorers_off.items())))
         if self.model_profiles.get("tiny"):
             out.append(f"NOTE: {self.model_profiles['tiny']} videos were scored by the tiny random-weight models "
                        "(CURATION_MODEL_PROFILE=tiny): their CLIP/aesthetics/captions are noise and those bounds were skipped")
@@ -40,27 +55,43 @@ class Funnel:
         return out
 
 
-def funnel(store: ScoreStore, paths: list[str] | None = None, shards: list[str] | None = None) -> Funnel:
-    result = Funnel()
-    if CURATED_TABLE not in store.tables():
-        result.videos_in = len(paths or [])
-        result.not_curated = result.videos_in
-        return result
-    rows = store.query(f"select * from {CURATED_TABLE}")
-    if "model_profile" not in rows.columns:
-        rows = rows.with_columns(pl.lit(None, pl.Utf8).alias("model_profile"))
+def funnel(store: ScoreStore, paths: list[str] | None = None, shards: list[str] | None = None,
+           shard_failures: dict[str, str] | None = None) -> Funnel:
+    """Counts over the registered files (all, or those `paths` / `shards`); `shard_failures`
+    (shard -> reason) names shards whose run failed, so their videos are not "not run yet"."""
+    result = Funnel(shard_failures=dict(shard_failures or {}))
+    tables = store.tables()
+    registered = (store.query(f"select path, shard from {REGISTRY_TABLE}") if REGISTRY_TABLE in tables
+                  else pl.DataFrame(schema={"path": pl.Utf8, "shard": pl.Utf8}))
+    if shards is not None:
+        registered = registered.filter(pl.col("shard").is_in(shards))
+    if paths is not None:
+        registered = registered.filter(pl.col("path").is_in(paths))
+    rows = store.query(f"select * from {CURATED_TABLE}") if CURATED_TABLE in tables else pl.DataFrame(
+        schema={"path": pl.Utf8, "shard": pl.Utf8, "status": pl.Utf8})
+    for column in ("model_profile", "caption_source"):
+        if column not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, pl.Utf8).alias(column))
+    if "scorers_off" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.List(pl.Utf8)).alias("scorers_off"))
     if shards is not None:
         rows = rows.filter(pl.col("shard").is_in(shards))
     if paths is not None:
         rows = rows.filter(pl.col("path").is_in(paths))
-        result.videos_in = len(set(paths))
-        result.not_curated = result.videos_in - rows.height
-    else:
-        result.videos_in = rows.height
+    # "videos in" counts the registry, so a data dir whose runs failed still says how many came in
+    result.videos_in = len(set(paths)) if paths is not None else max(registered.height, rows.height)
+    curated = set(rows["path"].to_list())
+    missing = registered.filter(~pl.col("path").is_in(list(curated)))
+    result.not_curated_by_shard = Counter(missing["shard"].to_list())
+    result.not_curated = max(result.videos_in - rows.height, 0)
+    if paths is not None and result.not_curated > missing.height:  # inputs not even registered
+        result.not_curated_by_shard["(not registered)"] += result.not_curated - missing.height
     for row in rows.iter_rows(named=True):
         result.status[row["status"]] += 1
         if row["model_profile"]:
             result.model_profiles[row["model_profile"]] += 1
+        for name in row["scorers_off"] or []:
+            result.scorers_off[name] += 1
         result.by_source[(row["caption_source"] or "none", row["status"])] += 1
         if row["status"] == REJECTED:
             for reason in row["reasons"]:

@@ -68,3 +68,20 @@ def test_schedule_requests_missing_then_stale_shards(isolated_env, demo_copy, tm
         assert [r.partition_key for r in stale] == ["shard-00000"]
         assert stale[0].tags["curation/stale_assets"] == "motion"
         assert stale[0].run_config == {"ops": {"video_pass": {"config": {"motion": {"size": 128}}}}}
+
+
+def test_every_tick_without_runs_says_why(isolated_env, demo_copy, tmp_path):
+    """The reason shows on the tick in the UI: a SkipReason, or a SensorResult's skip_reason."""
+    from curation_assets.ingest.discover import discover_folder
+    from curation_assets.ingest.registry import register
+
+    with instance_for_test() as instance:
+        missing = new_video_files(build_sensor_context(instance=instance))
+        assert isinstance(missing, SkipReason) and f"{tmp_path / 'raw'} does not exist" in missing.skip_message
+        # shards registered by the CLI: the sensor adds their partitions, requests no run, and says so
+        _drop(demo_copy, tmp_path / "raw", ["good_pan_right.mp4"])
+        register(ScoreStore(isolated_env / "curation.duckdb"), discover_folder(tmp_path / "raw"), 4)
+        result = new_video_files(build_sensor_context(instance=instance))
+        assert isinstance(result, SensorResult) and not result.run_requests
+        assert result.dynamic_partitions_requests[0].partition_keys == ["shard-00000"]
+        assert result.skip_reason.skip_message.startswith(f"no new files in {tmp_path / 'raw'}; added 1 shard partitions")

@@ -174,6 +174,13 @@ def find_weight_file(folder: Path) -> Path | None:
     return candidates[0] if candidates else None
 
 
+#: open_clip's `hf_hub` entries for the default tags (a test compares them with open_clip's registry).
+KNOWN_HF_HUB = {
+    ("ViT-B-32", "openai"): "timm/vit_base_patch32_clip_224.openai/",
+    ("ViT-L-14", "openai"): "timm/vit_large_patch14_clip_224.openai/",
+}
+
+
 def pretrained_tag_config(model_name: str, pretrained: str) -> dict:
     """open_clip's registry entry for a pretrained tag ({} for unknown tags or files)."""
     import open_clip
@@ -188,8 +195,11 @@ def hf_hub_source(model_name: str, pretrained: str) -> tuple[str, tuple[str, ...
     'org/repo/' (default files: open_clip_model.safetensors, then open_clip_pytorch_model.bin)
     or 'org/repo/filename' (a .bin/.pth also tried as .safetensors first).
     """
-    cfg = pretrained_tag_config(model_name, pretrained)
-    hub = cfg.get("hf_hub") or ""
+    # The two tags the pipeline uses by default, as in open_clip's registry: a weights check
+    # (pre-flight, `curation-assets models`) then needs no torch/open_clip import (~4 s).
+    hub = KNOWN_HF_HUB.get((model_name, pretrained))
+    if hub is None:
+        hub = pretrained_tag_config(model_name, pretrained).get("hf_hub") or ""
     if not hub:
         return None
     if hub.endswith("/"):

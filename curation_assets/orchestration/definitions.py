@@ -15,8 +15,8 @@ from curation_assets.orchestration.assets.video_pass import build_video_pass
 from curation_assets.orchestration.assets.raw_videos import build_raw_videos
 from curation_assets.orchestration.assets.resolution import build_resolution
 from curation_assets.orchestration.jobs import build_outputs_job, curate_shards_job
-from curation_assets.orchestration.recipe import CODE_REVISIONS, UNPARTITIONED_ASSETS, Recipe, code_version, recipe_from_env, run_config
-from curation_assets.models.registry import default_profile
+from curation_assets.orchestration.recipe import Recipe, recipe_from_env, run_config, shard_code_versions
+from curation_assets import settings
 from curation_assets.orchestration.resources import CurationStore, ModelResource
 from curation_assets.orchestration.schedules import build_rescore_schedule
 from curation_assets.orchestration.sensors import new_video_files
@@ -28,15 +28,27 @@ ASSET_BUILDERS = [
 MODEL_ASSET_BUILDERS = [build_captions, build_clip_similarity, build_aesthetics, build_ocr_area]
 
 
+def data_dir_profile() -> str:
+    """$CURATION_MODEL_PROFILE, else the profile stored with the data dir's recipe, else real."""
+    from curation_assets.orchestration.stored_recipe import resolve_profile
+
+    from curation_assets.models.registry import PROFILE_ENV, PROFILES
+
+    profile, origin = resolve_profile(settings.data_dir())
+    if profile not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={profile!r} ({origin}): expected one of {PROFILES}")
+    return profile
+
+
 def expected_code_versions(recipe: Recipe, profile: str | None = None) -> dict[str, str]:
-    profile = profile or default_profile()
-    return {asset: code_version(asset, recipe, profile) for asset in CODE_REVISIONS if asset not in UNPARTITIONED_ASSETS}
+    return shard_code_versions(recipe, profile or data_dir_profile())
 
 
 def build_definitions(recipe: Recipe | None = None, data_dir: str | None = None, profile: str | None = None) -> Definitions:
-    """`profile` (real | tiny; default $CURATION_MODEL_PROFILE or real) picks the model weights."""
+    """`recipe`: default $CURATION_RECIPE, else the data dir's stored recipe (recipe_from_env).
+    `profile` (real | tiny): default $CURATION_MODEL_PROFILE, else the data dir's, else real."""
     recipe = recipe_from_env() if recipe is None else recipe
-    profile = profile or default_profile()
+    profile = profile or data_dir_profile()
     store = CurationStore(data_dir=data_dir) if data_dir else CurationStore()
     return Definitions(
         assets=[build(recipe) for build in ASSET_BUILDERS] + [build(recipe, profile) for build in MODEL_ASSET_BUILDERS],

@@ -1,9 +1,12 @@
 """Recipes: one YAML file holding every scorer parameter and threshold.
 
 A recipe uses the Dagster run-config keys, either in full
-(`ops: {motion: {config: {sampling_fps: 2}}}`) or flat (`motion: {sampling_fps: 2}`).
-The recipe named by CURATION_RECIPE becomes the defaults of each asset's config and feeds
-its code_version, so editing a threshold marks exactly the dependent assets stale.
+(`ops: {motion: {config: {sampling_fps: 2}}}`) or flat (`motion: {sampling_fps: 2}`), plus
+one section that is not run config: `scorers: {aesthetics: false, ...}` switches learned
+scorers off (their assets then write nothing and load no model; see `scorer_enabled`).
+The recipe named by CURATION_RECIPE (else the one stored in the data dir by the last
+`curation-assets run`) becomes the defaults of each asset's config and feeds its
+code_version, so editing a threshold marks exactly the dependent assets stale.
 """
 
 from __future__ import annotations
@@ -17,9 +20,18 @@ from typing import Any
 import yaml
 from pydantic import Field, create_model
 
+from curation_assets import settings
 from curation_assets.orchestration.configs import ASSET_CONFIGS, SHARED_OPS
 
 RECIPE_ENV = "CURATION_RECIPE"
+# The file `curation-assets run` stores in the data dir (see stored_recipe.py).
+STORED_RECIPE_FILE = "recipe.yaml"
+SCORERS_KEY = "scorers"
+# Learned scorers a recipe can switch off. `captions: false` switches the captioner off:
+# manifest captions are still used, clips without one get no caption.
+# Motion is not here: it needs no weights and shares the frames' decode; set its bounds to
+# null to stop filtering on it.
+SWITCHABLE_SCORERS = ("captions", "clip_similarity", "aesthetics", "ocr_area")
 
 # Bump when a scorer's code changes its output; parameters are hashed in separately.
 CODE_REVISIONS = {
@@ -64,13 +76,46 @@ def load_recipe(path: str | Path | None) -> Recipe:
     return normalize_recipe(raw, source=str(path))
 
 
+def recipe_path_from_env() -> Path | None:
+    """$CURATION_RECIPE, else the recipe stored in the data dir by the last run, else None."""
+    if os.environ.get(RECIPE_ENV):
+        return Path(os.environ[RECIPE_ENV])
+    stored = settings.data_dir() / STORED_RECIPE_FILE
+    return stored if stored.is_file() else None
+
+
 def recipe_from_env() -> Recipe:
-    return load_recipe(os.environ.get(RECIPE_ENV))
+    return load_recipe(recipe_path_from_env())
+
+
+def scorer_enabled(recipe: Recipe, name: str) -> bool:
+    """False when the recipe switches this learned scorer off (`scorers: {name: false}`)."""
+    return bool(recipe.get(SCORERS_KEY, {}).get(name, True))
+
+
+def scorers_off(recipe: Recipe) -> list[str]:
+    return [name for name in SWITCHABLE_SCORERS if not scorer_enabled(recipe, name)]
+
+
+def _normalize_scorers(body: Any, source: str) -> dict[str, bool]:
+    if not isinstance(body, dict):
+        raise RecipeError(f"{source}: {SCORERS_KEY} must be a mapping like {{aesthetics: false}}")
+    for name, value in body.items():
+        if name == "motion":
+            raise RecipeError(f"{source}: {SCORERS_KEY}.motion cannot be switched off (it needs no weights); "
+                              "set curated_videos.thresholds.motion_min/motion_max to null to stop filtering on it")
+        if name not in SWITCHABLE_SCORERS:
+            raise RecipeError(f"{source}: {SCORERS_KEY}: unknown scorer {name!r} (known: {', '.join(SWITCHABLE_SCORERS)})")
+        if not isinstance(value, bool):
+            raise RecipeError(f"{source}: {SCORERS_KEY}.{name} must be true or false, not {value!r}")
+    return dict(body)
 
 
 def normalize_recipe(raw: Any, source: str = "recipe") -> Recipe:
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: expected a mapping at the top level")
+    raw = dict(raw)
+    scorers = raw.pop(SCORERS_KEY, None)
     if "ops" in raw:
         flat = {}
         shared_ops = {op for op, _ in SHARED_OPS.values()}
@@ -96,6 +141,8 @@ def normalize_recipe(raw: Any, source: str = "recipe") -> Recipe:
         except Exception as exc:
             raise RecipeError(f"{source}: invalid {name} config: {exc}") from exc
         recipe[name] = body
+    if scorers:
+        recipe[SCORERS_KEY] = _normalize_scorers(scorers, source)
     return recipe
 
 
@@ -123,14 +170,48 @@ def code_version(asset: str, recipe: Recipe, profile: str = "real") -> str:
     if asset in ASSET_CONFIGS:
         params = effective_config(asset, recipe).model_dump(mode="json", exclude=EXECUTION_KEYS.get(asset))
         version += "-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
+    if asset in SWITCHABLE_SCORERS and not scorer_enabled(recipe, asset):
+        return version + "-off"  # no model ran: the profile does not matter
     if asset in MODEL_ASSETS:
         version += f"-{profile}"
+    if asset == "curated_videos" and scorers_off(recipe):
+        version += "-off:" + ",".join(scorers_off(recipe))  # other verdicts without those scores
     return version
+
+
+def shard_code_versions(recipe: Recipe, profile: str) -> dict[str, str]:
+    """asset -> the code version its shard rows must carry to be up to date (no Dagster needed)."""
+    return {asset: code_version(asset, recipe, profile) for asset in CODE_REVISIONS if asset not in UNPARTITIONED_ASSETS}
+
+
+def effective_view(recipe: Recipe) -> dict[str, Any]:
+    """Every setting the recipe decides, defaults filled in, as dotted keys (for diffs and the hash)."""
+    view: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key in sorted(value):
+                walk(f"{prefix}.{key}", value[key])
+        else:
+            view[prefix] = value
+
+    for asset in ASSET_CONFIGS:
+        walk(asset, effective_config(asset, recipe).model_dump(mode="json"))
+    for name in SWITCHABLE_SCORERS:
+        view[f"{SCORERS_KEY}.{name}"] = scorer_enabled(recipe, name)
+    return view
+
+
+def recipe_hash(recipe: Recipe) -> str:
+    """Hash of the effective settings: two files that mean the same recipe hash the same."""
+    return hashlib.sha256(json.dumps(effective_view(recipe), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def run_config(recipe: Recipe) -> dict:
     ops: dict[str, dict] = {}
     for name, body in recipe.items():
+        if name == SCORERS_KEY:
+            continue  # not run config: it shapes the definitions (see scorer_enabled)
         if name in SHARED_OPS:
             op, key = SHARED_OPS[name]
             ops.setdefault(op, {"config": {}})["config"][key] = body

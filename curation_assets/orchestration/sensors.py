@@ -23,8 +23,11 @@ MAX_NEW_FILES_PER_TICK = 2048
 )
 def new_video_files(context: SensorEvaluationContext):
     input_dir = settings.input_dir()
+    # Every tick that requests nothing says why on the tick itself (the UI's tick history),
+    # not only in the daemon's terminal.
     if not input_dir.is_dir():
-        return SkipReason(f"input folder {input_dir} does not exist")
+        return SkipReason(f"{input_dir} does not exist: create it and drop videos there "
+                          f"(or set ${settings.INPUT_DIR_ENV})")
     store = ScoreStore(settings.data_dir() / settings.DB_FILENAME)
     entries = discover_folder(input_dir)
     cursor = json.loads(context.cursor) if context.cursor else {}
@@ -38,9 +41,15 @@ def new_video_files(context: SensorEvaluationContext):
                                       "last_new_shards": new_shards or cursor.get("last_new_shards", [])}))
     if not to_add and not new_shards:
         return SkipReason(f"no new files in {input_dir} ({len(entries)} known)")
+    partitions = [shard_partitions.build_add_request(to_add)] if to_add else []
+    if not new_shards:
+        # only partitions to add (shards registered by the CLI): a tick without runs, with its reason
+        return SensorResult(dynamic_partitions_requests=partitions,
+                            skip_reason=f"no new files in {input_dir}; added {len(to_add)} shard partitions "
+                            f"registered elsewhere ({', '.join(to_add[:5])}{', ...' if len(to_add) > 5 else ''})")
     return SensorResult(
         run_requests=[RunRequest(partition_key=shard, run_key=f"register-{shard}") for shard in new_shards],
-        dynamic_partitions_requests=[shard_partitions.build_add_request(to_add)] if to_add else [],
+        dynamic_partitions_requests=partitions,
     )
 
 

@@ -57,7 +57,9 @@ def build_accelerated_videos(recipe: Recipe):
                    "fps": probe["fps"], "target_min": params.target_min, "target_max": params.target_max,
                    "params": params_json(params.as_dict()), "status": "skipped"}
             aesthetics = video["aesthetics_score"]
-            if (config.aesthetics_min is not None and video["model_profile"] != "tiny"
+            # no gate on noise (tiny profile) or on a scorer the recipe switched off
+            aesthetics_off = "aesthetics" in (video.get("scorers_off") or [])
+            if (config.aesthetics_min is not None and video["model_profile"] != "tiny" and not aesthetics_off
                     and (aesthetics is None or aesthetics < config.aesthetics_min)):
                 row["reason"] = f"aesthetics_score {aesthetics} < {config.aesthetics_min:g}"
                 rows.append(row)

@@ -7,7 +7,7 @@ from curation_assets.orchestration.assets.shard_io import (
     RAW_VIDEOS, SAMPLED_FRAMES, frames_or_error, model_metadata, primary_videos, shard_frames, to_frame, write_shard,
 )
 from curation_assets.orchestration.partitions import shard_partitions
-from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorer_enabled
 from curation_assets.orchestration.resources import CurationStore, ModelResource
 from curation_assets.scorers.caption_text import clean_caption
 
@@ -25,6 +25,8 @@ CAPTIONS_SCHEMA = {
 
 def build_captions(recipe: Recipe, profile: str):
     CaptionsConfig = config_class(CAPTIONS, recipe)
+    # `scorers: {captions: false}`: the captioner is off (never loaded); manifest captions still count
+    captioner_on = scorer_enabled(recipe, CAPTIONS)
 
     @asset(
         name=CAPTIONS,
@@ -34,7 +36,8 @@ def build_captions(recipe: Recipe, profile: str):
         group_name="captions",
         kinds={"duckdb", "pytorch"},
         description="The manifest caption (special tokens removed) when usable; otherwise one generated from "
-        "the sampled frames by a video captioner (VideoBLIP by default). `source` says which.",
+        "the sampled frames by a video captioner (VideoBLIP by default). `source` says which."
+        + ("" if captioner_on else " The captioner is SWITCHED OFF by the recipe: manifest captions only."),
     )
     def captions(context: AssetExecutionContext, config: CaptionsConfig, curation_store: CurationStore,
                  models: ModelResource):
@@ -42,13 +45,15 @@ def build_captions(recipe: Recipe, profile: str):
         store = curation_store.store()
         shard = context.partition_key
         rows, to_generate = [], []
+        recaption_all = config.recaption_all and captioner_on
+        generate = captioner_on and (config.generate_missing or config.recaption_all)
         for video in primary_videos(store, shard).iter_rows(named=True):
             original = clean_caption(video["source_caption"])
             row = {"video_id": video["video_id"], "original_caption": original, "caption": None, "model": None,
                    "profile": None, "error": None}
-            if original and not config.recaption_all:
+            if original and not recaption_all:
                 row.update(caption=original, source="original")
-            elif config.generate_missing or config.recaption_all:
+            elif generate:
                 row["source"] = "generated"
                 to_generate.append(row)
             else:
@@ -62,6 +67,8 @@ def build_captions(recipe: Recipe, profile: str):
         meta = {f"source_{k}": int(v) for k, v in frame["source"].value_counts().iter_rows()} if frame.height else {}
         if to_generate:
             meta.update(model_metadata(config.model_id, settings.profile))
+        if not captioner_on:
+            meta["switched_off"] = "the captioner, by the recipe: scorers: {captions: false}"
         return write_shard(context, store, CAPTIONS, frame, started, meta)
 
     return captions

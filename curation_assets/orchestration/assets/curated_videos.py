@@ -11,10 +11,10 @@ from curation_assets.orchestration.assets.image_scores import AESTHETICS, CLIP_S
 from curation_assets.orchestration.assets.video_pass import MOTION, SAMPLED_FRAMES
 from curation_assets.orchestration.assets.resolution import RESOLUTION
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
-from curation_assets.curation_rules import FAILED, KEPT, REJECTED, judge, rule_name
+from curation_assets.curation_rules import FAILED, KEPT, REJECTED, judge, required_scores, rule_name, without_scorers
 from curation_assets.ingest.registry import shard_members
 from curation_assets.orchestration.partitions import shard_partitions
-from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorers_off
 from curation_assets.orchestration.resources import CurationStore
 
 CURATED_VIDEOS = "curated_videos"
@@ -33,6 +33,7 @@ SCHEMA = {
     "aesthetics_score": pl.Float64,
     "ocr_area_ratio": pl.Float64,
     "model_profile": pl.Utf8,
+    "scorers_off": pl.List(pl.Utf8),  # learned scorers the recipe switched off: their bounds not applied
     "thresholds": pl.Utf8,
     "error": pl.Utf8,
 }
@@ -40,6 +41,8 @@ SCHEMA = {
 
 def build_curated_videos(recipe: Recipe):
     CurationConfig = config_class(CURATED_VIDEOS, recipe)
+    off = scorers_off(recipe)
+    required, caption_scores = required_scores(off)
 
     @asset(
         name=CURATED_VIDEOS,
@@ -55,7 +58,8 @@ def build_curated_videos(recipe: Recipe):
             AssetCheckSpec("reasons_match_status", asset=CURATED_VIDEOS,
                            description="Kept rows have no reason; rejected and failed rows have at least one."),
         ],
-        description="One verdict per registered file: kept, rejected (every failed rule named) or failed (the error).",
+        description="One verdict per registered file: kept, rejected (every failed rule named) or failed (the error)."
+        + (f" Scorers switched off by the recipe (their bounds not applied): {', '.join(off)}." if off else ""),
     )
     def curated_videos(context: AssetExecutionContext, config: CurationConfig, curation_store: CurationStore):
         started = time.perf_counter()
@@ -65,8 +69,8 @@ def build_curated_videos(recipe: Recipe):
         rows = []
         for video in videos:
             source = video.get("caption_source")
-            thresholds = config.thresholds_for(source, video.get("model_profile"))
-            verdict = judge(video, thresholds)
+            thresholds = without_scorers(config.thresholds_for(source, video.get("model_profile")), off)
+            verdict = judge(video, thresholds, required, caption_scores)
             rows.append({
                 "path": video["path"], "video_id": video.get("video_id"), "status": verdict.status,
                 "reasons": verdict.reasons, "caption_source": source, "caption": video.get("caption"),
@@ -74,13 +78,14 @@ def build_curated_videos(recipe: Recipe):
                 "height": video.get("display_height"), "char_rep_ratio": video.get("char_rep_ratio"),
                 "clip_similarity": video.get("clip_similarity"), "aesthetics_score": video.get("aesthetics_score"),
                 "ocr_area_ratio": video.get("ocr_area_ratio"), "model_profile": video.get("model_profile"),
-                "thresholds": json.dumps(thresholds, sort_keys=True),
+                "scorers_off": off, "thresholds": json.dumps(thresholds, sort_keys=True),
                 "error": None,
             })
         frame = to_frame(rows, SCHEMA)
         registered = shard_members(store, shard)["path"].to_list()
         checks = [_accounted_check(registered, frame), _reasons_check(frame)]
-        return write_shard(context, store, CURATED_VIDEOS, frame, started, funnel_metadata(frame), check_results=checks)
+        meta = {**funnel_metadata(frame), "scorers_off": ", ".join(off) or "none"}
+        return write_shard(context, store, CURATED_VIDEOS, frame, started, meta, check_results=checks)
 
     return curated_videos
 
@@ -99,11 +104,15 @@ def _joined_inputs(store, shard: str) -> list[dict]:
 
     attach(RESOLUTION, [])
     attach(MOTION, ["motion_score"])
-    attach(CAPTIONS, ["caption", "source"], {"source": "caption_source"})
+    attach(CAPTIONS, ["caption", "source", "profile"], {"source": "caption_source", "profile": "captions_profile"})
     attach(CAPTION_REPETITION, ["char_rep_ratio"])
-    attach(CLIP_SIMILARITY, ["clip_similarity"])
+    attach(CLIP_SIMILARITY, ["clip_similarity", "profile"], {"profile": "clip_profile"})
     attach(AESTHETICS, ["aesthetics_score", "profile"], {"profile": "model_profile"})
     attach(OCR_AREA, ["ocr_area_ratio"])
+    for entry in by_id.values():
+        # the learned models' profile, from whichever of them ran (a scorer may be switched off)
+        entry["model_profile"] = (entry.get("model_profile") or entry.get("clip_profile")
+                                  or entry.get("captions_profile"))
     videos = []
     for row in raw.iter_rows(named=True):
         video = dict(row)

@@ -13,9 +13,10 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, ass
 from curation_assets.orchestration.assets.captions import CAPTIONS
 from curation_assets.orchestration.assets.shard_io import (
     SAMPLED_FRAMES, frames_or_error, model_metadata, params_json, shard_frames, to_frame, write_shard,
+    write_switched_off,
 )
 from curation_assets.orchestration.partitions import shard_partitions
-from curation_assets.orchestration.recipe import Recipe, code_version, config_class
+from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorer_enabled
 from curation_assets.orchestration.resources import CurationStore, ModelResource
 from curation_assets.scorers.reduce import reduce_scores
 
@@ -47,6 +48,10 @@ def _load_videos(store, shard: str, video_ids: list[str]):
     return ready, errors
 
 
+def _off_suffix(recipe: Recipe, name: str) -> str:
+    return "" if scorer_enabled(recipe, name) else f" SWITCHED OFF by the recipe (scorers: {{{name}: false}}): writes no rows."
+
+
 def _score_row(video_id: str, column: str, per_frame, mode: str, base: dict) -> dict:
     return {"video_id": video_id, column: reduce_scores(per_frame, mode),
             "frame_scores": [float(x) for x in per_frame], "error": None, **base}
@@ -69,13 +74,16 @@ def build_clip_similarity(recipe: Recipe, profile: str):
         code_version=code_version(CLIP_SIMILARITY, recipe, profile), group_name="scores", kinds={"duckdb", "pytorch"},
         check_specs=[AssetCheckSpec(f"{column}_in_range", asset=CLIP_SIMILARITY)],
         description="Cosine similarity of normalized CLIP image and caption embeddings per sampled frame, "
-        "reduced per video (avg by default). Videos without a caption have no row.",
+        "reduced per video (avg by default). Videos without a caption have no row." + _off_suffix(recipe, CLIP_SIMILARITY),
     )
     def clip_similarity(context: AssetExecutionContext, config: ClipConfig, curation_store: CurationStore,
                         models: ModelResource):
         from curation_assets.models.clip import frame_text_similarity, load_clip
 
         started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
+        if not scorer_enabled(recipe, CLIP_SIMILARITY):
+            return write_switched_off(context, store, CLIP_SIMILARITY, _schema(column), started,
+                                      [_range_check(CLIP_SIMILARITY, to_frame([], _schema(column)), column, -1.0, 1.0)])
         encoder = load_clip(config.model_name, config.pretrained, settings)
         model_id = f"open_clip:{config.model_name}/{config.pretrained}"
         captions = {r["video_id"]: r["caption"] for r in store.read_shard(CAPTIONS, context.partition_key).iter_rows(named=True)
@@ -106,13 +114,16 @@ def build_aesthetics(recipe: Recipe, profile: str):
         code_version=code_version(AESTHETICS, recipe, profile), group_name="scores", kinds={"duckdb", "pytorch"},
         check_specs=[AssetCheckSpec(f"{column}_in_range", asset=AESTHETICS)],
         description="LAION improved aesthetic predictor v2 (sac+logos+ava1-l14-linearMSE on normalized CLIP "
-        "ViT-L/14 embeddings) per sampled frame, divided by 10, reduced per video.",
+        "ViT-L/14 embeddings) per sampled frame, divided by 10, reduced per video." + _off_suffix(recipe, AESTHETICS),
     )
     def aesthetics(context: AssetExecutionContext, config: AestheticsConfig, curation_store: CurationStore,
                    models: ModelResource):
         from curation_assets.models.aesthetics import load_aesthetic_scorer
 
         started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
+        if not scorer_enabled(recipe, AESTHETICS):
+            return write_switched_off(context, store, AESTHETICS, _schema(column), started,
+                                      [_range_check(AESTHETICS, to_frame([], _schema(column)), column, -1.0, 2.0)])
         scorer = load_aesthetic_scorer(settings)
         video_ids = list(shard_frames(store, context.partition_key))
         ready, errors = _load_videos(store, context.partition_key, video_ids)
@@ -140,12 +151,15 @@ def build_ocr_area(recipe: Recipe, profile: str):
         code_version=code_version(OCR_AREA, recipe, profile), group_name="scores", kinds={"duckdb", "pytorch"},
         check_specs=[AssetCheckSpec(f"{column}_in_range", asset=OCR_AREA)],
         description="Share of each sampled frame covered by EasyOCR (CRAFT detector) text boxes, mean per video "
-        "(data-juicer's video_ocr_area_ratio).",
+        "(data-juicer's video_ocr_area_ratio)." + _off_suffix(recipe, OCR_AREA),
     )
     def ocr_area(context: AssetExecutionContext, config: OcrConfig, curation_store: CurationStore, models: ModelResource):
         from curation_assets.models.ocr import load_text_detector
 
         started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
+        if not scorer_enabled(recipe, OCR_AREA):
+            return write_switched_off(context, store, OCR_AREA, _schema(column), started,
+                                      [_range_check(OCR_AREA, to_frame([], _schema(column)), column, 0.0, 2.0)])
         detector = load_text_detector(settings, languages=tuple(config.languages), max_side=config.max_side,
                                       precision=config.precision)
         model_id = detector.model_id

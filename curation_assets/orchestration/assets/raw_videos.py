@@ -1,13 +1,14 @@
 import time
 
 import polars as pl
-from dagster import AssetExecutionContext, asset
+from dagster import AssetExecutionContext, Failure, asset
 
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
 from curation_assets.ingest.registry import shard_members
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version
-from curation_assets.orchestration.resources import CurationStore
+from curation_assets.orchestration.preflight import MissingWeights, check_weights
+from curation_assets.orchestration.resources import CurationStore, ModelResource
 from curation_assets.scorers.hashing import content_hash
 from curation_assets.scorers.probe import ProbeResult, probe_video
 
@@ -40,13 +41,16 @@ def build_raw_videos(recipe: Recipe):
         group_name="ingest",
         kinds={"duckdb", "pyav"},
         description="Every registered file of the shard: probe (PyAV), content hash (video_id), "
-        "duplicates pointing at their first copy, and the manifest caption.",
+        "duplicates pointing at their first copy, and the manifest caption. As the first step of a run it "
+        "first checks the model weights the run's scorers need (pre-flight), so a run without them fails "
+        "here, before any decoding, naming all of them.",
     )
-    def raw_videos(context: AssetExecutionContext, curation_store: CurationStore):
+    def raw_videos(context: AssetExecutionContext, curation_store: CurationStore, models: ModelResource):
         started = time.perf_counter()
         store = curation_store.store()
         shard = context.partition_key
         members = shard_members(store, shard)
+        _preflight(context, recipe, models, members["manifest_text"].to_list())
         rows = [_probe_member(m) for m in members.iter_rows(named=True)]
         _mark_duplicates(rows, _known_primaries(store, shard, rows))
         frame = to_frame(rows, RAW_VIDEOS_SCHEMA)
@@ -54,6 +58,16 @@ def build_raw_videos(recipe: Recipe):
         return write_shard(context, store, RAW_VIDEOS, frame, started, {"registered": len(rows), "duplicates": duplicates})
 
     return raw_videos
+
+
+def _preflight(context: AssetExecutionContext, recipe: Recipe, models: ModelResource, texts: list) -> None:
+    """Fail the run now, not after the decode pass, when a model step of this run lacks weights."""
+    selection = context.dagster_run.asset_selection  # None: the whole job
+    selected = {key.to_user_string() for key in selection} if selection else None
+    try:
+        check_weights(recipe, models.settings(), texts, selected)
+    except MissingWeights as exc:
+        raise Failure(description=str(exc), allow_retries=False) from None
 
 
 def _probe_member(member: dict) -> dict:

@@ -55,6 +55,16 @@ def write_shard(
     return MaterializeResult(asset_key=key if asset_key else None, metadata=meta, check_results=check_results)
 
 
+def write_switched_off(context: AssetExecutionContext, store: ScoreStore, table: str, schema: dict, started: float,
+                       check_results=None) -> MaterializeResult:
+    """A scorer the recipe switched off: no model loaded, an empty shard written, so the
+    partition is materialized (green, not stale) and curated_videos knows it has no scores."""
+    context.log.info(f"{table}: switched off by the recipe (scorers: {{{table}: false}}); no model loaded")
+    return write_shard(context, store, table, to_frame([], schema), started,
+                       {"switched_off": MetadataValue.text(f"by the recipe: scorers: {{{table}: false}}")},
+                       check_results=check_results)
+
+
 SAMPLED_FRAMES = "sampled_frames"
 
 
