@@ -100,10 +100,13 @@ def cmd_run(args) -> int:
     started = time.perf_counter()
     data_dir, recipe = _setup_env(args)
     store = ScoreStore(data_dir / settings.DB_FILENAME)
+    notes: list[str] = []
     try:
-        entries = discover(args.input, allow_outside=args.allow_outside_paths)
+        entries = discover(args.input, allow_outside=args.allow_outside_paths, notes=notes)
     except InputError as exc:
         raise CliError(str(exc)) from exc
+    for note in notes:
+        print(note)
     if not entries:
         raise CliError(f"no videos found in {args.input}")
     new_shards = register(store, entries, args.shard_size or settings.shard_size())
