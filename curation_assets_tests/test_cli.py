@@ -46,7 +46,7 @@ def test_run_demo_corpus_then_rerun_and_recipe(tmp_path, demo_copy):
     assert "tiny random-weight models" in out  # the funnel says the learned scores are noise
     # the outputs' lines: the shape once, and the tiny-profile warnings under them
     assert "Training set 16x256x256, 1 epoch(s): " in out and "(16x256x256," not in out
-    assert "  WARNING: 6 of 6 clips were ranked by tiny random-weight models" in out
+    assert "clips were ranked by tiny random-weight models (CURATION_MODEL_PROFILE=tiny)" in out
     assert "  WARNING: Built on tiny-profile scores: " in out
 
     con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)

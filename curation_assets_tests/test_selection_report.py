@@ -180,6 +180,8 @@ def test_no_suggestion_for_noise_scores_and_the_recipe_says_why():
     assert "# WARNING: Built on tiny-profile scores" in text
     assert "# No thresholds suggested for (tiny-model noise): clip_similarity, aesthetics_score" in text
     assert tiny_banner({"motion_score": 0}, 0, 10) == ""
+    # a score with one value everywhere (no text in any clip) gives no threshold, not "max 0"
+    assert suggest_thresholds({"ocr_area_ratio": summarize("ocr_area_ratio", np.zeros(20))}) == {}
 
 
 def test_report_document_has_every_chart_and_the_full_percentile_table():

@@ -466,6 +466,11 @@ def _check_report_page(page, expect, server: Server, shots: Path) -> None:
     # the warning is readable on the page itself, no click needed
     warning = page.get_by_role("row").filter(has=page.get_by_text("WARNING", exact=True))
     expect(warning).to_contain_text("Built on tiny-profile scores")
+    # and not cut at the right: the metadata table stays within its panel (Table/Plots toggle's edge)
+    panel_right = page.get_by_role("button", name="Plots").bounding_box()
+    warning_box = warning.bounding_box()
+    assert warning_box["x"] + warning_box["width"] <= panel_right["x"] + panel_right["width"] + 2, \
+        "the metadata table is wider than its panel: the WARNING is cut off"
     # one Markdown entry for the whole report: one "Show Markdown" on the page, none per chart
     expect(page.get_by_text("Show Markdown")).to_have_count(1)
     expect(page.get_by_text(re.compile(r"^histogram_"))).to_have_count(0)

@@ -221,6 +221,8 @@ def suggest_thresholds(summaries: dict[str, ScoreSummary], method: str = "sigma"
         s = summaries.get(column)
         if s is None or not s.count or column in ("width", "height") or column in skip:
             continue
+        if not s.std > 0:  # one value everywhere (e.g. no text in any clip) says nothing about where to cut
+            continue
         if method == "sigma":
             low, high = s.mean - 3 * s.std, s.mean + 3 * s.std
         else:
@@ -268,12 +270,15 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def report_markdown(*, banner: str, funnel_rows: list[tuple[str, int]], percentiles: str, suggested_yaml: str,
-                    charts: list[tuple[str, str]], image) -> str:
+                    charts: list[tuple[str, str]], image, location: str = "") -> str:
     """The whole report as one Markdown document; `image(name)` gives a chart's Markdown image
     (a file link on disk, an inline data URI in the UI), so both show the same document."""
     parts = ["# Score report"]
     if banner:
         parts.append(f"> **WARNING: {banner}**")
+    if location:
+        # in the document, not as a metadata path: a long path would widen the UI's metadata table
+        parts.append(f"On disk: `{location}`, each chart as a PNG beside it, and `suggested_recipe.yaml`.")
     parts += ["## Funnel", image("funnel"), funnel_markdown(funnel_rows),
               "## Score distribution", percentiles,
               "## Suggested thresholds", f"```yaml\n{suggested_yaml}```",

@@ -66,7 +66,7 @@ def build_score_report(recipe: Recipe):
             (out_dir / f"{name}.png").write_bytes(png)
         percentiles = percentile_table(list(summaries.values()), noise)
         document = dict(banner=banner, funnel_rows=funnel, percentiles=percentiles, suggested_yaml=suggested,
-                        charts=charts)
+                        charts=charts, location=str(out_dir / "score_report.md"))
         (out_dir / "score_report.md").write_text(
             report_markdown(**document, image=lambda name: f"![{name}]({name}.png)"), encoding="utf-8")
         # The UI shows one Markdown document, charts inline, behind a single "Show Markdown".
@@ -77,7 +77,6 @@ def build_score_report(recipe: Recipe):
         meta.update({
             "scores_profile": "tiny" if banner else "real",
             "suggested_thresholds": MetadataValue.json(suggestion),
-            "report_path": MetadataValue.path(str(out_dir / "score_report.md")),
             "seconds": round(time.perf_counter() - started, 3),
         })
         meta.update({f"funnel_{stage}": n for stage, n in funnel if " " not in stage})
