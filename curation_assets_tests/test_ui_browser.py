@@ -4,6 +4,8 @@ A user's path, end to end: the global asset graph renders every asset, a score a
 opens from the catalog, and a registered (never run) shard partition is materialized from the
 `curate_shards` job's asset graph ("Materialize all…", pick the partition, "Launch 1 run");
 the run must succeed, the verdicts must land in DuckDB, and the asset page must show them.
+A second test opens the score_report page after a CLI run: the tiny-profile WARNING is on the
+page, and one "Show Markdown" shows the whole report with every chart inline.
 
 Needs Debian's Chromium (`scripts/install_browser.sh`) and the `playwright` package (its
 Python client and bundled driver only: the browser is never downloaded). Skips otherwise.

@@ -30,7 +30,8 @@ def build_score_report(recipe: Recipe):
         name=SCORE_REPORT, deps=[CURATED_VIDEOS, ACCELERATED_VIDEOS, LORA_TRAINING_SET],
         code_version=code_version(SCORE_REPORT, recipe), group_name="outputs", kinds={"duckdb", "matplotlib"},
         description="Histogram of every score over all videos with the active thresholds drawn, the filter "
-        "funnel, percentiles, and suggested thresholds; in the UI as metadata and under <data_dir>/reports/.",
+        "funnel, percentiles, and suggested thresholds: one Markdown document with every chart inline (metadata "
+        "`report`: Show Markdown) and under <data_dir>/reports/. Says so when built on tiny-profile scores.",
     )
     def score_report(context: AssetExecutionContext, config: ReportConfig, curation_store: CurationStore):
         started, store = time.perf_counter(), curation_store.store()
