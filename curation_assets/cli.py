@@ -165,10 +165,13 @@ def cmd_run(args) -> int:
             stale = assets_made_stale(stored.recipe, recipe, stored.model_profile, setup.profile)
             print(f"  stale now on every shard: {', '.join(stale) or 'none'}"
                   + (" (and what depends on them re-runs with them)" if stale else ""))
+    notes: list[str] = []
     try:
-        entries = discover(args.input, allow_outside=args.allow_outside_paths)
+        entries = discover(args.input, allow_outside=args.allow_outside_paths, notes=notes)
     except InputError as exc:
         raise CliError(str(exc)) from exc
+    for note in notes:
+        print(note)
     if not entries:
         raise CliError(f"no videos found in {args.input}")
     store = ScoreStore(data_dir / settings.DB_FILENAME)
@@ -347,12 +350,20 @@ def run_outputs() -> tuple[bool, list[str]]:
     lines = []
     if out_dir and (out_dir / "summary.json").exists():
         summary = json.loads((out_dir / "summary.json").read_text())
-        lines.append(f"Training set {summary['preset']} ({summary['frames']}x{summary['height']}x{summary['width']}, "
-                     f"{summary['epochs']} epoch(s)): {summary['clips']} clips of {summary['eligible_clips']} eligible "
-                     f"({summary['kept_clips']} kept, {summary['accelerated_clips']} accelerated); "
+        shape = f"{summary['frames']}x{summary['height']}x{summary['width']}"
+        name = shape if summary["preset"] == shape else f"{summary['preset']} {shape}"  # presets are named by shape
+        lines.append(f"Training set {name}, {summary['epochs']} epoch(s): {summary['clips']} clips of "
+                     f"{summary['eligible_clips']} eligible ({summary['kept_clips']} kept, "
+                     f"{summary['accelerated_clips']} accelerated); "
                      f"pixels {summary['pixels_used']:.3g} / {summary['pixel_budget']:.3g}")
         lines.append(f"  written to {out_dir}/metadata.json, data_juicer.jsonl, summary.json")
+        if summary.get("warning"):
+            lines.append(f"  WARNING: {summary['warning']}")
+    report = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("score_report")}
+    report_meta = report.get("score_report", {})
     lines.append(f"Score report: {settings.data_dir() / 'reports' / 'score_report.md'}")
+    if "WARNING" in report_meta:
+        lines.append(f"  WARNING: {report_meta['WARNING'].value}")
     return True, lines
 
 

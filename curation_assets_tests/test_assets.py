@@ -257,22 +257,45 @@ def test_training_set_and_report_from_the_store(curated_demo, tmp_path):
     assert [m["file_path"] for m in metadata] == rows["file_path"].to_list()
     assert [m["text"] for m in metadata] == rows["caption"].to_list()
     assert {m["type"] for m in metadata} == {"video"}
+    # every item says its scores came from the tiny random-weight models (this run's profile)
+    assert {m["scores_profile"] for m in metadata} == {"tiny"} and rows["scores_profile"].to_list() == ["tiny"] * rows.height
+    assert {m["caption_source"] for m in metadata} <= {"original", "generated"}
     jsonl = [json.loads(line) for line in (out / "data_juicer.jsonl").read_text().splitlines()]
     assert [j["videos"][0] for j in jsonl] == rows["file_path"].to_list()
     assert all(j["text"].startswith("<__dj__video> ") for j in jsonl)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["clips"] == kept - 1 and summary["pixels_used"] <= summary["pixel_budget"]
     assert summary["pixels_used"] == (kept - 1) * 16 * 256 * 256
+    assert summary["scores_profile"] == "tiny" and summary["tiny_profile_clips"] == kept - 1
+    assert "tiny random-weight models" in summary["warning"]
+    assert all(j["scores_profile"] == "tiny" for j in jsonl)
     composite = rows["composite"].to_list()
     assert composite == sorted(composite, reverse=True)
 
     report = data / "reports"
-    assert (report / "score_report.md").read_text().count("![") >= 5
-    assert (report / "motion_score.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    text = (report / "score_report.md").read_text()
+    charts = ["funnel", "motion_score", "char_rep_ratio", "clip_similarity", "aesthetics_score", "ocr_area_ratio",
+              "width", "height"]
+    assert [line for line in text.splitlines() if line.startswith("![")] == [f"![{c}]({c}.png)" for c in charts]
+    for chart in charts:
+        assert (report / f"{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert text.startswith("# Score report\n\n> **WARNING: Built on tiny-profile scores:")
+    assert "| p99 | from tiny models |" in text and "| clip_similarity |" in text
     from curation_assets.orchestration.recipe import load_recipe
 
+    suggested_text = (report / "suggested_recipe.yaml").read_text()
+    assert "# WARNING: Built on tiny-profile scores" in suggested_text
     suggested = load_recipe(report / "suggested_recipe.yaml")  # a valid recipe for the next run
-    assert "motion_min" in suggested["curated_videos"]["thresholds"]
+    thresholds = suggested["curated_videos"]["thresholds"]
+    assert "motion_min" in thresholds and "ocr_area_ratio_max" in thresholds
+    assert not {"clip_similarity_min", "aesthetics_score_min"} & set(thresholds)  # fitted to noise: not suggested
+    # the UI gets the same document with every chart inline, in one metadata entry
+    (materialization,) = result.asset_materializations_for_node("score_report")
+    inline = materialization.metadata["report"].value
+    assert inline.count("](data:image/png;base64,") == len(charts)
+    assert inline.split("![", 1)[0] == text.split("![", 1)[0]
+    assert not [k for k in materialization.metadata if k.startswith("histogram_")]
+    assert materialization.metadata["scores_profile"].value == "tiny"
 
     # the 512 preset needs 512x512: the demo's 320x256 clips are not eligible
     with instance_for_test() as instance:

@@ -13,7 +13,7 @@ import pytest
 from dagster import instance_for_test
 
 from curation_assets.orchestration.definitions import build_definitions
-from curation_assets.ingest.discover import discover
+from curation_assets.ingest.discover import discover, discover_folder
 from curation_assets.ingest.registry import register
 from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
 from curation_assets.orchestration.partitions import shard_partitions
@@ -157,9 +157,15 @@ def test_unreadable_file_is_a_recorded_failure(curated_bad):
 
 
 def test_folder_discovery_and_probe_survive_the_set(curated_bad):
-    """Folder mode lists the same hostile files (pipe, symlink loop, dangling link) without hanging."""
+    """Folder mode lists the same hostile files (pipe, symlink loop, dangling link) without hanging.
+
+    The folder holds the manifest, so `discover(folder)` reads that; the plain scan is
+    `discover_folder`, what the sensor runs on its input folder."""
     folder = curated_bad["manifest"].parent
-    entries = discover(folder)
+    notes = []
+    assert discover(folder, notes=notes)[:len(discover(curated_bad["manifest"]))] == discover(curated_bad["manifest"])
+    assert "using the manifest manifest.jsonl" in notes[0]
+    entries = discover_folder(folder)
     names = {os.path.basename(e.path) for e in entries}
     assert {"named_pipe.mp4", "symlink_loop.mp4", "dangling_link.mp4", "~tilde name.mp4", "-leading-dash.mp4"} <= names
     assert "folder.mp4" not in names  # a folder is walked into, not listed

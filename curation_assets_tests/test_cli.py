@@ -44,6 +44,10 @@ def test_run_demo_corpus_then_rerun_and_recipe(tmp_path, demo_copy):
         assert f"{shard}: ok" in out
     assert "motion_score<0.25" in out and "ocr_area_ratio>0.1" in out and "duplicate" in out
     assert "tiny random-weight models" in out  # the funnel says the learned scores are noise
+    # the outputs' lines: the shape once, and the tiny-profile warnings under them
+    assert "Training set 16x256x256, 1 epoch(s): " in out and "(16x256x256," not in out
+    assert "clips were ranked by tiny random-weight models (CURATION_MODEL_PROFILE=tiny)" in out
+    assert "  WARNING: Built on tiny-profile scores: " in out
 
     con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)
     status = dict(con.execute("select status, count(*) from curated_videos group by status").fetchall())
@@ -123,3 +127,43 @@ def test_models_lists_weights_and_ocr_precision(tmp_path):
 
     device = ModelSettings(profile="real").resolved_device()
     assert f"device: {device}; ocr_area precision 'auto' runs {resolve_precision('auto', device)} here" in out
+
+
+def test_run_on_a_folder_with_a_manifest_inside_uses_its_captions(tmp_path):
+    """`run --input FOLDER` where FOLDER holds manifest.jsonl: the manifest's captions are used
+    and the console says so, with what happens to a video the manifest does not list."""
+    import json
+
+    from curation_assets.samples import synthetic
+
+    folder = tmp_path / "clips"
+    size = {"width": 320, "height": 256, "fps": 24, "n_frames": 24}
+    synthetic.write_moving_pattern(folder / "listed.mp4", shift_px_per_frame=(0.3, 0), seed=1, **size)
+    synthetic.write_moving_pattern(folder / "extra.mp4", shift_px_per_frame=(0.3, 0), seed=2, **size)
+    (folder / "extra.txt").write_text("a sidecar caption for the extra clip\n")
+    (folder / "manifest.jsonl").write_text(json.dumps(
+        {"videos": ["listed.mp4"], "text": "<__dj__video> a caption from the manifest <|__dj__eoc|>"}) + "\n")
+    data = tmp_path / "out"
+    proc = _run([str(BIN / "curation-assets"), "run", "--input", str(folder), "--data-dir", str(data), "--no-outputs"],
+                tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"using the manifest manifest.jsonl found in {folder}: 1 entries, captions from it" in proc.stdout
+    assert (f"1 video(s) in {folder} are not in manifest.jsonl: curated as plain folder videos "
+            f"(caption from a .txt beside the video, else generated); pass --input {folder / 'manifest.jsonl'}") in proc.stdout
+    assert "2 videos in 1 shards (1 new)" in proc.stdout
+    con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)
+    captions = {Path(p).name: (c, s) for p, c, s in con.execute(
+        "select r.path, c.caption, c.source from video_registry r join raw_videos v using (path) "
+        "join captions c using (video_id)").fetchall()}
+    con.close()
+    assert captions == {"listed.mp4": ("a caption from the manifest", "original"),
+                        "extra.mp4": ("a sidecar caption for the extra clip", "original")}
+
+    # a second manifest makes the folder ambiguous: refused in one line, nothing registered
+    (folder / "other.csv").write_text("path,text\nextra.mp4,x\n")
+    refused = _run([str(BIN / "curation-assets"), "run", "--input", str(folder), "--data-dir", str(tmp_path / "out2")],
+                   tmp_path)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert refused.stderr.strip() == (f"error: {folder} holds manifests (manifest.jsonl, other.csv); "
+                                      f"pass the one to use instead of the folder: --input {folder / 'manifest.jsonl'}")
+    assert "videos in" not in refused.stdout

@@ -294,3 +294,60 @@ def test_table_manifest_without_path_column_raises(tmp_path, suffix):
     frame.write_csv(manifest) if suffix == ".csv" else frame.write_parquet(manifest)
     with pytest.raises(InputError, match="'path' column"):
         discover(manifest)
+
+
+# --------------------------------------------------------------------------- a manifest inside a folder
+
+
+def test_folder_with_one_manifest_uses_it_and_keeps_unlisted_videos(folder):
+    _jsonl(folder / "manifest.jsonl",
+           {"videos": ["a.mp4"], "text": "<__dj__video> the manifest's caption <|__dj__eoc|>"},
+           {"videos": ["nested/d.mkv"], "text": "d from the manifest"})
+    notes = []
+    entries = discover(folder, notes=notes)
+    by_name = {Path(e.path).name: e for e in entries}
+    manifest = str((folder / "manifest.jsonl").resolve())
+    # the manifest's entries first, with its captions (not a.txt's), its origin
+    assert [Path(e.path).name for e in entries[:2]] == ["a.mp4", "d.mkv"]
+    assert by_name["a.mp4"].text == "<__dj__video> the manifest's caption <|__dj__eoc|>"
+    assert by_name["a.mp4"].origin == by_name["d.mkv"].origin == manifest
+    # the videos it does not list: read as a plain scan would, and the user is told
+    assert set(by_name) == {"a.mp4", "b.mp4", "c.MOV", "d.mkv"}
+    assert by_name["b.mp4"].origin == str(folder.resolve()) and by_name["c.MOV"].text == "caf\ufffd caption"
+    assert notes[0] == f"using the manifest manifest.jsonl found in {folder.resolve()}: 2 entries, captions from it"
+    assert notes[1].startswith(f"2 video(s) in {folder.resolve()} are not in manifest.jsonl: curated as plain folder videos")
+    assert f"pass --input {manifest} to curate only the manifest's videos" in notes[1]
+
+
+def test_folder_fully_covered_by_a_csv_manifest_says_nothing_more(tmp_path):
+    root = tmp_path / "clips"
+    _video(root / "x.mp4")
+    _video(root / "y.mp4")
+    pl.DataFrame({"path": ["x.mp4", "y.mp4"], "text": ["x caption", None]}).write_csv(root / "list.csv")
+    (root / "scores.csv").write_text("video,score\nx.mp4,1\n")  # no `path` column: not a manifest
+    notes = []
+    entries = discover(root, notes=notes)
+    assert [(Path(e.path).name, e.text) for e in entries] == [("x.mp4", "x caption"), ("y.mp4", None)]
+    assert len(notes) == 1 and "using the manifest list.csv" in notes[0]
+
+
+def test_folder_with_several_manifests_is_refused_naming_them(folder):
+    _jsonl(folder / "manifest.jsonl", {"videos": ["a.mp4"]})
+    pl.DataFrame({"path": ["b.mp4"]}).write_parquet(folder / "more.parquet")
+    with pytest.raises(InputError, match=r"holds manifests \(manifest.jsonl, more.parquet\); pass the one to use"):
+        discover(folder)
+
+
+def test_manifest_in_a_subfolder_is_refused_not_ignored(folder):
+    _jsonl(folder / "nested" / "manifest.jsonl", {"videos": ["d.mkv"], "text": "d"})
+    with pytest.raises(InputError, match=r"a manifest in a subfolder \(nested/manifest.jsonl\).*--input .*nested/manifest.jsonl"):
+        discover(folder)
+
+
+def test_json_files_that_are_not_manifests_leave_the_folder_scan_alone(folder):
+    # the training set's metadata.json (a JSON list) and an unrelated object are not manifests
+    (folder / "metadata.json").write_text(json.dumps([{"file_path": "a.mp4", "text": "t", "type": "video"}]))
+    (folder / "nested" / "data.json").write_text('{"fps": 24}')
+    notes = []
+    assert {Path(e.path).name for e in discover(folder, notes=notes)} == {"a.mp4", "b.mp4", "c.MOV", "d.mkv"}
+    assert notes == []

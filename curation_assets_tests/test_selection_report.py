@@ -88,3 +88,116 @@ def test_suggested_thresholds_stay_in_valid_ranges():
     assert suggest_thresholds(wide, "sigma")["ocr_area_ratio_max"] == 1.0  # clamped to the valid range
     middle = suggest_thresholds(summaries, "percentile", keep_middle=0.5)
     assert 0.1 < middle["motion_min"] < middle["motion_max"] < 9.0
+
+
+# --------------------------------------------------------------------------- report charts and text
+
+
+def _chart(values, thresholds, noise=0):
+    import matplotlib.pyplot as plt
+
+    from curation_assets.outputs.report import histogram_figure
+
+    fig = histogram_figure("score", np.asarray(values, dtype=float), thresholds, noise=noise)
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    plot_area = ax.get_window_extent(renderer)
+    bars = [p.get_window_extent(renderer) for p in ax.patches if p.get_height() > 0]
+    labels = [t for t in ax.texts if t.get_text().strip()]
+    plt.close(fig)
+    return ax, plot_area, bars, labels, renderer
+
+
+def _assert_labels_inside_and_clear_of_bars(plot_area, bars, labels, renderer):
+    for label in labels:
+        box = label.get_window_extent(renderer)
+        assert plot_area.x0 <= box.x0 and box.x1 <= plot_area.x1, f"{label.get_text()!r} leaves the plot area"
+        assert plot_area.y0 <= box.y0 and box.y1 <= plot_area.y1, f"{label.get_text()!r} leaves the plot area"
+        assert not any(box.overlaps(bar) for bar in bars), f"{label.get_text()!r} overlaps a bar"
+
+
+@pytest.mark.parametrize("values", [
+    np.full(9, 0.5),                                   # one value
+    0.4999 + np.linspace(0, 0.0002, 13),               # all within 0.0002 (tiny aesthetics)
+    np.zeros(9),                                       # no text anywhere: OCR all zero
+])
+def test_narrow_distributions_get_zoomed_axes_with_visible_bars(values):
+    ax, plot_area, bars, labels, renderer = _chart(values, {"aesthetics_score_min": 0.4, "x_max": None})
+    assert bars, "no bar drawn"
+    widest = max(b.width for b in bars)
+    assert widest >= 5, f"bars are {widest:.2f} px wide: invisible"
+    assert sum(b.height for b in bars) > 0
+    # the far threshold is named at the edge, not drawn by stretching the axis to 0.4
+    lo, hi = ax.get_xlim()
+    assert hi - lo < 0.01
+    assert any("aesthetics_score_min=0.4 (off the axis)" in t.get_text() for t in labels)
+    assert "axis zoomed" in ax.get_xlabel()
+    _assert_labels_inside_and_clear_of_bars(plot_area, bars, labels, renderer)
+
+
+def test_no_values_says_so():
+    ax, _, bars, labels, _ = _chart([], {"motion_min": 0.25})
+    assert bars == []
+    assert [t.get_text() for t in labels][:1] == ["no values"]
+    assert "(n=0)" in ax.get_title()
+
+
+def test_threshold_labels_stay_inside_and_off_the_bars():
+    rng = np.random.default_rng(1)
+    values = np.concatenate([rng.normal(3, 1, 300), [14.0]])
+    # one bound at each edge of the data and two close together: none may leave the plot or sit on a bar
+    ax, plot_area, bars, labels, renderer = _chart(values, {"motion_min": 0.25, "motion_max": 12, "near_max": 12.3})
+    assert len(labels) == 3
+    _assert_labels_inside_and_clear_of_bars(plot_area, bars, labels, renderer)
+    lo, hi = ax.get_xlim()
+    assert lo <= 0.25 and hi >= 14.0
+
+
+def test_noise_charts_say_so_in_the_title():
+    ax, *_ = _chart(np.linspace(0.49, 0.51, 20), {}, noise=20)
+    assert "tiny random-weight model: NOISE" in ax.get_title()
+    ax, *_ = _chart(np.linspace(0, 0.5, 20), {}, noise=5)
+    assert "5 of 20 from a tiny random-weight model: NOISE" in ax.get_title()
+    ax, *_ = _chart(np.linspace(0, 0.5, 20), {})
+    assert "NOISE" not in ax.get_title()
+
+
+def test_no_suggestion_for_noise_scores_and_the_recipe_says_why():
+    from curation_assets.orchestration.recipe import load_recipe
+    from curation_assets.outputs.report import suggested_recipe_text, tiny_banner
+
+    rng = np.random.default_rng(0)
+    summaries = {c: summarize(c, rng.uniform(0.2, 0.8, 100))
+                 for c in ("motion_score", "clip_similarity", "aesthetics_score", "ocr_area_ratio")}
+    noise = {"clip_similarity": 100, "aesthetics_score": 100, "motion_score": 0}
+    suggestion = suggest_thresholds(summaries, skip={c for c, n in noise.items() if n})
+    assert set(suggestion) == {"motion_min", "motion_max", "ocr_area_ratio_max"}
+    banner = tiny_banner(noise, 100, 120)
+    assert banner.startswith("Built on tiny-profile scores: 100 of 120 videos")
+    assert "aesthetics_score, clip_similarity are noise" in banner
+    text = suggested_recipe_text(suggestion, 400, "sigma", banner, ["clip_similarity", "aesthetics_score"])
+    assert "# WARNING: Built on tiny-profile scores" in text
+    assert "# No thresholds suggested for (tiny-model noise): clip_similarity, aesthetics_score" in text
+    assert tiny_banner({"motion_score": 0}, 0, 10) == ""
+    # a score with one value everywhere (no text in any clip) gives no threshold, not "max 0"
+    assert suggest_thresholds({"ocr_area_ratio": summarize("ocr_area_ratio", np.zeros(20))}) == {}
+
+
+def test_report_document_has_every_chart_and_the_full_percentile_table():
+    from curation_assets.outputs.report import PERCENTILES, percentile_table, report_markdown
+
+    rng = np.random.default_rng(0)
+    summaries = [summarize("motion_score", rng.uniform(0, 5, 50)), summarize("aesthetics_score", rng.uniform(0, 1, 50))]
+    table = percentile_table(summaries, {"aesthetics_score": 50})
+    head = table.splitlines()[0]
+    assert all(f"p{p}" in head for p in PERCENTILES) and head.endswith("| from tiny models |")
+    assert table.splitlines()[3].endswith("| **all: noise** |") and table.splitlines()[2].endswith("| no |")
+    doc = report_markdown(banner="Built on tiny-profile scores: x", funnel_rows=[("in", 3), ("kept", 1)],
+                          percentiles=table, suggested_yaml="curated_videos: {}\n",
+                          charts=[("motion_score", ""), ("aesthetics_score", " (tiny models: noise)")],
+                          image=lambda name: f"![{name}](IMG:{name})")
+    assert doc.startswith("# Score report\n\n> **WARNING: Built on tiny-profile scores: x**")
+    assert [line for line in doc.splitlines() if "](IMG:" in line] == [
+        "![funnel](IMG:funnel)", "![motion_score](IMG:motion_score)", "![aesthetics_score](IMG:aesthetics_score)"]
+    assert "### aesthetics_score (tiny models: noise)" in doc and table in doc

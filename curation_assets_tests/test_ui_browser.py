@@ -4,6 +4,8 @@ A user's path, end to end: the global asset graph renders every asset, a score a
 opens from the catalog, and a registered (never run) shard partition is materialized from the
 `curate_shards` job's asset graph ("Materialize all…", pick the partition, "Launch 1 run");
 the run must succeed, the verdicts must land in DuckDB, and the asset page must show them.
+A second test opens the score_report page after a CLI run: the tiny-profile WARNING is on the
+page, and one "Show Markdown" shows the whole report with every chart inline.
 
 Needs Debian's Chromium (`scripts/install_browser.sh`) and the `playwright` package (its
 Python client and bundled driver only: the browser is never downloaded). Skips otherwise.
@@ -402,3 +404,114 @@ def _check_materialized_page(page, expect, server: Server, run_id: str, n_videos
     videos_in = page.get_by_role("row").filter(has=page.get_by_text("videos_in", exact=True))
     expect(videos_in).to_contain_text(str(n_videos))
     page.screenshot(animations="disabled", path=str(shots / "05_curated_videos_materialized.png"), full_page=True)
+
+
+# --------------------------------------------------------------------------- the score report in the UI
+
+REPORT_CHARTS = ["funnel", "motion_score", "char_rep_ratio", "clip_similarity", "aesthetics_score", "ocr_area_ratio",
+                 "width", "height"]
+
+
+def test_score_report_is_one_document_with_every_chart(tmp_path):
+    """The report a user opens on the score_report asset page: one "Show Markdown" click shows
+    the whole document (warning, funnel, full percentile table, every chart inline), nothing
+    cut off sideways; the tiny-profile warning is on the page without a click."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=30_000)
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    data_dir, dagster_home, inputs = tmp_path / "data", tmp_path / "dagster_home", tmp_path / "inputs"
+    for d in (data_dir, dagster_home, inputs):
+        d.mkdir()
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    (dagster_home / ".nux").mkdir()
+    (dagster_home / ".nux" / "nux.yaml").write_text("seen: 1\n")
+    _write_inputs(inputs)
+    env = dict(os.environ, DAGSTER_HOME=str(dagster_home), CURATION_DATA_DIR=str(data_dir),
+               CURATION_MODEL_PROFILE="tiny", HF_HUB_OFFLINE="1", DAGSTER_DISABLE_TELEMETRY="1",
+               CURATION_INPUT_DIR=str(tmp_path / "raw"), PYTHONUNBUFFERED="1")
+    env.pop("CURATION_RECIPE", None)
+    # the user's path: the CLI curates the clips and builds the report into this instance
+    cli = subprocess.run([str(BIN / "curation-assets"), "run", "--input", str(inputs), "--data-dir", str(data_dir)],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
+    assert "WARNING: Built on tiny-profile scores" in cli.stdout
+
+    with _dagster_dev(tmp_path, env) as server:
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+                args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1000},
+            )
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(30_000)
+            page.add_locator_handler(page.get_by_role("button", name="Skip", exact=True), lambda skip: skip.click())
+            try:
+                _check_report_page(page, expect, server, shots)
+            except BaseException:
+                try:
+                    page.screenshot(animations="disabled", path=str(shots / "failure.png"), full_page=True)
+                except Exception:
+                    pass
+                print(f"\nscreenshots in {shots}; dagster dev log tail:\n{server.log_tail()}")
+                raise
+            finally:
+                context.close()
+    print(f"\nreport screenshots in {shots}")
+
+
+def _check_report_page(page, expect, server: Server, shots: Path) -> None:
+    page.goto(f"{server.url}/assets/score_report")
+    expect(page.get_by_text("Latest materialization", exact=True)).to_be_visible()
+    # the warning is readable on the page itself, no click needed
+    warning = page.get_by_role("row").filter(has=page.get_by_text("WARNING", exact=True))
+    expect(warning).to_contain_text("Built on tiny-profile scores")
+    # and not cut at the right: the metadata table stays within its panel (Table/Plots toggle's edge)
+    panel_right = page.get_by_role("button", name="Plots").bounding_box()
+    warning_box = warning.bounding_box()
+    assert warning_box["x"] + warning_box["width"] <= panel_right["x"] + panel_right["width"] + 2, \
+        "the metadata table is wider than its panel: the WARNING is cut off"
+    # one Markdown entry for the whole report: one "Show Markdown" on the page, none per chart
+    expect(page.get_by_text("Show Markdown")).to_have_count(1)
+    expect(page.get_by_text(re.compile(r"^histogram_"))).to_have_count(0)
+    page.screenshot(animations="disabled", path=str(shots / "10_score_report_page.png"))
+    report_row = page.get_by_role("row").filter(has=page.get_by_text("report", exact=True))
+    report_row.get_by_text("Show Markdown").click()
+
+    dialog = page.get_by_role("dialog")
+    heading = dialog.get_by_role("heading", name="Score report", exact=True)
+    expect(heading).to_be_visible()
+    heading.scroll_into_view_if_needed()
+    expect(dialog).to_contain_text("WARNING: Built on tiny-profile scores")
+    for section in ("Funnel", "Score distribution", "Suggested thresholds", "Histograms"):
+        expect(dialog.get_by_role("heading", name=section, exact=True)).to_be_attached()
+    page.screenshot(animations="disabled", path=str(shots / "11_report_top.png"))
+
+    # every chart inline, decoded and shown at a readable size
+    images = dialog.locator("img")
+    expect(images).to_have_count(len(REPORT_CHARTS))
+    assert [images.nth(i).get_attribute("alt") for i in range(len(REPORT_CHARTS))] == REPORT_CHARTS
+    for i in range(len(REPORT_CHARTS)):
+        image = images.nth(i)
+        image.scroll_into_view_if_needed()
+        expect(image).to_be_visible()
+        assert image.evaluate("img => img.complete && img.naturalWidth") >= 600, REPORT_CHARTS[i]
+        assert image.bounding_box()["width"] >= 400, REPORT_CHARTS[i]
+
+    # the full percentile table, nothing scrolled or cut off sideways
+    table = dialog.locator("table").filter(has_text="from tiny models")
+    table.scroll_into_view_if_needed()
+    header = table.locator("tr").first.inner_text()
+    for column in ("p1", "p5", "p25", "p50", "p75", "p95", "p99", "from tiny models"):
+        assert column in header.split("\t") or column in header, header
+    expect(table).to_contain_text("all: noise")
+    page.screenshot(animations="disabled", path=str(shots / "12_report_percentiles.png"))
+    dialog_box = dialog.bounding_box()
+    for element in (table, dialog.locator("table").first):
+        box = element.bounding_box()
+        assert box["x"] >= dialog_box["x"] and box["x"] + box["width"] <= dialog_box["x"] + dialog_box["width"]
+    clipped = dialog.evaluate("""d => [...d.querySelectorAll('*')].filter(e =>
+        e.scrollWidth > e.clientWidth + 2 && getComputedStyle(e).overflowX !== 'visible').map(e => e.tagName)""")
+    assert clipped == [], f"content cut off sideways in {clipped}"

@@ -33,22 +33,94 @@ class InputError(ValueError):
     pass
 
 
-def discover(input_path: str | Path, allow_outside: bool = False) -> list[InputEntry]:
+def discover(input_path: str | Path, allow_outside: bool = False, notes: list[str] | None = None) -> list[InputEntry]:
+    """The input's entries. `notes` receives what a person should be told about how the input
+    was read (a manifest found inside a folder, videos it does not list)."""
     path = _expand_user(Path(input_path))
     if not path.exists():
         raise InputError(f"input {path} does not exist")
     if path.is_dir():
-        return discover_folder(path)
+        return discover_folder_input(path, allow_outside, notes if notes is not None else [])
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        return read_jsonl_manifest(path, allow_outside)
-    if suffix in (".csv", ".parquet"):
-        return read_table_manifest(path, allow_outside)
+    if suffix in MANIFEST_EXTENSIONS:
+        return read_manifest(path, allow_outside)
     if suffix in VIDEO_EXTENSIONS:
         return [InputEntry(str(path.resolve()), _sidecar_caption(path), str(path.parent.resolve()))]
     raise InputError(
         f"{path}: not a folder, a video, or a manifest ({', '.join(sorted(MANIFEST_EXTENSIONS))})"
     )
+
+
+def discover_folder_input(folder: Path, allow_outside: bool, notes: list[str]) -> list[InputEntry]:
+    """A folder given as the input: a manifest inside it is used, never silently ignored.
+
+    - no manifest: every video file (plain folder scan);
+    - exactly one manifest, at the folder's top level: its entries, captions and all, plus the
+      folder's videos it does not list (as a plain scan would read them), each case in `notes`;
+    - several manifests, or one in a subfolder: refused, naming them; pass the one to use.
+    """
+    root = folder.resolve()
+    manifests = find_manifests(root)
+    if not manifests:
+        return discover_folder(root)
+    names = ", ".join(str(m.relative_to(root)) for m in manifests)
+    if len(manifests) > 1 or manifests[0].parent != root:
+        raise InputError(
+            f"{root} holds {'manifests' if len(manifests) > 1 else 'a manifest in a subfolder'} ({names}); "
+            f"pass the one to use instead of the folder: --input {manifests[0]}")
+    manifest = manifests[0]
+    entries = read_manifest(manifest, allow_outside)
+    listed = {e.path for e in entries}
+    extras = [e for e in discover_folder(root) if e.path not in listed]
+    notes.append(f"using the manifest {manifest.name} found in {root}: {len(entries)} entries, captions from it")
+    if extras:
+        notes.append(
+            f"{len(extras)} video(s) in {root} are not in {manifest.name}: curated as plain folder videos "
+            f"(caption from a .txt beside the video, else generated); pass --input {manifest} to curate "
+            "only the manifest's videos")
+    return entries + extras
+
+
+def find_manifests(root: Path) -> list[Path]:
+    """Files under `root` that read as manifests (a JSON-lines object naming a video, or a
+    table with a `path` column), top level first. Other .json/.csv files are not manifests."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            file = Path(dirpath) / name
+            if not name.startswith(".") and file.suffix.lower() in MANIFEST_EXTENSIONS and _looks_like_manifest(file):
+                found.append(file)
+    return sorted(found, key=lambda f: (f.parent != root, str(f)))
+
+
+def _looks_like_manifest(file: Path) -> bool:
+    try:
+        if not file.is_file():  # a named pipe would block the read
+            return False
+        suffix = file.suffix.lower()
+        if suffix in (".jsonl", ".json"):
+            with open(file, "rb") as fh:
+                for raw in fh:
+                    if raw.strip():
+                        record = json.loads(raw.removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace"))
+                        return isinstance(record, dict) and any(k in record for k in ("videos", "video", "path"))
+            return False
+        if suffix == ".csv":
+            with open(file, encoding="utf-8-sig", errors="replace") as fh:
+                header = fh.readline()
+            return "path" in [c.strip().strip('"') for c in header.split(",")]
+        import pyarrow.parquet as pq
+
+        return "path" in pq.read_schema(file).names
+    except Exception:  # unreadable, or not that format (pyarrow raises its own errors): not a manifest
+        return False
+
+
+def read_manifest(path: Path, allow_outside: bool = False) -> list[InputEntry]:
+    if path.suffix.lower() in (".jsonl", ".json"):
+        return read_jsonl_manifest(path, allow_outside)
+    return read_table_manifest(path, allow_outside)
 
 
 def discover_folder(folder: Path) -> list[InputEntry]:

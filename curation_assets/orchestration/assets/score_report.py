@@ -3,7 +3,6 @@ from collections import Counter
 from pathlib import Path
 
 import polars as pl
-import yaml
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from curation_assets.orchestration.assets.accelerated_videos import ACCELERATED_VIDEOS
@@ -11,9 +10,11 @@ from curation_assets.orchestration.assets.curated_videos import CURATED_VIDEOS
 from curation_assets.orchestration.assets.training_set import LORA_TRAINING_SET
 from curation_assets.curation_rules import rule_name
 from curation_assets.ingest.registry import REGISTRY_TABLE
+from curation_assets.orchestration.assets.caption_repetition import CAPTION_REPETITION
+from curation_assets.orchestration.assets.captions import CAPTIONS
 from curation_assets.outputs.report import (
-    REPORTED_SCORES, funnel_markdown, histogram_png, percentile_table, png_markdown, suggest_thresholds, summarize,
-    values_of,
+    REPORTED_SCORES, TINY_PROFILE, funnel_png, histogram_png, percentile_table, png_markdown, report_markdown,
+    suggest_thresholds, suggested_recipe_text, summarize, tiny_banner, values_of,
 )
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, effective_config
 from curation_assets.orchestration.resources import CurationStore
@@ -29,49 +30,76 @@ def build_score_report(recipe: Recipe):
         name=SCORE_REPORT, deps=[CURATED_VIDEOS, ACCELERATED_VIDEOS, LORA_TRAINING_SET],
         code_version=code_version(SCORE_REPORT, recipe), group_name="outputs", kinds={"duckdb", "matplotlib"},
         description="Histogram of every score over all videos with the active thresholds drawn, the filter "
-        "funnel, percentiles, and suggested thresholds; in the UI as metadata and under <data_dir>/reports/.",
+        "funnel, percentiles, and suggested thresholds: one Markdown document with every chart inline (metadata "
+        "`report`: Show Markdown) and under <data_dir>/reports/. Says so when built on tiny-profile scores.",
     )
     def score_report(context: AssetExecutionContext, config: ReportConfig, curation_store: CurationStore):
         started, store = time.perf_counter(), curation_store.store()
         out_dir = Path(curation_store.data_dir) / "reports"
         out_dir.mkdir(parents=True, exist_ok=True)
         tables = store.tables()
-        summaries, sections, meta = {}, [], {}
+        summaries, noise, tiny_ids, pngs, charts = {}, {}, set(), {}, []
         for column, (table, keys) in REPORTED_SCORES.items():
             if table not in tables:
                 continue
-            frame = store.query(f'select * from "{table}"')
+            frame = _score_rows(store, tables, table)
             if "error" in frame.columns:
                 frame = frame.filter(pl.col("error").is_null())
             values = values_of(frame, column)
             summaries[column] = summarize(column, values)
-            png = histogram_png(column, values, {k: thresholds.get(k) for k in keys})
-            (out_dir / f"{column}.png").write_bytes(png)
-            sections.append(f"### {column}\n\n![{column}]({column}.png)\n")
-            meta[f"histogram_{column}"] = MetadataValue.md(png_markdown(png, column))
+            tiny = frame.filter(pl.col("tiny") & pl.col(column).is_not_null())
+            noise[column] = tiny.height
+            tiny_ids.update(tiny["video_id"].to_list())
+            note = "" if not tiny.height else (" (tiny models: noise)" if tiny.height >= summaries[column].count
+                                               else f" ({tiny.height} from tiny models: noise)")
+            pngs[column] = histogram_png(column, values, {k: thresholds.get(k) for k in keys}, noise=tiny.height)
+            charts.append((column, note))
         funnel = _funnel_rows(store, tables)
-        suggestion = suggest_thresholds(summaries, config.suggest_method, config.keep_middle)
-        suggested_recipe = {"curated_videos": {"thresholds": suggestion}}
-        (out_dir / "suggested_recipe.yaml").write_text(
-            f"# Suggested from {sum(s.count for s in summaries.values())} scores ({config.suggest_method}); "
-            "review before use:\n# curation-assets run --config suggested_recipe.yaml ...\n" + yaml.safe_dump(suggested_recipe))
-        percentiles = percentile_table(list(summaries.values()))
-        report = "\n\n".join([
-            "# Score report", "## Funnel", funnel_markdown(funnel), "## Score distribution", percentiles,
-            "## Suggested thresholds", f"```yaml\n{yaml.safe_dump(suggested_recipe)}```", "## Histograms", *sections,
-        ])
-        (out_dir / "score_report.md").write_text(report, encoding="utf-8")
+        videos = funnel[0][1] if funnel else 0
+        banner = tiny_banner(noise, len(tiny_ids), videos)
+        skipped = [c for c, n in noise.items() if n]
+        suggestion = suggest_thresholds(summaries, config.suggest_method, config.keep_middle, skip=set(skipped))
+        suggested = suggested_recipe_text(suggestion, sum(s.count for s in summaries.values()), config.suggest_method,
+                                          banner, skipped)
+        (out_dir / "suggested_recipe.yaml").write_text(suggested, encoding="utf-8")
+        pngs["funnel"] = funnel_png(funnel, noise=bool(banner))
+        for name, png in pngs.items():
+            (out_dir / f"{name}.png").write_bytes(png)
+        percentiles = percentile_table(list(summaries.values()), noise)
+        document = dict(banner=banner, funnel_rows=funnel, percentiles=percentiles, suggested_yaml=suggested,
+                        charts=charts, location=str(out_dir / "score_report.md"))
+        (out_dir / "score_report.md").write_text(
+            report_markdown(**document, image=lambda name: f"![{name}]({name}.png)"), encoding="utf-8")
+        # The UI shows one Markdown document, charts inline, behind a single "Show Markdown".
+        inline = report_markdown(**document, image=lambda name: png_markdown(pngs[name], name))
+        meta = {"report": MetadataValue.md(inline)}
+        if banner:
+            meta["WARNING"] = MetadataValue.text(banner)
         meta.update({
-            "funnel": MetadataValue.md(funnel_markdown(funnel)),
-            "percentiles": MetadataValue.md(percentiles),
+            "scores_profile": "tiny" if banner else "real",
             "suggested_thresholds": MetadataValue.json(suggestion),
-            "report_path": MetadataValue.path(str(out_dir / "score_report.md")),
             "seconds": round(time.perf_counter() - started, 3),
         })
         meta.update({f"funnel_{stage}": n for stage, n in funnel if " " not in stage})
         return MaterializeResult(metadata=meta)
 
     return score_report
+
+
+def _score_rows(store, tables, table: str) -> pl.DataFrame:
+    """A score table's rows with `tiny`: whether the value came from a tiny random-weight model
+    (the row's own profile; for caption repetition, a caption generated by a tiny captioner)."""
+    frame = store.query(f'select * from "{table}"')
+    tiny = pl.lit(False)
+    if "profile" in frame.columns:
+        tiny = pl.col("profile").fill_null("") == TINY_PROFILE
+    elif table == CAPTION_REPETITION and CAPTIONS in tables:
+        captions = store.query(f"select video_id, shard, profile as caption_profile from {CAPTIONS}")
+        frame = frame.join(captions, on=["video_id", "shard"], how="left")
+        tiny = pl.col("caption_profile").fill_null("") == TINY_PROFILE
+    if "video_id" not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, pl.Utf8).alias("video_id"))
+    return frame.with_columns(tiny.alias("tiny"))
 
 
 def _funnel_rows(store, tables) -> list[tuple[str, int]]:

@@ -7,7 +7,10 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Mat
 
 from curation_assets.orchestration.assets.accelerated_videos import ACCELERATED_VIDEOS
 from curation_assets.orchestration.assets.curated_videos import CURATED_VIDEOS
+from curation_assets.orchestration.assets.captions import CAPTIONS
+from curation_assets.orchestration.assets.image_scores import CLIP_SIMILARITY
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS
+from curation_assets.outputs.report import TINY_PROFILE
 from curation_assets.outputs.selection import eligible, resolve_budget, resolve_shape, select
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore
@@ -37,10 +40,12 @@ def build_training_set(recipe: Recipe):
         out_dir = Path(curation_store.data_dir) / "training_sets" / preset_name
         summary = _write_outputs(out_dir, chosen, candidates.height, ok.height, ineligible, budget, shape, config)
         table = chosen.select(["rank", "video_id", "file_path", "caption", "caption_source", "composite",
-                               "accelerated", *SCORE_COLUMNS]).with_columns(pl.lit(preset_name).alias("preset"))
+                               "accelerated", "scores_profile", *SCORE_COLUMNS]).with_columns(pl.lit(preset_name).alias("preset"))
         with store.transaction() as con:  # unpartitioned: replace the preset's rows
             con.register("chosen_rows", table.to_arrow())
             con.execute(f"create table if not exists {LORA_TRAINING_SET} as select * from chosen_rows where false")
+            # a store written before the column existed
+            con.execute(f"alter table {LORA_TRAINING_SET} add column if not exists scores_profile varchar")
             con.execute(f"delete from {LORA_TRAINING_SET} where preset = ?", [preset_name])
             con.execute(f"insert into {LORA_TRAINING_SET} by name select * from chosen_rows")
             con.unregister("chosen_rows")
@@ -58,6 +63,8 @@ def build_training_set(recipe: Recipe):
                 "pixel_budget": budget, "budget_used": summary["budget_used"], "output_dir": str(out_dir),
                 "summary": MetadataValue.md("| field | value |\n|---|---|\n" + "\n".join(lines)),
                 "score_means": MetadataValue.json(means), "seconds": round(time.perf_counter() - started, 3),
+                "scores_profile": summary["scores_profile"],
+                **({"WARNING": MetadataValue.text(summary["warning"])} if "warning" in summary else {}),
             },
             check_results=[check],
         )
@@ -81,6 +88,7 @@ def _candidates(store) -> pl.DataFrame:
     else:
         kept = kept.with_columns(pl.lit(None, pl.Utf8).alias("output_path"), pl.lit(None, pl.Int64).alias("new_frames"),
                                  pl.lit(None, pl.Float64).alias("motion_after"))
+    kept = _with_scores_profile(store, tables, kept)
     accelerated = pl.col("output_path").is_not_null()
     return kept.with_columns(
         accelerated.alias("accelerated"),
@@ -90,16 +98,36 @@ def _candidates(store) -> pl.DataFrame:
     ).unique(subset=["video_id"], keep="first").sort("video_id")
 
 
+def _with_scores_profile(store, tables, kept: pl.DataFrame) -> pl.DataFrame:
+    """`scores_profile` per clip: 'tiny' when any of its learned scores (aesthetics, CLIP
+    similarity) or its generated caption came from a tiny random-weight model, else 'real'."""
+    tiny = pl.col("model_profile").fill_null("") == TINY_PROFILE
+    for table, alias in ((CLIP_SIMILARITY, "clip_profile"), (CAPTIONS, "caption_profile")):
+        if table in tables and "profile" in store.query(f"select * from {table} limit 0").columns:
+            profiles = store.query(f"select video_id, shard, profile as {alias} from {table}")
+            kept = kept.join(profiles, on=["video_id", "shard"], how="left")
+            tiny = tiny | (pl.col(alias).fill_null("") == TINY_PROFILE)
+    return kept.with_columns(pl.when(tiny).then(pl.lit(TINY_PROFILE)).otherwise(pl.lit("real")).alias("scores_profile"))
+
+
 def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible: int, ineligible: pl.DataFrame,
                    budget: float, shape, config) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    metadata = [{"file_path": r["file_path"], "text": r["caption"], "type": "video"} for r in chosen.iter_rows(named=True)]
+    # EasyAnimate reads file_path/text/type; the extra keys say where the caption and scores came from
+    metadata = [{"file_path": r["file_path"], "text": r["caption"], "type": "video",
+                 "caption_source": r["caption_source"], "scores_profile": r["scores_profile"]}
+                for r in chosen.iter_rows(named=True)]
     _atomic_write(out_dir / "metadata.json", json.dumps(metadata, indent=2, ensure_ascii=False))
-    jsonl = "".join(json.dumps({"videos": [r["file_path"]], "text": f"<__dj__video> {r['caption']} <|__dj__eoc|>"},
-                               ensure_ascii=False) + "\n" for r in chosen.iter_rows(named=True))
+    # data-juicer keeps fields it does not know, so the mark travels with each sample
+    jsonl = "".join(json.dumps({"videos": [r["file_path"]], "text": f"<__dj__video> {r['caption']} <|__dj__eoc|>",
+                                "scores_profile": r["scores_profile"]}, ensure_ascii=False) + "\n"
+                    for r in chosen.iter_rows(named=True))
     _atomic_write(out_dir / "data_juicer.jsonl", jsonl)
     pixels_used = float(chosen["pixels"].sum()) if chosen.height else 0.0
+    tiny_clips = int((chosen["scores_profile"] == TINY_PROFILE).sum()) if chosen.height else 0
     summary = {
+        # 'tiny' when any selected clip was ranked or captioned by tiny random-weight models (noise)
+        "scores_profile": TINY_PROFILE if tiny_clips else "real", "tiny_profile_clips": tiny_clips,
         "preset": config.preset, "frames": shape.frames, "height": shape.height, "width": shape.width,
         "epochs": config.epochs, "kept_clips": n_kept, "eligible_clips": n_eligible, "clips": chosen.height,
         "accelerated_clips": int(chosen["accelerated"].sum()) if chosen.height else 0,
@@ -109,6 +137,10 @@ def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible:
                         for c in SCORE_COLUMNS},
         "weights": config.weights,
     }
+    if tiny_clips:
+        summary["warning"] = (f"{tiny_clips} of {chosen.height} clips were ranked by tiny random-weight models "
+                              "(CURATION_MODEL_PROFILE=tiny); their composite ranks and generated captions are noise: "
+                              "not a training set to train on")
     _atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
