@@ -114,3 +114,36 @@ def test_real_clips_full_vit_b32_embeddings_match_pil():
     same, across = _min_cosine(encoder, frames)
     assert same >= 0.999
     assert across < 0.999  # different clips' frames are further apart than the bound
+
+
+def test_videoblip_tensor_pixels_match_the_blip_processor():
+    from curation_assets.models import videoblip as vb
+
+    captioner = vb.load_captioner(vb.DEFAULT_CAPTIONER, TINY)
+    assert captioner.preprocess_mode == "tensor" and captioner.batch_size == 8  # CPU default
+    videos = [[_frame(360, 640, s) for s in range(3)], [_frame(640, 362, s) for s in range(2)]]
+    tensor = captioner._pixel_values(videos, 0).numpy()
+    captioner.preprocess_mode = "pil"
+    try:
+        pil = captioner._pixel_values(videos, 0).numpy()
+        pil_captions = captioner.caption(videos)
+    finally:
+        captioner.preprocess_mode = "tensor"
+    assert tensor.shape == pil.shape == (2, 3, vb.DEFAULT_NUM_FRAMES, 224, 224)
+    std = np.asarray(captioner.tensor_preprocess.std).reshape(1, 3, 1, 1, 1)
+    levels = np.abs(tensor - pil) * std * 255
+    # the squash to 224x224 shrinks the two axes by different factors; PIL rounds to uint8
+    # between its two passes in another order than torch, which moves a few pixels at the
+    # synthetic frame's hard 0/255 edges by up to ~10 grey levels (mean well under one)
+    assert levels[0].max() <= 1.01  # landscape 640x360: within one level
+    assert levels.mean() < 0.5 and levels.max() <= 16
+    assert captioner.caption(videos) == pil_captions
+
+
+def test_caption_batch_follows_the_device(monkeypatch):
+    from curation_assets.models.videoblip import CAPTION_BATCH_ENV, caption_batch_size
+
+    monkeypatch.delenv(CAPTION_BATCH_ENV, raising=False)
+    assert caption_batch_size("cpu") == 8
+    monkeypatch.setenv(CAPTION_BATCH_ENV, "3")
+    assert caption_batch_size("cpu") == 3

@@ -42,9 +42,12 @@ class TensorPreprocess:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bicubic"  # 'bicubic' or 'bilinear' (open_clip's two eval modes)
+    squash: bool = False  # True: resize to resize x resize whatever the aspect (BLIP's processor)
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """torchvision's Resize(int) size for an (h, w) image: short side -> resize."""
+        if self.squash:
+            return (self.resize, self.resize)
         short, long = (height, width) if height <= width else (width, height)
         new_short, new_long = self.resize, int(self.resize * long / short)
         return (new_short, new_long) if height <= width else (new_long, new_short)
@@ -137,3 +140,25 @@ def from_open_clip(preprocess: Any) -> TensorPreprocess | None:
     if len(mean) != 3 or len(std) != 3:
         return None
     return TensorPreprocess(resize=int(size), crop=int(crop_size[0]), mean=mean, std=std, interpolation=mode)
+
+
+def from_blip_processor(processor: Any) -> TensorPreprocess | None:
+    """The tensor equivalent of transformers' BLIP image processor (resize to HxW ignoring the
+    aspect, bicubic; x/255; normalize), or None when it is configured otherwise."""
+    size = getattr(processor, "size", None)
+    height = getattr(size, "height", None) if not isinstance(size, dict) else size.get("height")
+    width = getattr(size, "width", None) if not isinstance(size, dict) else size.get("width")
+    resample = int(getattr(processor, "resample", -1))
+    modes = {3: "bicubic", 2: "bilinear"}  # PIL's Resampling values
+    if not (getattr(processor, "do_resize", False) and height and height == width and resample in modes):
+        return None
+    if not getattr(processor, "do_rescale", False) or abs(float(processor.rescale_factor) - 1 / 255) > 1e-12:
+        return None
+    if not getattr(processor, "do_normalize", False) or getattr(processor, "do_center_crop", None) or getattr(
+            processor, "do_pad", None):
+        return None
+    mean, std = tuple(float(x) for x in processor.image_mean), tuple(float(x) for x in processor.image_std)
+    if len(mean) != 3 or len(std) != 3:
+        return None
+    return TensorPreprocess(resize=int(height), crop=int(height), mean=mean, std=std, interpolation=modes[resample],
+                            squash=True)

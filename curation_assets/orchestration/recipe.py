@@ -27,7 +27,7 @@ CODE_REVISIONS = {
     "resolution": "1",
     "motion": "2",
     "sampled_frames": "1",
-    "captions": "2",
+    "captions": "3",  # 3: tensor preprocessing of the frames (within PIL's rounding), batch by device
     "caption_repetition": "1",
     "clip_similarity": "2",  # 2: batched tensor preprocessing (within one grey level of PIL's)
     "aesthetics": "2",  # 2: as clip_similarity

@@ -72,7 +72,7 @@ def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> None:
 
     # Load before the loop: missing weights fail the asset whole, with no partial rows.
     captioner = load_captioner(config.model_id, settings)
-    batch_size = max(1, settings.batch_size)
+    batch_size = captioner.batch_size  # chosen for the device (videoblip.caption_batch_size)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         ready, clips = [], []
