@@ -20,6 +20,7 @@ from curation_assets.orchestration.assets.captions import CAPTIONS
 from curation_assets.orchestration.assets.shard_io import (
     SAMPLED_FRAMES, load_videos_frames, model_metadata, params_json, shard_frames, to_frame, write_shard,
 )
+from curation_assets.orchestration.pools import MODEL_POOL
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore, ModelResource
@@ -174,7 +175,7 @@ def build_image_scores(recipe: Recipe, profile: str, scorers: tuple[str, ...] = 
     checks = [AssetCheckSpec(f"{COLUMNS[name]}_in_range", asset=name) for name in scorers]
 
     @multi_asset(
-        name=IMAGE_SCORES_OP, specs=specs, check_specs=checks, partitions_def=shard_partitions, can_subset=True,
+        name=IMAGE_SCORES_OP, specs=specs, pool=MODEL_POOL, check_specs=checks, partitions_def=shard_partitions, can_subset=True,
         description="Decodes the shard's sampled frames once (thread pool) and feeds every selected image scorer.",
     )
     def image_scores(context: AssetExecutionContext, config: ImageScoresConfig, curation_store: CurationStore,
