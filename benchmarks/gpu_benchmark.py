@@ -158,7 +158,7 @@ def clip_encoder(name: str, args):
 def bench_clip(frames, args, results, equivalence):
     from curation_assets.models.aesthetics import AestheticScorer, load_aesthetic_head
 
-    for name in ("ViT-B-32", "ViT-L-14"):
+    for name in args.clip_models.split(","):
         enc = clip_encoder(name, args)
         n = len(frames)
         pixels = [enc.preprocess_images(frames[i : i + enc.batch_size], "tensor") for i in range(0, n, enc.batch_size)]
@@ -315,6 +315,8 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=None, help="frames per CLIP run (default 512 on CUDA, 32 on CPU)")
     p.add_argument("--batch", type=int, default=None, help="CLIP batch (default 256 on CUDA, 32 on CPU)")
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--clip-models", default="ViT-B-32,ViT-L-14",
+                   help="CLIP architectures to time (ViT-L-14 also times the aesthetic head)")
     p.add_argument("--clip-weights", choices=["random", "real"], default="random")
     p.add_argument("--aesthetic-head", default=str(DEFAULT_HEAD))
     p.add_argument("--ocr-frames", type=int, default=None, help="frames per OCR run (default 256 on CUDA, 15 on CPU)")
