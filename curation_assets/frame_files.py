@@ -6,6 +6,8 @@ lossless, so OCR and CLIP see exactly the decoded pixels.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +41,41 @@ def save_frames(data_dir: str | Path, video_id: str, indices: list[int], frames:
     return paths
 
 
-def load_frames(paths: list[str]) -> list[np.ndarray]:
+def read_frame(path: str) -> np.ndarray:
+    """One frame file -> RGB uint8 (H, W, 3); FileNotFoundError when missing or unreadable."""
     import cv2
 
-    frames = []
-    for path in paths:
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise FileNotFoundError(f"sampled frame missing or unreadable: {path} (re-materialize sampled_frames)")
-        frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(f"sampled frame missing or unreadable: {path} (re-materialize sampled_frames)")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def decode_threads() -> int:
+    """Threads for decoding frame files: every core (cv2.imread releases the GIL), at most 16."""
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+def read_frames_parallel(paths: list[str], threads: int | None = None) -> list[np.ndarray | Exception]:
+    """Every path decoded on a thread pool, in order; a failure is returned in its slot (not raised)."""
+    threads = decode_threads() if threads is None else max(1, threads)
+
+    def one(path: str):
+        try:
+            return read_frame(path)
+        except Exception as exc:  # reported per video by the caller
+            return exc
+
+    if threads == 1 or len(paths) <= 1:
+        return [one(p) for p in paths]
+    with ThreadPoolExecutor(min(threads, len(paths)), thread_name_prefix="frame-decode") as pool:
+        return list(pool.map(one, paths))
+
+
+def load_frames(paths: list[str], threads: int | None = None) -> list[np.ndarray]:
+    """A video's frame files -> RGB uint8 frames (decoded in parallel); raises on the first bad one."""
+    frames = read_frames_parallel(list(paths), threads)
+    for frame in frames:
+        if isinstance(frame, Exception):
+            raise frame
     return frames

@@ -331,3 +331,38 @@ def test_worker_processes_give_the_same_rows(demo_copy, tmp_path, monkeypatch):
         results[workers] = (motion.select("video_id", "motion_score", "frame_indices").rows(),
                             frames.select("video_id", "frame_indices").rows())
     assert results["1"] == results["2"] == results["8"]
+
+
+def test_image_scores_step_decodes_once_and_subsets(store_copy):
+    """One image_scores step: the selected scorer alone is computed, from one decode of the frames."""
+    before = store_copy.read_shard("clip_similarity", SHARD)
+    frames = store_copy.read_shard("sampled_frames", SHARD).filter(pl.col("error").is_null())
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(shard_partitions.name, [SHARD])
+        defs_ = build_definitions(recipe={}, data_dir=str(store_copy.db_path.parent))
+        result = run_shard(defs_, instance, only=["aesthetics"])
+        assert result.success
+        mats = result.asset_materializations_for_node("image_scores")
+    assert [m.asset_key.to_user_string() for m in mats] == ["aesthetics"]
+    assert mats[0].metadata["frames_decoded"].value == int(frames["frame_paths"].list.len().sum())
+    assert mats[0].metadata["assets_in_step"].value == "aesthetics"
+    assert store_copy.read_shard("clip_similarity", SHARD).equals(before)  # not recomputed
+
+
+def test_missing_weights_fail_only_their_image_asset(store_copy, empty_hf_home, monkeypatch):
+    """Real profile without CLIP weights: clip_similarity and aesthetics fail (no rows rewritten),
+    ocr_area (real weights in every profile) is still written, and the step reports the failure."""
+    monkeypatch.delenv("CURATION_MODEL_DIR", raising=False)
+    ocr_before = store_copy.read_shard("ocr_area", SHARD)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(shard_partitions.name, [SHARD])
+        defs_ = build_definitions(recipe={}, data_dir=str(store_copy.db_path.parent), profile="real")
+        job = defs_.resolve_job_def(CURATE_SHARDS_JOB)
+        result = job.execute_in_process(partition_key=SHARD, instance=instance, raise_on_error=False,
+                                        asset_selection=[AssetKey(a) for a in ("clip_similarity", "aesthetics", "ocr_area")])
+        assert not result.success
+        written = [m.asset_key.to_user_string() for m in result.asset_materializations_for_node("image_scores")]
+    assert written == ["ocr_area"]
+    after = store_copy.read_shard("ocr_area", SHARD)
+    assert after.select("video_id", "ocr_area_ratio").sort("video_id").equals(
+        ocr_before.select("video_id", "ocr_area_ratio").sort("video_id"))

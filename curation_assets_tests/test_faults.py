@@ -36,10 +36,8 @@ def test_missing_weights_fail_the_asset_with_no_partial_rows(demo_copy, tmp_path
     defs_ = build_definitions(recipe={}, data_dir=str(tmp_path), profile="real")
     with instance_for_test() as instance:
         instance.add_dynamic_partitions(shard_partitions.name, ["shard-00000"])
-        started = time.perf_counter()
         result = defs_.resolve_job_def(CURATE_SHARDS_JOB).execute_in_process(
             partition_key="shard-00000", instance=instance, raise_on_error=False)
-    assert time.perf_counter() - started < 120  # fails fast, never waits on a network
     assert not result.success
     failures = " ".join(str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure)
     assert "MissingWeightsError" in failures and "CURATION_MODEL_DIR" in failures

@@ -7,7 +7,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -107,17 +106,13 @@ def test_vision_model_flattens_time_and_concatenates_over_time():
 
 
 def test_tiny_captions_are_deterministic_one_per_video():
-    started = time.perf_counter()
     captioner = vb.load_captioner(vb.DEFAULT_CAPTIONER, TINY)
-    load_s = time.perf_counter() - started
     assert captioner.profile == "tiny" and captioner.model_id == vb.DEFAULT_CAPTIONER
     assert captioner.model.config.image_token_index is not None  # added on load
     assert vb.load_captioner(vb.DEFAULT_CAPTIONER, TINY) is captioner  # loaded once per process
 
     videos = _videos()
-    started = time.perf_counter()
     single = captioner.caption(videos[:1])
-    caption_s = time.perf_counter() - started
     first = captioner.caption(videos)
     assert len(first) == len(videos) and all(isinstance(text, str) for text in first)
     assert all(text and text == text.strip() for text in first)
@@ -132,8 +127,6 @@ def test_tiny_captions_are_deterministic_one_per_video():
     assert captioner.params["num_beams"] == 4 and captioner.params["do_sample"] is False
     assert captioner.params["num_frames"] == vb.DEFAULT_NUM_FRAMES
     assert len(captioner.caption(videos[:2], prompt="Question: What is the camera wearer doing? Answer:")) == 2
-    # generous bounds: the design targets are < 3 s to load and < 2 s per clip on a quiet CPU
-    assert load_s < 15 and caption_s < 10
 
 
 def test_tiny_captions_match_across_processes():
@@ -209,10 +202,8 @@ def test_real_profile_reads_the_hugging_face_cache(tmp_path, empty_hf_home):
 
 def test_missing_weights_fail_fast(tmp_path, empty_hf_home):
     settings = ModelSettings(profile="real", model_dir=tmp_path / "models", device="cpu")
-    started = time.perf_counter()
     with pytest.raises(MissingWeightsError) as info:
         vb.load_captioner(vb.DEFAULT_CAPTIONER, settings)
-    assert time.perf_counter() - started < 10
     message = str(info.value)
     assert vb.DEFAULT_CAPTIONER in message
     assert MODEL_DIR_ENV in message
@@ -229,7 +220,5 @@ def test_incomplete_checkpoint_is_missing_weights(tmp_path, empty_hf_home):
     model_id = "someone/no-weights"
     checkpoint = vb.save_tiny_checkpoint(tmp_path / "models" / "hf" / model_id)
     (checkpoint / "model.safetensors").unlink()
-    started = time.perf_counter()
     with pytest.raises(MissingWeightsError, match="someone/no-weights"):
         vb.load_captioner(model_id, ModelSettings(profile="real", model_dir=tmp_path / "models", device="cpu"))
-    assert time.perf_counter() - started < 10

@@ -284,3 +284,17 @@ def test_real_clip_ratios(settings, name, precision):
     frames = decode_frames(path, uniform_frame_indices(frame_count(path), 3))
     detector = load_text_detector(settings, precision=precision)
     assert detector.mean_area_ratio(frames) == pytest.approx(REAL_RATIOS[name], abs=0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_VIDEOS.is_dir(), reason=f"{REAL_VIDEOS} absent")
+def test_pipelined_ratios_equal_per_frame_detection(detector):
+    """area_ratios over many frames (CPU work on a thread pool around the network) gives
+    exactly what one detect() per frame gives, on the real clips' first/middle/last frames."""
+    from real_frames import real_frames
+
+    frames = [f for clip in real_frames().values() for f in clip]
+    one_by_one = np.array([detector.area_ratio(frame) for frame in frames])
+    pipelined = np.array(detector.area_ratios(frames, threads=4))
+    assert np.abs(pipelined - one_by_one).max() <= 1e-6
+    assert (one_by_one > 0).sum() >= 5  # text is found: the comparison is not of zeros

@@ -223,12 +223,15 @@ class AestheticScorer:
             out.append(raw.float().cpu().numpy())
         return (np.concatenate(out) / 10.0).astype(np.float32)
 
-    def score(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """RGB uint8 HxWx3 frames -> (N,) aesthetic scores (about 0.1-1.0 with real weights)."""
+    def score(self, images: Sequence[np.ndarray], preprocess: str | None = None) -> np.ndarray:
+        """RGB uint8 HxWx3 frames -> (N,) aesthetic scores (about 0.1-1.0 with real weights).
+
+        preprocess: as ClipEncoder.encode_images ('auto': batched tensor ops on the device).
+        """
         images = list(images)
         if not images:
             return np.zeros((0,), dtype=np.float32)
-        return self.score_embeddings(self.clip.encode_images(images))
+        return self.score_embeddings(self.clip.encode_images(images, preprocess))
 
 
 def load_aesthetic_scorer(

@@ -64,6 +64,10 @@ _TAG_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
 
 _REGISTER_LOCK = threading.Lock()
 
+#: How frames become the model's input: 'auto' = 'tensor' where open_clip's transform has a
+#: tensor equivalent (image_tensors.py), else 'pil' (open_clip's own transform).
+PREPROCESS_MODES = ("auto", "tensor", "pil")
+
 
 # --------------------------------------------------------------------------- plain math
 
@@ -323,6 +327,7 @@ class ClipEncoder:
         batch_size: int = 32,
         weights_path: str | None = None,
         precision: str = "fp32",
+        preprocess_mode: str = "auto",
     ) -> None:
         self.model = model
         self.preprocess = preprocess
@@ -335,6 +340,13 @@ class ClipEncoder:
         self.batch_size = max(1, int(batch_size))
         self.weights_path = weights_path
         self.precision = precision
+        from .image_tensors import from_open_clip
+
+        # the same steps as `preprocess`, as one batch of tensors on the model's device
+        self.tensor_preprocess = from_open_clip(preprocess)
+        if preprocess_mode not in PREPROCESS_MODES:
+            raise ValueError(f"preprocess_mode must be one of {PREPROCESS_MODES}, got {preprocess_mode!r}")
+        self.preprocess_mode = preprocess_mode
         self._lock = threading.Lock()
 
     @property
@@ -357,21 +369,53 @@ class ClipEncoder:
 
         return {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.precision, torch.float32)
 
-    def encode_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """RGB uint8 HxWx3 frames -> float32 (N, D), L2-normalized."""
+    def resolved_preprocess(self, mode: str | None = None) -> str:
+        """'tensor' or 'pil': what `mode` (default: this encoder's preprocess_mode) runs here."""
+        mode = mode or self.preprocess_mode
+        if mode not in PREPROCESS_MODES:
+            raise ValueError(f"preprocess_mode must be one of {PREPROCESS_MODES}, got {mode!r}")
+        if mode == "auto":
+            return "tensor" if self.tensor_preprocess is not None else "pil"
+        if mode == "tensor" and self.tensor_preprocess is None:
+            raise ValueError(f"{self.model_id}: its preprocess has no tensor equivalent ({self.preprocess})")
+        return mode
+
+    def preprocess_images(self, images: Sequence[Any], mode: str | None = None):
+        """Frames -> the model's input batch (N, 3, 224, 224) on its device, in its dtype.
+
+        'tensor': batched torch ops on the device (see image_tensors.py); 'pil': open_clip's
+        own per-image PIL transform on this thread (the reference).
+        """
         import torch
 
+        dtype = self._input_dtype()
+        if self.resolved_preprocess(mode) == "tensor":
+            return self.tensor_preprocess(images, device=self.device, dtype=dtype)
+        batch = torch.stack([self.preprocess(_to_pil(f)) for f in images])
+        return batch.to(self.device, dtype=dtype)
+
+    def encode_pixels(self, pixels) -> np.ndarray:
+        """A preprocessed batch (from preprocess_images) -> float32 (N, D), L2-normalized."""
+        import torch
+
+        with self._lock, torch.inference_mode():
+            feats = self.model.encode_image(pixels)
+            feats = torch.nn.functional.normalize(feats.float(), dim=-1)
+        return feats.cpu().numpy().astype(np.float32, copy=False)
+
+    def encode_images(self, images: Sequence[np.ndarray], preprocess: str | None = None) -> np.ndarray:
+        """RGB uint8 HxWx3 frames -> float32 (N, D), L2-normalized.
+
+        preprocess: 'auto' (default: tensor ops on the model's device when the transform allows),
+        'tensor' or 'pil' (open_clip's per-image PIL transform).
+        """
         images = list(images)
         if not images:
             return np.zeros((0, self.embed_dim), dtype=np.float32)
-        dtype = self._input_dtype()
         out: list[np.ndarray] = []
         for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([self.preprocess(_to_pil(f)) for f in images[start : start + self.batch_size]])
-            with self._lock, torch.inference_mode():
-                feats = self.model.encode_image(batch.to(self.device, dtype=dtype))
-                feats = torch.nn.functional.normalize(feats.float(), dim=-1)
-            out.append(feats.cpu().numpy().astype(np.float32, copy=False))
+            pixels = self.preprocess_images(images[start : start + self.batch_size], preprocess)
+            out.append(self.encode_pixels(pixels))
         return np.concatenate(out, axis=0)
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -209,14 +209,114 @@ class TextDetector:
         horizontal, free, (height, width) = self.detect(frame)
         return boxes_area(horizontal, free) / float(height * width)
 
-    def area_ratios(self, frames: Sequence[np.ndarray]) -> list[float]:
-        """area_ratio of every frame, in order; the video score is their mean."""
-        return [self.area_ratio(frame) for frame in frames]
+    def area_ratios(self, frames: Sequence[np.ndarray], threads: int | None = None,
+                    net_batch: int | None = None) -> list[float]:
+        """area_ratio of every frame, in order; the video score is their mean.
+
+        Many frames at once run as a pipeline (:func:`pipelined_area_ratios`): EasyOCR's
+        per-frame CPU work (resize + normalize before the network, score maps -> boxes after)
+        on a thread pool while the network runs, so the CPU work of many frames overlaps
+        the network instead of alternating with it. Same steps and parameters as
+        `detect()`, so the ratios are identical to one `area_ratio` call per frame.
+        """
+        frames = list(frames)
+        if len(frames) <= 1 and not threads:
+            return [self.area_ratio(frame) for frame in frames]
+        return pipelined_area_ratios(self, frames, threads=threads, net_batch=net_batch)
 
     def mean_area_ratio(self, frames: Sequence[np.ndarray]) -> float:
         """The video's score: mean of area_ratios (NaN for no frames)."""
         ratios = self.area_ratios(frames)
         return float(np.mean(ratios)) if ratios else float("nan")
+
+
+# --------------------------------------------------------------------------- many frames
+
+
+def ocr_threads() -> int:
+    """Threads for the per-frame CPU work: every core, at most 16 (the GIL is released in
+    OpenCV and in most of numpy's array work; the network runs on its own threads)."""
+    import os
+
+    return max(1, min(16, os.cpu_count() or 1))
+
+
+def default_net_batch(device: str) -> int:
+    """Frames per network call: 1 on the CPU (convolutions already use every core, and a
+    single-frame call is bit-identical to `detect()`), 8 on CUDA (more frames per launch)."""
+    return 8 if str(device).startswith("cuda") else 1
+
+
+def pipelined_area_ratios(detector: "TextDetector", frames: Sequence[np.ndarray], *, threads: int | None = None,
+                          net_batch: int | None = None) -> list[float]:
+    """area_ratio of every frame, with the CPU work of many frames in parallel around the network.
+
+    Mirrors ``Reader.detect(image, min_size=...)`` with every other parameter at its default
+    (EasyOCR 1.7: detection.test_net + get_textbox, utils.group_text_box, the min_size filter):
+    1. per frame, on the pool: reformat_input, resize_aspect_ratio(canvas 2560, INTER_LINEAR,
+       mag_ratio 1), normalizeMeanVariance, HWC -> CHW;
+    2. on this thread: the network over consecutive frames of the same input size, `net_batch`
+       at a time (1 = exactly detect()'s call);
+    3. per frame, on the pool as soon as its maps are out: getDetBoxes, adjustResultCoordinates,
+       int32 polygons, group_text_box, the min_size filter, boxes_area / frame area.
+    """
+    import cv2
+    import torch
+    from concurrent.futures import ThreadPoolExecutor
+    from easyocr.craft_utils import adjustResultCoordinates, getDetBoxes
+    from easyocr.imgproc import normalizeMeanVariance, resize_aspect_ratio
+    from easyocr.utils import diff, group_text_box, reformat_input
+
+    frames = list(frames)
+    if not frames:
+        return []
+    reader = detector.reader
+    net_batch = max(1, int(net_batch or default_net_batch(detector.device)))
+    threads = max(1, int(threads or ocr_threads()))
+
+    def prepare(frame):
+        image, scale = detector._prepare(frame)
+        min_size = DETECT_MIN_SIZE if scale == 1.0 else DETECT_MIN_SIZE * scale
+        img, _ = reformat_input(image)
+        resized, target_ratio, _ = resize_aspect_ratio(img, 2560, interpolation=cv2.INTER_LINEAR, mag_ratio=1.0)
+        x = np.transpose(normalizeMeanVariance(resized), (2, 0, 1))
+        return x, 1 / target_ratio, min_size, image.shape[:2]
+
+    def finish(maps, ratio, min_size, size):
+        score_text, score_link = maps[:, :, 0], maps[:, :, 1]
+        boxes, polys, _ = getDetBoxes(score_text, score_link, 0.7, 0.4, 0.4, False, False)
+        boxes = adjustResultCoordinates(boxes, ratio, ratio)
+        polys = adjustResultCoordinates(polys, ratio, ratio)
+        for k in range(len(polys)):
+            if polys[k] is None:
+                polys[k] = boxes[k]
+        text_box = [np.array(box).astype(np.int32).reshape((-1)) for box in polys]
+        horizontal, free = group_text_box(text_box, 0.1, 0.5, 0.5, 0.5, 0.1, True)
+        if min_size:
+            horizontal = [i for i in horizontal if max(i[1] - i[0], i[3] - i[2]) > min_size]
+            free = [i for i in free if max(diff([c[0] for c in i]), diff([c[1] for c in i])) > min_size]
+        height, width = size
+        return boxes_area(horizontal, free) / float(height * width)
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="ocr-cpu") as pool:
+        prepared = [pool.submit(prepare, frame) for frame in frames]  # starts at once, in order
+        finished = []
+        i = 0
+        while i < len(frames):
+            first = prepared[i].result()
+            group = [first]
+            while (len(group) < net_batch and i + len(group) < len(frames)
+                   and prepared[i + len(group)].result()[0].shape == first[0].shape):
+                group.append(prepared[i + len(group)].result())
+            x = torch.from_numpy(np.stack([g[0] for g in group])).to(reader.device)
+            with torch.no_grad():
+                y, _ = reader.detector(x)
+            maps = y.cpu().numpy()
+            for j, (_, ratio, min_size, size) in enumerate(group):
+                finished.append(pool.submit(finish, maps[j], ratio, min_size, size))
+                prepared[i + j] = None  # let the input go
+            i += len(group)
+        return [f.result() for f in finished]
 
 
 def easyocr_model_dir() -> Path | None:

@@ -206,4 +206,7 @@ ASSET_CONFIGS: dict[str, type[Config]] = {
 }
 
 # Assets computed together by one op (one decode pass): recipe section -> (op, key in op config)
-SHARED_OPS = {"motion": ("video_pass", "motion"), "sampled_frames": ("video_pass", "sampled_frames")}
+SHARED_OPS = {"motion": ("video_pass", "motion"), "sampled_frames": ("video_pass", "sampled_frames"),
+              # one step reads the frames once for the three image scorers (image_scores.py)
+              "clip_similarity": ("image_scores", "clip_similarity"), "aesthetics": ("image_scores", "aesthetics"),
+              "ocr_area": ("image_scores", "ocr_area")}

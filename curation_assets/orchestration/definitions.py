@@ -10,7 +10,7 @@ from curation_assets.orchestration.assets.curated_videos import build_curated_vi
 from curation_assets.orchestration.assets.accelerated_videos import build_accelerated_videos
 from curation_assets.orchestration.assets.score_report import build_score_report
 from curation_assets.orchestration.assets.training_set import build_training_set
-from curation_assets.orchestration.assets.image_scores import build_aesthetics, build_clip_similarity, build_ocr_area
+from curation_assets.orchestration.assets.image_scores import build_image_scores
 from curation_assets.orchestration.assets.video_pass import build_video_pass
 from curation_assets.orchestration.assets.raw_videos import build_raw_videos
 from curation_assets.orchestration.assets.resolution import build_resolution
@@ -25,7 +25,7 @@ ASSET_BUILDERS = [
     build_raw_videos, build_resolution, build_video_pass, build_caption_repetition, build_curated_videos,
     build_accelerated_videos, build_training_set, build_score_report,
 ]
-MODEL_ASSET_BUILDERS = [build_captions, build_clip_similarity, build_aesthetics, build_ocr_area]
+MODEL_ASSET_BUILDERS = [build_captions, build_image_scores]
 
 
 def data_dir_profile() -> str:

@@ -39,10 +39,10 @@ CODE_REVISIONS = {
     "resolution": "1",
     "motion": "2",
     "sampled_frames": "1",
-    "captions": "2",
+    "captions": "3",  # 3: tensor preprocessing of the frames (within PIL's rounding), batch by device
     "caption_repetition": "1",
-    "clip_similarity": "1",
-    "aesthetics": "1",
+    "clip_similarity": "2",  # 2: batched tensor preprocessing (within one grey level of PIL's)
+    "aesthetics": "2",  # 2: as clip_similarity
     "ocr_area": "2",  # 2: bfloat16 detection by default on CPUs that do it natively
     "curated_videos": "2",
     "accelerated_videos": "1",

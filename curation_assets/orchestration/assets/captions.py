@@ -6,6 +6,7 @@ from dagster import AssetExecutionContext, asset
 from curation_assets.orchestration.assets.shard_io import (
     RAW_VIDEOS, SAMPLED_FRAMES, frames_or_error, model_metadata, primary_videos, shard_frames, to_frame, write_shard,
 )
+from curation_assets.orchestration.pools import MODEL_POOL
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorer_enabled
 from curation_assets.orchestration.resources import CurationStore, ModelResource
@@ -30,6 +31,7 @@ def build_captions(recipe: Recipe, profile: str):
 
     @asset(
         name=CAPTIONS,
+        pool=MODEL_POOL,  # one model step at a time per instance (see image_scores.MODEL_POOL)
         deps=[RAW_VIDEOS, SAMPLED_FRAMES],
         partitions_def=shard_partitions,
         code_version=code_version(CAPTIONS, recipe, profile),
@@ -79,7 +81,7 @@ def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> None:
 
     # Load before the loop: missing weights fail the asset whole, with no partial rows.
     captioner = load_captioner(config.model_id, settings)
-    batch_size = max(1, settings.batch_size)
+    batch_size = captioner.batch_size  # chosen for the device (videoblip.caption_batch_size)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         ready, clips = [], []

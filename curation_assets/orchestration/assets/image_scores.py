@@ -1,26 +1,48 @@
 """The scorers that read sampled frames through a model: CLIP similarity, aesthetics, OCR area.
 
-Each loads its model once, before touching any video (missing weights fail the asset
-whole), batches frames across the shard's videos, and reduces per-frame values per video.
+One step (`image_scores`) makes the three assets so that a shard's frame files are decoded
+once, on a thread pool, for all of them. Each asset keeps its own table, code version, range
+check, config section and metadata, and the step is subsettable: materializing one asset (or a
+recipe that leaves a scorer out, see `build_image_scores(scorers=...)`) computes only that one.
+Each scorer loads its model before touching any video; missing weights fail that asset whole
+(no rows), the others are still written, and the step then fails naming it. Frames are batched
+across the shard's videos and per-frame values are reduced per video.
 """
 
 import time
 
 import numpy as np
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, asset
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetKey, AssetSpec, Config, multi_asset
+from pydantic import Field, create_model
 
 from curation_assets.orchestration.assets.captions import CAPTIONS
 from curation_assets.orchestration.assets.shard_io import (
-    SAMPLED_FRAMES, frames_or_error, model_metadata, params_json, shard_frames, to_frame, write_shard,
+    SAMPLED_FRAMES, load_videos_frames, model_metadata, params_json, shard_frames, to_frame, write_shard,
     write_switched_off,
 )
+from curation_assets.orchestration.pools import MODEL_POOL
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorer_enabled
 from curation_assets.orchestration.resources import CurationStore, ModelResource
 from curation_assets.scorers.reduce import reduce_scores
 
 CLIP_SIMILARITY, AESTHETICS, OCR_AREA = "clip_similarity", "aesthetics", "ocr_area"
+IMAGE_SCORERS = (CLIP_SIMILARITY, AESTHETICS, OCR_AREA)
+IMAGE_SCORES_OP = "image_scores"
+COLUMNS = {CLIP_SIMILARITY: "clip_similarity", AESTHETICS: "aesthetics_score", OCR_AREA: "ocr_area_ratio"}
+# valid ranges of the range checks: cosine; the aesthetic head is a regression, not a bounded one
+# (a real clip can land slightly outside 0..1); overlapping OCR boxes can sum past the frame area,
+# as in data-juicer
+RANGES = {CLIP_SIMILARITY: (-1.0, 1.0), AESTHETICS: (-1.0, 2.0), OCR_AREA: (0.0, 2.0)}
+DESCRIPTIONS = {
+    CLIP_SIMILARITY: "Cosine similarity of normalized CLIP image and caption embeddings per sampled frame, "
+    "reduced per video (avg by default). Videos without a caption have no row.",
+    AESTHETICS: "LAION improved aesthetic predictor v2 (sac+logos+ava1-l14-linearMSE on normalized CLIP "
+    "ViT-L/14 embeddings) per sampled frame, divided by 10, reduced per video.",
+    OCR_AREA: "Share of each sampled frame covered by EasyOCR (CRAFT detector) text boxes, mean per video "
+    "(data-juicer's video_ocr_area_ratio).",
+}
 
 
 def _schema(score_column: str) -> dict:
@@ -33,23 +55,6 @@ def _range_check(asset_name: str, frame: pl.DataFrame, column: str, low: float, 
     bad = scored.filter((pl.col(column) < low) | (pl.col(column) > high) | pl.col(column).is_nan()).height
     return AssetCheckResult(asset_key=asset_name, check_name=f"{column}_in_range", passed=bad == 0,
                             metadata={"out_of_range": bad, "range": f"[{low}, {high}]"})
-
-
-def _load_videos(store, shard: str, video_ids: list[str]):
-    """(video_id, frames) for videos with frames, and video_id -> error for the rest."""
-    by_id = shard_frames(store, shard)
-    ready, errors = [], {}
-    for vid in video_ids:
-        frames, error = frames_or_error(by_id.get(vid))
-        if error:
-            errors[vid] = error
-        else:
-            ready.append((vid, frames))
-    return ready, errors
-
-
-def _off_suffix(recipe: Recipe, name: str) -> str:
-    return "" if scorer_enabled(recipe, name) else f" SWITCHED OFF by the recipe (scorers: {{{name}: false}}): writes no rows."
 
 
 def _score_row(video_id: str, column: str, per_frame, mode: str, base: dict) -> dict:
@@ -65,117 +70,164 @@ def _flatten(ready):
     return images, np.asarray(owners)
 
 
-def build_clip_similarity(recipe: Recipe, profile: str):
-    ClipConfig = config_class(CLIP_SIMILARITY, recipe)
-    column = "clip_similarity"
 
-    @asset(
-        name=CLIP_SIMILARITY, deps=[SAMPLED_FRAMES, CAPTIONS], partitions_def=shard_partitions,
-        code_version=code_version(CLIP_SIMILARITY, recipe, profile), group_name="scores", kinds={"duckdb", "pytorch"},
-        check_specs=[AssetCheckSpec(f"{column}_in_range", asset=CLIP_SIMILARITY)],
-        description="Cosine similarity of normalized CLIP image and caption embeddings per sampled frame, "
-        "reduced per video (avg by default). Videos without a caption have no row." + _off_suffix(recipe, CLIP_SIMILARITY),
-    )
-    def clip_similarity(context: AssetExecutionContext, config: ClipConfig, curation_store: CurationStore,
-                        models: ModelResource):
-        from curation_assets.models.clip import frame_text_similarity, load_clip
-
-        started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
-        if not scorer_enabled(recipe, CLIP_SIMILARITY):
-            return write_switched_off(context, store, CLIP_SIMILARITY, _schema(column), started,
-                                      [_range_check(CLIP_SIMILARITY, to_frame([], _schema(column)), column, -1.0, 1.0)])
-        encoder = load_clip(config.model_name, config.pretrained, settings)
-        model_id = f"open_clip:{config.model_name}/{config.pretrained}"
-        captions = {r["video_id"]: r["caption"] for r in store.read_shard(CAPTIONS, context.partition_key).iter_rows(named=True)
-                    if r["caption"]}
-        ready, errors = _load_videos(store, context.partition_key, sorted(captions))
-        base = {"model": model_id, "profile": settings.profile, "params": params_json({"reduce_mode": config.reduce_mode})}
-        rows = [{"video_id": vid, "error": err, **base} for vid, err in errors.items()]
-        if ready:
-            images, owners = _flatten(ready)
-            image_emb = encoder.encode_images(images)
-            text_emb = encoder.encode_texts([captions[vid] for vid, _ in ready])
-            for i, (vid, _) in enumerate(ready):
-                per_frame = frame_text_similarity(image_emb[owners == i], text_emb[i])
-                rows.append(_score_row(vid, column, per_frame, config.reduce_mode, base))
-        frame = to_frame(rows, _schema(column))
-        return write_shard(context, store, CLIP_SIMILARITY, frame, started, model_metadata(model_id, settings.profile),
-                           check_results=[_range_check(CLIP_SIMILARITY, frame, column, -1.0, 1.0)])
-
-    return clip_similarity
+# --------------------------------------------------------------------------- the three scorers
+# Each: (loaded model, config, settings) -> fn(ready, captions) -> (rows, model_id, profile).
 
 
-def build_aesthetics(recipe: Recipe, profile: str):
-    AestheticsConfig = config_class(AESTHETICS, recipe)
-    column = "aesthetics_score"
+def _load_clip(config, settings):
+    from curation_assets.models.clip import load_clip
 
-    @asset(
-        name=AESTHETICS, deps=[SAMPLED_FRAMES], partitions_def=shard_partitions,
-        code_version=code_version(AESTHETICS, recipe, profile), group_name="scores", kinds={"duckdb", "pytorch"},
-        check_specs=[AssetCheckSpec(f"{column}_in_range", asset=AESTHETICS)],
-        description="LAION improved aesthetic predictor v2 (sac+logos+ava1-l14-linearMSE on normalized CLIP "
-        "ViT-L/14 embeddings) per sampled frame, divided by 10, reduced per video." + _off_suffix(recipe, AESTHETICS),
-    )
-    def aesthetics(context: AssetExecutionContext, config: AestheticsConfig, curation_store: CurationStore,
-                   models: ModelResource):
-        from curation_assets.models.aesthetics import load_aesthetic_scorer
-
-        started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
-        if not scorer_enabled(recipe, AESTHETICS):
-            return write_switched_off(context, store, AESTHETICS, _schema(column), started,
-                                      [_range_check(AESTHETICS, to_frame([], _schema(column)), column, -1.0, 2.0)])
-        scorer = load_aesthetic_scorer(settings)
-        video_ids = list(shard_frames(store, context.partition_key))
-        ready, errors = _load_videos(store, context.partition_key, video_ids)
-        base = {"model": scorer.model_id, "profile": settings.profile, "params": params_json({"reduce_mode": config.reduce_mode})}
-        rows = [{"video_id": vid, "error": err, **base} for vid, err in errors.items()]
-        if ready:
-            images, owners = _flatten(ready)
-            scores = np.asarray(scorer.score(images), dtype=np.float64)
-            for i, (vid, _) in enumerate(ready):
-                rows.append(_score_row(vid, column, scores[owners == i], config.reduce_mode, base))
-        frame = to_frame(rows, _schema(column))
-        # the head is a regression, not a bounded one: a real clip can land slightly outside 0..1
-        return write_shard(context, store, AESTHETICS, frame, started, model_metadata(scorer.model_id, settings.profile),
-                           check_results=[_range_check(AESTHETICS, frame, column, -1.0, 2.0)])
-
-    return aesthetics
+    return load_clip(config.model_name, config.pretrained, settings)
 
 
-def build_ocr_area(recipe: Recipe, profile: str):
-    OcrConfig = config_class(OCR_AREA, recipe)
-    column = "ocr_area_ratio"
+def _score_clip(encoder, config, settings, ready, errors, captions):
+    from curation_assets.models.clip import frame_text_similarity
 
-    @asset(
-        name=OCR_AREA, deps=[SAMPLED_FRAMES], partitions_def=shard_partitions,
-        code_version=code_version(OCR_AREA, recipe, profile), group_name="scores", kinds={"duckdb", "pytorch"},
-        check_specs=[AssetCheckSpec(f"{column}_in_range", asset=OCR_AREA)],
-        description="Share of each sampled frame covered by EasyOCR (CRAFT detector) text boxes, mean per video "
-        "(data-juicer's video_ocr_area_ratio)." + _off_suffix(recipe, OCR_AREA),
-    )
-    def ocr_area(context: AssetExecutionContext, config: OcrConfig, curation_store: CurationStore, models: ModelResource):
-        from curation_assets.models.ocr import load_text_detector
+    column, model_id = COLUMNS[CLIP_SIMILARITY], f"open_clip:{config.model_name}/{config.pretrained}"
+    base = {"model": model_id, "profile": settings.profile, "params": params_json({"reduce_mode": config.reduce_mode})}
+    ready = [(vid, frames) for vid, frames in ready if vid in captions]  # videos without a caption have no row
+    rows = [{"video_id": vid, "error": err, **base} for vid, err in errors.items() if vid in captions]
+    if ready:
+        images, owners = _flatten(ready)
+        image_emb = encoder.encode_images(images)
+        text_emb = encoder.encode_texts([captions[vid] for vid, _ in ready])
+        for i, (vid, _) in enumerate(ready):
+            per_frame = frame_text_similarity(image_emb[owners == i], text_emb[i])
+            rows.append(_score_row(vid, column, per_frame, config.reduce_mode, base))
+    return rows, model_id, settings.profile
 
-        started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
-        if not scorer_enabled(recipe, OCR_AREA):
-            return write_switched_off(context, store, OCR_AREA, _schema(column), started,
-                                      [_range_check(OCR_AREA, to_frame([], _schema(column)), column, 0.0, 2.0)])
-        detector = load_text_detector(settings, languages=tuple(config.languages), max_side=config.max_side,
-                                      precision=config.precision)
-        model_id = detector.model_id
-        video_ids = list(shard_frames(store, context.partition_key))
-        ready, errors = _load_videos(store, context.partition_key, video_ids)
-        # OCR weights are real in every profile: the detector ships in a pip package
-        base = {"model": model_id, "profile": "real", "params": params_json(config.model_dump())}
-        rows = [{"video_id": vid, "error": err, **base} for vid, err in errors.items()]
-        for vid, frames in ready:
+
+def _load_aesthetics(config, settings):
+    from curation_assets.models.aesthetics import load_aesthetic_scorer
+
+    return load_aesthetic_scorer(settings)
+
+
+def _score_aesthetics(scorer, config, settings, ready, errors, captions):
+    column = COLUMNS[AESTHETICS]
+    base = {"model": scorer.model_id, "profile": settings.profile, "params": params_json({"reduce_mode": config.reduce_mode})}
+    rows = [{"video_id": vid, "error": err, **base} for vid, err in errors.items()]
+    if ready:
+        images, owners = _flatten(ready)
+        scores = np.asarray(scorer.score(images), dtype=np.float64)
+        for i, (vid, _) in enumerate(ready):
+            rows.append(_score_row(vid, column, scores[owners == i], config.reduce_mode, base))
+    return rows, scorer.model_id, settings.profile
+
+
+def _load_ocr(config, settings):
+    from curation_assets.models.ocr import load_text_detector
+
+    return load_text_detector(settings, languages=tuple(config.languages), max_side=config.max_side,
+                              precision=config.precision)
+
+
+def _score_ocr(detector, config, settings, ready, errors, captions):
+    column, model_id = COLUMNS[OCR_AREA], detector.model_id
+    # OCR weights are real in every profile: the detector ships in a pip package
+    base = {"model": model_id, "profile": "real", "params": params_json(config.model_dump())}
+    rows = [{"video_id": vid, "error": err, **base} for vid, err in errors.items()]
+    if not ready:
+        return rows, model_id, "real"
+    images, owners = _flatten(ready)
+    try:  # the whole shard at once: the detector overlaps its per-frame CPU work across frames
+        ratios = np.asarray(detector.area_ratios(images), dtype=np.float64)
+        per_video = [ratios[owners == i] for i in range(len(ready))]
+    except Exception:  # find the video(s) at fault: one failing video must not fail the shard
+        per_video = []
+        for _, frames in ready:
             try:
-                rows.append(_score_row(vid, column, detector.area_ratios(frames), "avg", base))
+                per_video.append(detector.area_ratios(frames))
             except Exception as exc:
-                rows.append({"video_id": vid, "error": f"{type(exc).__name__}: {str(exc)[:300]}", **base})
-        frame = to_frame(rows, _schema(column))
-        # overlapping boxes can sum past the frame area, as in data-juicer
-        return write_shard(context, store, OCR_AREA, frame, started, model_metadata(model_id, "real"),
-                           check_results=[_range_check(OCR_AREA, frame, column, 0.0, 2.0)])
+                per_video.append(exc)
+    for (vid, _), values in zip(ready, per_video):
+        if isinstance(values, Exception):
+            rows.append({"video_id": vid, "error": f"{type(values).__name__}: {str(values)[:300]}", **base})
+        else:
+            rows.append(_score_row(vid, column, values, "avg", base))
+    return rows, model_id, "real"
 
-    return ocr_area
+
+SCORERS = {
+    CLIP_SIMILARITY: (_load_clip, _score_clip),
+    AESTHETICS: (_load_aesthetics, _score_aesthetics),
+    OCR_AREA: (_load_ocr, _score_ocr),
+}
+
+
+def _off_suffix(recipe: Recipe, name: str) -> str:
+    return "" if scorer_enabled(recipe, name) else f" SWITCHED OFF by the recipe (scorers: {{{name}: false}}): writes no rows."
+
+
+def build_image_scores(recipe: Recipe, profile: str, scorers: tuple[str, ...] = IMAGE_SCORERS):
+    """The `image_scores` step making the assets in `scorers` (default: all three)."""
+    unknown = set(scorers) - set(IMAGE_SCORERS)
+    if unknown or not scorers:
+        raise ValueError(f"image scorers must be a non-empty subset of {IMAGE_SCORERS}, got {scorers}")
+    scorers = tuple(name for name in IMAGE_SCORERS if name in scorers)
+    configs = {name: config_class(name, recipe) for name in scorers}
+    ImageScoresConfig = create_model(
+        "ImageScoresConfig", __base__=Config,
+        **{name: (cls, Field(default_factory=cls)) for name, cls in configs.items()},
+    )
+    specs = [
+        AssetSpec(name, deps=[SAMPLED_FRAMES, CAPTIONS] if name == CLIP_SIMILARITY else [SAMPLED_FRAMES],
+                  code_version=code_version(name, recipe, profile), group_name="scores",
+                  kinds={"duckdb", "pytorch"}, description=DESCRIPTIONS[name] + _off_suffix(recipe, name),
+                  skippable=True)
+        for name in scorers
+    ]
+    checks = [AssetCheckSpec(f"{COLUMNS[name]}_in_range", asset=name) for name in scorers]
+
+    @multi_asset(
+        name=IMAGE_SCORES_OP, specs=specs, pool=MODEL_POOL, check_specs=checks, partitions_def=shard_partitions, can_subset=True,
+        description="Decodes the shard's sampled frames once (thread pool) and feeds every selected image scorer.",
+    )
+    def image_scores(context: AssetExecutionContext, config: ImageScoresConfig, curation_store: CurationStore,
+                     models: ModelResource):
+        started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
+        shard = context.partition_key
+        selected = [name for name in scorers if AssetKey(name) in context.selected_asset_keys]
+        # a scorer the recipe switched off loads nothing and writes an empty shard (green, not stale)
+        for name in [n for n in selected if not scorer_enabled(recipe, n)]:
+            selected.remove(name)
+            empty = to_frame([], _schema(COLUMNS[name]))
+            yield write_switched_off(context, store, name, _schema(COLUMNS[name]), started,
+                                     [_range_check(name, empty, COLUMNS[name], *RANGES[name])], asset_key=name)
+        # every model first, before any decoding: a missing one fails its asset whole
+        loaded, failures = {}, {}
+        for name in selected:
+            try:
+                loaded[name] = SCORERS[name][0](getattr(config, name), settings)
+            except Exception as exc:
+                failures[name] = exc
+                context.log.error(f"{name}[{shard}]: model could not be loaded: {type(exc).__name__}: {exc}")
+        captions = {}
+        if CLIP_SIMILARITY in loaded:
+            captions = {r["video_id"]: r["caption"] for r in store.read_shard(CAPTIONS, shard).iter_rows(named=True)
+                        if r["caption"]}
+        frames_by_id = shard_frames(store, shard)
+        needs_all = bool({AESTHETICS, OCR_AREA} & set(loaded))
+        video_ids = list(frames_by_id) if needs_all else [vid for vid in frames_by_id if vid in captions]
+        if CLIP_SIMILARITY in loaded:  # captioned videos missing from sampled_frames still get their error row
+            video_ids += [vid for vid in sorted(captions) if vid not in frames_by_id]
+        decode_started = time.perf_counter()
+        ready, errors = load_videos_frames(frames_by_id, video_ids) if loaded else ([], {})
+        shared_meta = {"frames_decoded": sum(len(f) for _, f in ready),
+                       "frames_decode_seconds": round(time.perf_counter() - decode_started, 3),
+                       "assets_in_step": ", ".join(selected)}
+        for name, model in loaded.items():
+            scored_started = time.perf_counter()
+            rows, model_id, row_profile = SCORERS[name][1](model, getattr(config, name), settings, ready, errors, captions)
+            frame = to_frame(rows, _schema(COLUMNS[name]))
+            low, high = RANGES[name]
+            yield write_shard(context, store, name, frame, started,
+                              {**model_metadata(model_id, row_profile), **shared_meta,
+                               "scoring_seconds": round(time.perf_counter() - scored_started, 3)},
+                              check_results=[_range_check(name, frame, COLUMNS[name], low, high)], asset_key=name)
+        if failures:
+            name, exc = next(iter(failures.items()))
+            raise RuntimeError(f"{', '.join(failures)} not materialized: {name}: {type(exc).__name__}: {exc}") from exc
+
+    return image_scores

@@ -56,13 +56,13 @@ def write_shard(
 
 
 def write_switched_off(context: AssetExecutionContext, store: ScoreStore, table: str, schema: dict, started: float,
-                       check_results=None) -> MaterializeResult:
+                       check_results=None, asset_key: str | None = None) -> MaterializeResult:
     """A scorer the recipe switched off: no model loaded, an empty shard written, so the
     partition is materialized (green, not stale) and curated_videos knows it has no scores."""
     context.log.info(f"{table}: switched off by the recipe (scorers: {{{table}: false}}); no model loaded")
     return write_shard(context, store, table, to_frame([], schema), started,
                        {"switched_off": MetadataValue.text(f"by the recipe: scorers: {{{table}: false}}")},
-                       check_results=check_results)
+                       check_results=check_results, asset_key=asset_key)
 
 
 SAMPLED_FRAMES = "sampled_frames"
@@ -87,6 +87,38 @@ def frames_or_error(frame_row: dict | None) -> tuple[list, str | None]:
     except FileNotFoundError as exc:
         return [], str(exc)
     return (frames, None) if frames else ([], "no frames")
+
+
+def load_videos_frames(frames_by_id: dict[str, dict], video_ids: list[str], threads: int | None = None):
+    """([(video_id, frames)] for videos whose frames all load, {video_id: reason} for the rest).
+
+    Every frame file of every listed video goes through one thread pool (cv2.imread releases
+    the GIL), so a shard's frames are decoded once, in parallel, for all the scorers that use them.
+    """
+    from curation_assets.frame_files import read_frames_parallel
+
+    errors: dict[str, str] = {}
+    wanted: list[tuple[str, list[str]]] = []
+    for vid in video_ids:
+        row = frames_by_id.get(vid)
+        if row is None:
+            errors[vid] = "no sampled frames recorded (materialize sampled_frames)"
+        elif row.get("error"):
+            errors[vid] = f"sampled_frames: {row['error']}"
+        elif not row.get("frame_paths"):
+            errors[vid] = "no frames"
+        else:
+            wanted.append((vid, list(row["frame_paths"])))
+    decoded = iter(read_frames_parallel([p for _, paths in wanted for p in paths], threads))
+    ready = []
+    for vid, paths in wanted:
+        frames = [next(decoded) for _ in paths]
+        failed = next((f for f in frames if isinstance(f, Exception)), None)
+        if failed is not None:
+            errors[vid] = str(failed)
+        else:
+            ready.append((vid, frames))
+    return ready, errors
 
 
 def model_metadata(model_id: str, profile: str) -> dict:
