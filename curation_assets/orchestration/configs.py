@@ -40,8 +40,10 @@ class MotionConfig(Config):
 
 
 class FrameSamplingConfig(Config):
-    method: Literal["uniform", "keyframes"] = Field(
-        "uniform", description="'uniform': evenly from first to last frame; 'keyframes': the stream's keyframes."
+    method: Literal["uniform", "uniform_round", "keyframes"] = Field(
+        "uniform", description="'uniform': first to last frame, exactly the frames data-juicer 1.6.1's uniform "
+        "extraction picks (its OCR/CLIP/aesthetics scores transfer); 'uniform_round': evenly spread indices rounded "
+        "half to even (this project's earlier rule); 'keyframes': the stream's keyframes.",
     )
     num_frames: int = Field(3, ge=1, le=64, description="Frames kept per video (keyframes: at most this many).")
     image_format: Literal["png", "jpg"] = Field("png", description="png is lossless; jpg (q95) is ~10x smaller.")

@@ -26,12 +26,12 @@ CODE_REVISIONS = {
     "raw_videos": "2",
     "resolution": "1",
     "motion": "2",
-    "sampled_frames": "1",
+    "sampled_frames": "2",  # 2: uniform = data-juicer's exact frames
     "captions": "2",
     "caption_repetition": "1",
-    "clip_similarity": "1",
-    "aesthetics": "1",
-    "ocr_area": "2",  # 2: bfloat16 detection by default on CPUs that do it natively
+    "clip_similarity": "2",  # 2: reads sampled_frames v2
+    "aesthetics": "2",  # 2: reads sampled_frames v2
+    "ocr_area": "3",  # 2: bfloat16 on CPUs that do it natively; 3: data-juicer's frames
     "curated_videos": "2",
     "accelerated_videos": "1",
     "lora_training_set": "1",
