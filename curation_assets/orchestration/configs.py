@@ -28,14 +28,20 @@ class MotionConfig(Config):
     max_size: Optional[int] = Field(None, gt=0, description="Cap the long side after `size`.")
     relative: bool = Field(False, description="Divide each pair's mean flow by the frame diagonal.")
     scale_to_source: bool = Field(
-        False, description="With size/max_size: report flow in source-frame pixels, so exact-mode (data-juicer) "
-        "thresholds apply to the fast mode unchanged.",
+        False, description="With size/max_size: report flow in source-frame pixels (x and y scaled back). On real "
+        "footage that alone does not put fast scores on the exact scale: add a calibration.",
     )
+    calibration_scale: float = Field(
+        1.0, gt=0, description="Fast mode: score = calibration_scale * score ** calibration_power, a map to the "
+        "exact (data-juicer) scale fitted on your clips by `curation-assets calibrate-motion`.",
+    )
+    calibration_power: float = Field(1.0, gt=0, description="See calibration_scale.")
 
     def params(self) -> MotionParams:
         return MotionParams(
             sampling_fps=self.sampling_fps, frame_selection=self.frame_selection,
             size=self.size, max_size=self.max_size, relative=self.relative, scale_to_source=self.scale_to_source,
+            calibration_scale=self.calibration_scale, calibration_power=self.calibration_power,
         )
 
 

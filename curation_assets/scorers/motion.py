@@ -38,6 +38,10 @@ class MotionParams:
     # flow measured on resized frames, reported in source-frame pixels (x and y scaled back
     # separately): fast mode's scores then sit on exact mode's scale and thresholds transfer
     scale_to_source: bool = False
+    # fast mode on the exact scale: the video's score becomes scale * score ** power, a map
+    # fitted on real clips by `curation-assets calibrate-motion` (identity by default)
+    calibration_scale: float = 1.0
+    calibration_power: float = 1.0
     pyr_scale: float = 0.5
     levels: int = 3
     winsize: int = 15
@@ -194,6 +198,8 @@ class MotionAccumulator:
     def result(self, frames_decoded: int, error: str | None = None) -> MotionResult:
         self._drain()
         score = float(np.mean(self.pair_scores)) if self.pair_scores else -1.0
+        if score > 0 and (self.params.calibration_scale, self.params.calibration_power) != (1.0, 1.0):
+            score = float(self.params.calibration_scale * score ** self.params.calibration_power)
         if error is None and not self.pair_scores:
             error = f"fewer than two decodable frames ({len(self.used_indices)}): no frame pair to score"
         return MotionResult(score, list(self.pair_scores), list(self.used_indices), frames_decoded, error)
