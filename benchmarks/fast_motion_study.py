@@ -98,11 +98,32 @@ def scaled(params: MotionParams, shape: tuple[int, int], what: str) -> MotionPar
     return params
 
 
-def pair_scores(clip: Clip, params: MotionParams) -> tuple[list[float], float]:
+def pyramid_gray(bgr: np.ndarray, levels_down: int) -> np.ndarray:
+    """Gray frame halved levels_down times the way Farneback builds its own pyramid
+    (Gaussian blur sigma (1/0.5 - 1) / 2, then a linear resize), so flow on it is the
+    exact computation without its finest level(s)."""
+    import cv2
+
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    for _ in range(levels_down):
+        blurred = cv2.GaussianBlur(gray, (0, 0), 0.5)
+        h, w = gray.shape
+        gray = cv2.resize(blurred, (round(w * 0.5), round(h * 0.5)), interpolation=cv2.INTER_LINEAR)
+    return gray
+
+
+def pair_scores(clip: Clip, params) -> tuple[list[float], float]:
     """Per-pair scores for one setting, and the seconds spent (resize + gray + flow)."""
+    t0 = time.perf_counter()
+    if isinstance(params, tuple) and params[1].startswith("pyr"):
+        # ("pyrN", levels): flow on the source halved N times, with `levels` pyramid levels
+        down = int(params[1][3:])
+        p = replace(params[0], levels=params[2], scale_to_source=True)
+        grays = [pyramid_gray(f, down) for f in clip.frames]
+        scores = [frame_motion(a, b, p, clip.shape) for a, b in zip(grays, grays[1:])]
+        return scores, time.perf_counter() - t0
     if isinstance(params, tuple):  # (base params, what to scale): per-clip parameters
         params = scaled(params[0], clip.shape, params[1])
-    t0 = time.perf_counter()
     grays = [to_gray(f, params) for f in clip.frames]
     scores = [frame_motion(a, b, params, clip.shape) for a, b in zip(grays, grays[1:])]
     return scores, time.perf_counter() - t0
@@ -139,6 +160,14 @@ def settings_to_study() -> dict:
         out[f"s{size}"] = base
         for what in ("w", "wl", "wlp"):
             out[f"s{size}-{what}"] = (base, what)
+    # the product's skip_levels: exact mode's own pyramid without its finest level(s)
+    out["skip1"] = MotionParams(skip_levels=1)
+    out["skip2"] = MotionParams(skip_levels=2)
+    # the same by hand (iterated blur + halving), and with the pyramid kept as deep as exact's
+    out["half-l2"] = (MotionParams(), "pyr1", 2)
+    out["half-l3"] = (MotionParams(), "pyr1", 3)
+    out["quarter-l1"] = (MotionParams(), "pyr2", 1)
+    out["quarter-l2"] = (MotionParams(), "pyr2", 2)
     return out
 
 
@@ -147,6 +176,7 @@ def main() -> None:
     parser.add_argument("videos", nargs="*", type=Path, help=f"files or folders (default {REAL})")
     parser.add_argument("--window", type=float, default=4.0, help="window length in seconds (default 4)")
     parser.add_argument("--settings", default="", help="comma-separated subset of the settings")
+    parser.add_argument("--cache", type=Path, help="JSON file keeping pair scores between runs (same clips)")
     parser.add_argument("--speed", default="", help="comma-separated settings to time end to end against exact")
     args = parser.parse_args()
 
@@ -162,10 +192,20 @@ def main() -> None:
     clip_scores: dict[str, dict[str, float]] = {}
     win_scores: dict[str, dict[str, dict[int, float]]] = {}
     seconds: dict[str, float] = {name: 0.0 for name in settings}
+    import json
+
+    cache = json.loads(args.cache.read_text()) if args.cache and args.cache.exists() else {}
     for clip in clips:
         clip_scores[clip.name], win_scores[clip.name] = {}, {}
         for name, params in settings.items():
-            scores, spent = pair_scores(clip, params)
+            key = f"{clip.name}/{name}"
+            if key in cache:
+                scores, spent = cache[key]
+            else:
+                scores, spent = pair_scores(clip, params)
+                cache[key] = [scores, spent]
+                if args.cache:
+                    args.cache.write_text(json.dumps(cache))
             seconds[name] += spent
             clip_scores[clip.name][name] = float(np.mean(scores))
             win_scores[clip.name][name] = windows(clip, scores, args.window)
@@ -177,6 +217,8 @@ def main() -> None:
     # leave-one-source-out calibration on windows
     calibrated: dict[str, dict[str, float]] = {c.name: {} for c in clips}
     calibrated_win: dict[str, dict[str, dict[int, float]]] = {c.name: {} for c in clips}
+    scaled_only: dict[str, dict[str, float]] = {c.name: {} for c in clips}
+    scaled_only_win: dict[str, dict[str, dict[int, float]]] = {c.name: {} for c in clips}
     for name in fast_names:
         for clip in clips:
             others = [c for c in clips if c.name != clip.name]
@@ -185,6 +227,10 @@ def main() -> None:
             a, b = fit_power(fast, exact)
             calibrated[clip.name][name] = a * clip_scores[clip.name][name] ** b
             calibrated_win[clip.name][name] = {w: a * v ** b for w, v in win_scores[clip.name][name].items()}
+            ok = (fast > 1e-6) & (exact > 1e-6)
+            c = float(np.median(exact[ok] / fast[ok]))  # scale only: exact ~ c * fast
+            scaled_only[clip.name][name] = c * clip_scores[clip.name][name]
+            scaled_only_win[clip.name][name] = {w: c * v for w, v in win_scores[clip.name][name].items()}
 
     print(f"\n{len(clips)} sources, {sum(len(w['exact']) for w in win_scores.values())} windows of {args.window:g} s")
     header = "| clip | exact | " + " | ".join(f"{n} ratio" for n in fast_names) + " |"
@@ -198,6 +244,12 @@ def main() -> None:
         exact = clip_scores[clip.name]["exact"]
         print(f"| {clip.name} | {exact:.3f} | " + " | ".join(f"{calibrated[clip.name][n] / exact:.2f}" for n in fast_names) + " |")
 
+    print("\nPer clip after leave-one-source-out scale-only calibration (exact ~ c * fast, c = median "
+          "exact/fast over the other sources' windows):\n" + header + "\n|" + "---|" * (len(fast_names) + 2))
+    for clip in clips:
+        exact = clip_scores[clip.name]["exact"]
+        print(f"| {clip.name} | {exact:.3f} | " + " | ".join(f"{scaled_only[clip.name][n] / exact:.2f}" for n in fast_names) + " |")
+
     def pooled(source, name):
         fast, exact = [], []
         for clip in clips:
@@ -208,24 +260,30 @@ def main() -> None:
 
     print("\nSummary (windows pooled over all sources; clips = whole-clip scores):")
     print("| setting | flow s (all clips) | speed vs exact (flow only) | median ratio windows | Spearman windows "
-          "| median ratio clips | Spearman clips | calibrated: median ratio windows | median ratio clips |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| median ratio clips | Spearman clips | power map (LOO): median ratio windows | clips "
+          "| scale only (LOO): median ratio windows | clips |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     exact_clip = [clip_scores[c.name]["exact"] for c in clips]
     for name in fast_names:
         fast, exact = pooled(win_scores, name)
         cfast, _ = pooled(calibrated_win, name)
         fc = [clip_scores[c.name][name] for c in clips]
         cc = [calibrated[c.name][name] for c in clips]
+        sfast, _ = pooled(scaled_only_win, name)
+        sc = [scaled_only[c.name][name] for c in clips]
         ok = exact > 1e-6
         print(f"| {name} | {seconds[name]:.1f} | {seconds['exact'] / seconds[name]:.1f}x "
               f"| {np.median(fast[ok] / exact[ok]):.2f} | {spearman(list(fast), list(exact)):.3f} "
               f"| {np.median(np.array(fc) / np.array(exact_clip)):.2f} | {spearman(fc, exact_clip):.3f} "
-              f"| {np.median(cfast[ok] / exact[ok]):.2f} | {np.median(np.array(cc) / np.array(exact_clip)):.2f} |")
-    print(f"| exact | {seconds['exact']:.1f} | 1.0x | | | | | | |")
+              f"| {np.median(cfast[ok] / exact[ok]):.2f} | {np.median(np.array(cc) / np.array(exact_clip)):.2f} "
+              f"| {np.median(sfast[ok] / exact[ok]):.2f} | {np.median(np.array(sc) / np.array(exact_clip)):.2f} |")
+    print(f"| exact | {seconds['exact']:.1f} | 1.0x | | | | | | | | |")
     for name in fast_names:  # the map a user would fit on all of these clips
         fast, exact = pooled(win_scores, name)
         a, b = fit_power(fast, exact)
-        print(f"map fitted on all windows, {name}: exact ~ {a:.3f} * fast^{b:.3f}")
+        ok = (fast > 1e-6) & (exact > 1e-6)
+        print(f"fitted on all windows, {name}: exact ~ {a:.3f} * fast^{b:.3f}; scale only: exact ~ "
+              f"{np.median(exact[ok] / fast[ok]):.3f} * fast")
 
     if args.speed:
         from curation_assets.scorers.video_pass import motion_score

@@ -48,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     cal = sub.add_parser("calibrate-motion", help="fit fast motion mode to exact (data-juicer) scores on a sample of "
                          "your clips and write the map into a recipe")
     cal.add_argument("--input", required=True, help="folder (searched recursively), video file, or manifest")
-    cal.add_argument("--size", type=int, default=CALIBRATION_SIZE,
-                     help=f"fast mode's flow size, short side in pixels (default {CALIBRATION_SIZE})")
+    cal.add_argument("--skip-levels", type=int, default=1, choices=[1, 2],
+                     help="fast mode: flow without exact mode's finest pyramid level(s) (default 1)")
+    cal.add_argument("--size", type=int, default=None,
+                     help="fast mode by resizing to this short side instead of --skip-levels (less faithful)")
     cal.add_argument("--sample", type=int, default=20, help="clips compared, spread over the input (default 20)")
     cal.add_argument("--window", type=float, default=4.0, help="seconds per fitted window (default 4)")
+    cal.add_argument("--fit", choices=["scale", "power"], default="scale",
+                     help="exact ~ scale * fast (default) or exact ~ scale * fast ** power")
     cal.add_argument("--config", help="recipe YAML whose motion section gets the map (created if missing); "
                      "without it the section is only printed")
 
@@ -271,9 +275,6 @@ def cmd_status(args) -> int:
     return 0
 
 
-CALIBRATION_SIZE = 192
-
-
 def cmd_calibrate_motion(args) -> int:
     """Exact and fast motion on a sample of the user's clips; exact ~ scale * fast ** power."""
     import yaml
@@ -283,7 +284,7 @@ def cmd_calibrate_motion(args) -> int:
     from curation_assets.scorers.motion import MotionParams
     from curation_assets.scorers.motion_calibration import calibrate
 
-    if args.size < 16 or args.sample < 1 or args.window <= 0:
+    if (args.size is not None and args.size < 16) or args.sample < 1 or args.window <= 0:
         raise CliError("--size must be >= 16, --sample >= 1 and --window > 0")
     try:
         entries = [e for e in discover(args.input) if e.error is None]
@@ -303,10 +304,16 @@ def cmd_calibrate_motion(args) -> int:
             raise CliError(f"{config}: calibrate-motion updates flat recipes (asset: {{...}}), not run-config 'ops'")
     motion = dict(raw.get("motion") or {})
     base = {k: v for k, v in motion.items() if k in ("sampling_fps", "frame_selection")}
-    fast = MotionParams(**base, size=args.size, scale_to_source=True)
-    print(f"comparing exact and fast (size {args.size}) motion on {len(paths)} clips ...", flush=True)
+    if args.size is not None:
+        mode = {"size": args.size, "scale_to_source": True, "skip_levels": 0}
+        label = f"size {args.size}"
+    else:
+        mode = {"size": None, "scale_to_source": False, "skip_levels": args.skip_levels}
+        label = f"skip_levels {args.skip_levels}"
+    fast = MotionParams(**base, **mode)
+    print(f"comparing exact and fast ({label}) motion on {len(paths)} clips ...", flush=True)
     try:
-        result = calibrate(paths, fast, args.window)
+        result = calibrate(paths, fast, args.window, fit=args.fit)
     except ValueError as exc:
         raise CliError(f"calibration failed: {exc}") from exc
     for clip in result.clips:
@@ -316,12 +323,12 @@ def cmd_calibrate_motion(args) -> int:
             ratio = clip.fast / clip.exact if clip.exact > 0 else float("nan")
             print(f"  {Path(clip.path).name}: exact {clip.exact:.3f}, fast {clip.fast:.3f} (x{ratio:.2f}), "
                   f"calibrated {result.apply(clip.fast):.3f}")
-    motion.update(size=args.size, scale_to_source=True, calibration_scale=round(result.scale, 6),
-                  calibration_power=round(result.power, 6))
-    motion.pop("max_size", None)
-    motion.pop("relative", None)
-    print(f"map from {result.windows_used} windows of {args.window:g} s: exact ~ {result.scale:.4f} * fast ^ "
-          f"{result.power:.4f}")
+    for key in ("size", "max_size", "relative", "scale_to_source", "skip_levels"):
+        motion.pop(key, None)
+    motion.update({k: v for k, v in mode.items() if v})
+    motion.update(calibration_scale=round(result.scale, 6), calibration_power=round(result.power, 6))
+    print(f"map from {result.windows_used} windows of {args.window:g} s: exact ~ {result.scale:.4f} * fast"
+          + (f" ^ {result.power:.4f}" if result.power != 1.0 else ""))
     section = yaml.safe_dump({"motion": motion}, sort_keys=False)
     if config is None:
         print("recipe section (pass --config to write it):\n" + section)

@@ -38,6 +38,14 @@ def test_fit_recovers_a_power_law():
         fit_power_map([(3.0, 1.0), (2.0, 2.0), (1.0, 3.0)])
 
 
+def test_scale_fit_is_the_median_ratio():
+    from curation_assets.scorers.motion_calibration import fit_scale
+
+    assert fit_scale([(2.0, 1.0), (3.0, 2.0), (8.0, 2.0), (0.0, 1.0)]) == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="at least 3 windows"):
+        fit_scale([(1.0, 1.0)])
+
+
 def test_calibrated_keeps_no_score_and_zero():
     assert calibrated(-1.0, 2.0, 0.5) == -1.0
     assert calibrated(0.0, 2.0, 0.5) == 0.0
@@ -73,15 +81,14 @@ def test_compare_clip_scores_both_modes_from_one_decode(moving_clips):
 def test_calibrate_motion_writes_the_recipe(moving_clips, tmp_path, capsys):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("motion:\n  sampling_fps: 2.0\ncurated_videos:\n  motion_min: 0.25\n")
-    assert main(["calibrate-motion", "--input", str(moving_clips), "--size", "48", "--window", "1",
-                 "--config", str(recipe)]) == 0
+    assert main(["calibrate-motion", "--input", str(moving_clips), "--window", "1", "--config", str(recipe)]) == 0
     out = capsys.readouterr().out
-    assert "shift1.mp4: exact" in out and "map from 6 windows" in out
+    assert "skip_levels 1" in out and "shift1.mp4: exact" in out and "map from 6 windows" in out
     written = yaml.safe_load(recipe.read_text())
     assert written["curated_videos"] == {"motion_min": 0.25}  # the rest of the recipe is kept
     motion = effective_config("motion", load_recipe(recipe))
-    assert motion.size == 48 and motion.scale_to_source and motion.sampling_fps == 2.0
-    assert motion.calibration_power > 0 and math.isfinite(motion.calibration_scale)
+    assert motion.skip_levels == 1 and motion.size is None and motion.sampling_fps == 2.0
+    assert motion.calibration_power == 1.0 and math.isfinite(motion.calibration_scale)
     # the calibrated fast score of a sampled clip lands near its exact score
     path = moving_clips / "shift2.mp4"
     exact = motion_score(path, MotionParams(), flow_threads=1).motion_score
@@ -95,3 +102,30 @@ def test_calibrate_motion_errors_are_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["calibrate-motion", "--input", str(tmp_path / "empty")]) == 2
     assert "no readable videos" in capsys.readouterr().err
+
+
+def test_calibrate_motion_with_a_resize_mode(moving_clips, tmp_path, capsys):
+    recipe = tmp_path / "recipe.yaml"
+    assert main(["calibrate-motion", "--input", str(moving_clips), "--size", "48", "--window", "1",
+                 "--fit", "power", "--config", str(recipe)]) == 0
+    motion = effective_config("motion", load_recipe(recipe))
+    assert motion.size == 48 and motion.scale_to_source and motion.skip_levels == 0
+    assert motion.calibration_power != 1.0
+
+
+def test_skip_levels_is_exact_mode_without_its_finest_level(moving_clips):
+    from curation_assets.scorers.motion import pyramid_level, to_gray
+
+    import numpy as np
+
+    frame = np.zeros((96, 128, 3), np.uint8)
+    assert to_gray(frame, MotionParams(skip_levels=1)).shape == (48, 64)
+    assert pyramid_level(frame[..., 0], 2, 0.5).shape == (24, 32)
+    with pytest.raises(ValueError, match="between 0 and levels - 1"):
+        MotionParams(skip_levels=3)
+    with pytest.raises(ValueError, match="two fast modes"):
+        MotionParams(skip_levels=1, size=64)
+    path = moving_clips / "shift2.mp4"
+    exact = motion_score(path, MotionParams(), flow_threads=1).motion_score
+    fast = motion_score(path, MotionParams(skip_levels=1), flow_threads=1).motion_score
+    assert fast == pytest.approx(exact, rel=0.3)  # reported in source pixels

@@ -38,6 +38,10 @@ class MotionParams:
     # flow measured on resized frames, reported in source-frame pixels (x and y scaled back
     # separately): fast mode's scores then sit on exact mode's scale and thresholds transfer
     scale_to_source: bool = False
+    # fast mode: flow on the source halved this many times the way Farneback builds its own
+    # pyramid, with that many fewer pyramid levels, reported in source pixels: exact mode's
+    # computation without its finest level(s) (1: 1/4 of the pixels, 2: 1/16)
+    skip_levels: int = 0
     # fast mode on the exact scale: the video's score becomes scale * score ** power, a map
     # fitted on real clips by `curation-assets calibrate-motion` (identity by default)
     calibration_scale: float = 1.0
@@ -48,6 +52,14 @@ class MotionParams:
     iterations: int = 3
     poly_n: int = 5
     poly_sigma: float = 1.2
+
+    def __post_init__(self):
+        if self.skip_levels:
+            if not 0 < self.skip_levels < self.levels:
+                raise ValueError(f"skip_levels must be between 0 and levels - 1 ({self.levels - 1}), "
+                                 f"got {self.skip_levels}")
+            if self.size is not None or self.max_size is not None:
+                raise ValueError("skip_levels and size/max_size are two fast modes: use one")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -100,11 +112,12 @@ def frame_motion(prev_gray: np.ndarray, gray: np.ndarray, params: MotionParams,
     import cv2
 
     flow = cv2.calcOpticalFlowFarneback(
-        prev_gray, gray, None, params.pyr_scale, params.levels, params.winsize,
+        prev_gray, gray, None, params.pyr_scale, params.levels - params.skip_levels, params.winsize,
         params.iterations, params.poly_n, params.poly_sigma, 0,
     )
     height, width = flow.shape[:2]
-    if params.scale_to_source and source_hw is not None and tuple(source_hw) != (height, width):
+    to_source = params.scale_to_source or params.skip_levels > 0
+    if to_source and source_hw is not None and tuple(source_hw) != (height, width):
         flow[..., 0] *= source_hw[1] / width
         flow[..., 1] *= source_hw[0] / height
         height, width = source_hw
@@ -115,9 +128,25 @@ def frame_motion(prev_gray: np.ndarray, gray: np.ndarray, params: MotionParams,
     return score
 
 
+def pyramid_level(gray: np.ndarray, level: int, pyr_scale: float) -> np.ndarray:
+    """Farneback's own pyramid level `level` of a gray frame: the source blurred with sigma
+    (1/scale - 1) / 2 (kernel round(5 sigma) | 1, at least 3), then resized linearly to
+    scale = pyr_scale ** level, as OpenCV's calcOpticalFlowFarneback builds it."""
+    import cv2
+
+    scale = pyr_scale ** level
+    sigma = (1 / scale - 1) * 0.5
+    ksize = max(3, int(round(sigma * 5)) | 1)
+    blurred = cv2.GaussianBlur(gray, (ksize, ksize), sigma, sigmaY=sigma)
+    h, w = gray.shape[:2]
+    return cv2.resize(blurred, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_LINEAR)
+
+
 def to_gray(bgr: np.ndarray, params: MotionParams) -> np.ndarray:
     import cv2
 
+    if params.skip_levels:
+        return pyramid_level(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), params.skip_levels, params.pyr_scale)
     h, w = bgr.shape[:2]
     new_h, new_w = resized_size(h, w, params.size, params.max_size)
     if (new_h, new_w) != (h, w):

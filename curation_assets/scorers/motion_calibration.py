@@ -3,9 +3,9 @@
 Flow on downscaled frames is not exact flow scaled down: on real footage Farneback with
 the same window on a smaller frame sees other structure, and fast/exact varies from clip
 to clip (README, "Fast motion mode"). A monotone map fitted on real clips puts fast scores
-back on the exact (data-juicer) scale: exact ~ scale * fast ** power, a straight line in
-log-log space, fitted by least squares on per-window mean scores (windows of a few
-seconds give many points from a few clips). The map is stored in the recipe's motion
+back on the exact (data-juicer) scale: exact ~ scale * fast (scale = the median of
+exact / fast), or exact ~ scale * fast ** power (least squares in log-log space), fitted
+on per-window mean scores (windows of a few seconds give many points from a few clips). The map is stored in the recipe's motion
 section (calibration_scale, calibration_power) and applied to each video's fast score.
 
 Each sampled clip is decoded once; the same frames feed an exact and a fast accumulator.
@@ -66,7 +66,7 @@ def compare_clip(path: str | Path, fast: MotionParams, window_s: float = 4.0) ->
     """Exact (data-juicer's parameters) and fast scores of one clip from a single decode."""
     import av
 
-    exact_params = replace(fast, size=None, max_size=None, relative=False, scale_to_source=False,
+    exact_params = replace(fast, size=None, max_size=None, relative=False, scale_to_source=False, skip_levels=0,
                            calibration_scale=1.0, calibration_power=1.0)
     fast = replace(fast, calibration_scale=1.0, calibration_power=1.0)  # calibrate raw fast scores
     try:
@@ -115,8 +115,22 @@ def fit_power_map(pairs: list[tuple[float, float]]) -> tuple[float, float]:
     return float(math.exp(log_scale)), float(power)
 
 
-def calibrate(paths: list[str | Path], fast: MotionParams, window_s: float = 4.0) -> MotionCalibration:
+def fit_scale(pairs: list[tuple[float, float]]) -> float:
+    """exact ~ scale * fast with scale = the median of exact / fast over the windows: robust
+    to a few odd windows, and on held-out real sources it kept the median fast/exact nearest
+    1 (README, "Fast motion mode")."""
+    ratios = [e / f for e, f in pairs if e > 1e-6 and f > 1e-6]
+    if len(ratios) < 3:
+        raise ValueError(f"need at least 3 windows with motion to fit a map, got {len(ratios)}")
+    return float(np.median(ratios))
+
+
+def calibrate(paths: list[str | Path], fast: MotionParams, window_s: float = 4.0,
+              fit: str = "scale") -> MotionCalibration:
+    """fit: "scale" (exact ~ scale * fast, the default) or "power" (exact ~ scale * fast ** power)."""
+    if fit not in ("scale", "power"):
+        raise ValueError(f"fit must be 'scale' or 'power', got {fit!r}")
     clips = [compare_clip(p, fast, window_s) for p in paths]
     windows = [w for c in clips if c.error is None for w in c.windows]
-    scale, power = fit_power_map(windows)
+    scale, power = fit_power_map(windows) if fit == "power" else (fit_scale(windows), 1.0)
     return MotionCalibration(scale, power, clips, len(windows))
