@@ -129,3 +129,25 @@ def test_skip_levels_is_exact_mode_without_its_finest_level(moving_clips):
     exact = motion_score(path, MotionParams(), flow_threads=1).motion_score
     fast = motion_score(path, MotionParams(skip_levels=1), flow_threads=1).motion_score
     assert fast == pytest.approx(exact, rel=0.3)  # reported in source pixels
+
+
+REAL_VIDEOS = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data" / "real_videos"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL_VIDEOS.is_dir(), reason=f"{REAL_VIDEOS} absent")
+def test_skip_levels_ranks_the_real_clips_like_exact():
+    """The README's claim on the five real clips: same order as exact, 1.2-1.7x high
+    before calibration, and a scale fitted on four clips' windows brings the fifth within 30%."""
+    from curation_assets.scorers.motion_calibration import fit_scale
+
+    paths = sorted(REAL_VIDEOS.glob("video*.mp4"))
+    comparisons = {p.stem: compare_clip(p, MotionParams(skip_levels=1)) for p in paths}
+    assert all(c.error is None for c in comparisons.values())
+    by_exact = sorted(comparisons, key=lambda n: comparisons[n].exact)
+    by_fast = sorted(comparisons, key=lambda n: comparisons[n].fast)
+    assert by_exact == by_fast
+    for name, c in comparisons.items():
+        assert 1.1 < c.fast / c.exact < 1.8, name
+        scale = fit_scale([w for other, o in comparisons.items() if other != name for w in o.windows])
+        assert 0.7 < scale * c.fast / c.exact < 1.3, name
