@@ -103,7 +103,7 @@ def _pair_timing(path: str, repeats: int) -> dict:
     import numpy as np
 
     from curation_assets.scorers import flow_backends
-    from curation_assets.scorers.motion import MotionParams, flow_score, frame_motion, to_gray
+    from curation_assets.scorers.motion import MotionParams, farneback_args, flow_score, frame_motion, to_gray
 
     params = MotionParams()
     cv2.setNumThreads(1)
@@ -122,7 +122,7 @@ def _pair_timing(path: str, repeats: int) -> dict:
         frame_motion(prev, gray, params)
         cpu.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        flow_score(flow_backends.opencl_flow(flow_backends.upload(prev), flow_backends.upload(gray), params), params)
+        flow_score(flow_backends.opencl_flow(flow_backends.upload(prev), flow_backends.upload(gray), farneback_args(params)), params)
         dev.append(time.perf_counter() - t0)
     return {"clip": Path(path).name, "size": list(prev.shape), "repeats": repeats,
             "cpu_ms": 1000 * statistics.median(cpu), "opencl_ms": 1000 * statistics.median(dev),

@@ -110,29 +110,27 @@ def task_resolution(videos: list[dict], params: dict) -> dict:
 
 
 def extract_uniform_frames(path: str, k: int = 3):
-    """The frames the graph's sampled_frames asset keeps (first/middle/last), one PyAV pass."""
+    """The frames the graph's sampled_frames asset keeps (data-juicer's uniform picks), one PyAV pass."""
     import av
 
-    from curation_assets.scorers.frame_sampling import uniform_indices
+    from curation_assets.scorers.frame_sampling import FrameCollector, FrameSamplingParams
 
     with av.open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        total = int(stream.frames or 0)
-        wanted = set(uniform_indices(total, k))
-        last = max(wanted) if wanted else -1
-        frames, decoded, last_index, last_frame = {}, 0, -1, None
+        collector = FrameCollector(int(stream.frames or 0), FrameSamplingParams(num_frames=k),
+                                   duration_pts=stream.duration)
+        decoded, last_index, last_frame = 0, -1, None
         for index, frame in enumerate(container.decode(stream)):
             decoded += 1
             last_index, last_frame = index, frame
-            if index in wanted:
-                frames[index] = frame.to_ndarray(format="rgb24")
-            if index >= last:
+            if collector.wants(index, frame):
+                collector.add(index, frame, frame.to_ndarray(format="rgb24"))
+            if collector.done(index):
                 break
-        # a header that over-counts frames: the last decoded frame stands in, as in FrameCollector
-        if wanted - set(frames) and last_frame is not None and last_index not in frames:
-            frames[last_index] = last_frame.to_ndarray(format="rgb24")
-    return [frames[i] for i in sorted(frames)], sorted(frames), decoded
+        last_rgb = last_frame.to_ndarray(format="rgb24") if last_frame is not None else None
+        indices = collector.finish(last_index, last_frame, last_rgb)
+    return [collector.frames[i] for i in indices], indices, decoded
 
 
 def task_ocr(videos: list[dict], params: dict) -> dict:

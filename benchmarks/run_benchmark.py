@@ -21,8 +21,9 @@ video, CPU s per video, peak RSS, score agreement):
 - motion exact: motion_score(path, MotionParams()) vs video_motion_score_filter, with the
   default flow threads (Farneback pairs on a thread pool while decoding goes on) and with
   flow_threads=1, and over worker processes as the graph's video_pass spreads a shard
-- motion fast: a resized MotionParams(scale_to_source=True), picked by a study over the real
-  clips plus 50 generated clips of varied motion (Spearman vs exact, median fast/exact ratio)
+- motion fast: MotionParams(skip_levels=...) or a resized MotionParams(scale_to_source=True),
+  picked by a study over the real clips (Spearman vs exact, median fast/exact ratio), with 50
+  generated clips of varied motion reported apart (they do not behave like real footage)
 - resolution: probe_video vs video_resolution_filter
 - OCR: load_text_detector(ModelSettings(profile='real')) on first/middle/last frames
   (default precision "auto": bfloat16 on CPUs that do it natively; and float32, data-juicer's
@@ -69,12 +70,16 @@ DJ_DOC_BASELINE = {
 }
 TARGETS = {
     "motion_exact_speedup": 4.0, "motion_exact_abs": 1e-3, "motion_rss_mb": 300.0,
-    "motion_fast_speedup": 20.0, "fast_spearman": 0.95, "ocr_speedup": 2.0, "ocr_abs": 0.01,
+    "motion_fast_speedup": 10.0, "fast_spearman": 0.95, "ocr_speedup": 2.0, "ocr_abs": 0.01,
     "dagster_overhead": 0.15,
 }
-# Fast-mode candidates, most faithful first; the first that reaches both targets is used.
-# scale_to_source reports the flow in source pixels, so fast scores sit on the exact scale.
+# Fast-mode candidates, most faithful first; the first that reaches both targets on the real
+# input clips is used. scale_to_source reports the flow in source pixels; on generated
+# textures that puts fast scores on the exact scale, on real footage it does not (fast/exact
+# 1.2-3.2 on real clips): real and generated clips are reported apart.
 FAST_CANDIDATES = {
+    "skip_levels=1": {"skip_levels": 1},
+    "skip_levels=2": {"skip_levels": 2},
     "size=160": {"size": 160, "scale_to_source": True},
     "size=128": {"size": 128, "scale_to_source": True},
     "size=128,stride": {"size": 128, "frame_selection": "stride", "scale_to_source": True},
@@ -619,6 +624,12 @@ def run_fast_study(bench: Bench, args, videos: list[dict], res: dict, dj_vps: fl
         rescaled = [r["scores"][name] / scale(r) for r in rows]
         moving = [(r["scores"][name], r["scores"]["exact"], r) for r in rows if r["scores"]["exact"] > 0.1]
         ratios = [f / e for f, e, _ in moving]
+
+        def median_ratio(group):
+            values = [r["scores"][name] / r["scores"]["exact"] for r in group
+                      if r["scores"].get("exact") is not None and r["scores"]["exact"] > 0.1]
+            return statistics.median(values) if values else None
+
         by_short: dict[int, list[float]] = {}
         for f, e, r in moving:
             by_short.setdefault(min(r["size"]), []).append(f / e)
@@ -633,6 +644,8 @@ def run_fast_study(bench: Bench, args, videos: list[dict], res: dict, dj_vps: fl
                                            [r["scores"][name] for r in synthetic_rows]) if len(synthetic_rows) > 2 else None,
             "spearman_rescaled_to_source_px": spearman(exact, rescaled),
             "median_ratio_fast_over_exact": statistics.median(ratios) if ratios else None,
+            "median_ratio_real": median_ratio(real_rows),
+            "median_ratio_synthetic": median_ratio(synthetic_rows),
             "ratio_p10_p90": [quantile(ratios, 0.1), quantile(ratios, 0.9)] if ratios else None,
             "median_ratio_by_short_side": {str(k): statistics.median(v) for k, v in sorted(by_short.items())},
             "median_ratio_rescaled": statistics.median([f / scale(r) / e for f, e, r in moving]) if moving else None,
@@ -640,13 +653,19 @@ def run_fast_study(bench: Bench, args, videos: list[dict], res: dict, dj_vps: fl
             "speedup_vs_dj": vps / dj_vps if vps and dj_vps else None,
         }
     chosen = None
+
+    def real_spearman(c):  # agreement is judged on real footage only; generated clips when no inputs
+        value = c["spearman_real"] if c["spearman_real"] is not None else c["spearman_all"]
+        return value if value is not None else -1.0
+
     for name, c in candidates.items():
-        if c["spearman_all"] >= TARGETS["fast_spearman"] and (c["speedup_vs_dj"] or 0) >= TARGETS["motion_fast_speedup"]:
+        if real_spearman(c) >= TARGETS["fast_spearman"] and (c["speedup_vs_dj"] or 0) >= TARGETS["motion_fast_speedup"]:
             chosen = name
             break
-    reason = "first candidate (most faithful first) meeting Spearman >= 0.95 and >= 20x data-juicer in the study"
+    reason = ("first candidate (most faithful first) meeting Spearman >= 0.95 on the real inputs and >= 10x "
+              "data-juicer in the study")
     if chosen is None:
-        ok = [n for n, c in candidates.items() if c["spearman_all"] >= TARGETS["fast_spearman"]]
+        ok = [n for n, c in candidates.items() if real_spearman(c) >= TARGETS["fast_spearman"]]
         pool = ok or list(candidates)
         chosen = max(pool, key=lambda n: candidates[n]["videos_per_s_inputs"] or 0)
         reason = ("no candidate met both targets: fastest of those with Spearman >= 0.95" if ok
@@ -888,19 +907,22 @@ def render(res: dict, run_ref: bool) -> str:
     sections.append(scorer_section(f"Motion, fast mode ({chosen}: MotionParams(**{study.get('chosen_params')}))",
                                    m_fast, dj_m, None, dj_label=dj_m_label,
                                    note="Flow is measured on the resized frames and reported in source pixels "
-                                        "(scale_to_source), so scores sit on the exact scale (see the study below); "
+                                        "(scale_to_source); on real footage that is not the exact scale (study below: "
+                                        "median fast/exact on the real inputs vs the generated clips); "
                                         f"params {json.dumps({k: v for k, v in fast_params.items() if v is not None})}."))
     sp_fast = ratio((m_fast or {}).get("videos_per_s"), (dj_m or {}).get("videos_per_s"))
-    targets.append([f"motion fast ({chosen}): videos/s vs data-juicer", sp_fast, ">= 20x",
+    targets.append([f"motion fast ({chosen}): videos/s vs data-juicer", sp_fast, ">= 10x",
                     _ok(sp_fast, TARGETS["motion_fast_speedup"])])
     c = (study.get("candidates") or {}).get(chosen) or {}
-    targets.append([f"motion fast ({chosen}): Spearman vs exact, {study.get('clips')} clips", c.get("spearman_all"),
-                    ">= 0.95", _ok(c.get("spearman_all"), TARGETS["fast_spearman"])])
+    targets.append([f"motion fast ({chosen}): Spearman vs exact, {study.get('real_clips')} real input clips",
+                    c.get("spearman_real"), ">= 0.95", _ok(c.get("spearman_real"), TARGETS["fast_spearman"])])
+    targets.append([f"motion fast ({chosen}): median fast/exact, real input clips", c.get("median_ratio_real"),
+                    "0.9-1.1", "yes" if c.get("median_ratio_real") and 0.9 <= c["median_ratio_real"] <= 1.1 else "NO"])
     study_rows = []
     for name, cand in (study.get("candidates") or {}).items():
-        study_rows.append([name + (" (chosen)" if name == chosen else ""), cand["spearman_all"], cand["spearman_real"],
-                           cand["spearman_synthetic"], cand["spearman_rescaled_to_source_px"],
-                           cand["median_ratio_fast_over_exact"],
+        study_rows.append([name + (" (chosen)" if name == chosen else ""), cand["spearman_real"],
+                           cand["spearman_synthetic"], cand["spearman_all"],
+                           cand.get("median_ratio_real"), cand.get("median_ratio_synthetic"),
                            " / ".join(f"{k}: {fmt(v)}" for k, v in cand["median_ratio_by_short_side"].items()),
                            cand["median_ratio_rescaled"], cand["videos_per_s_inputs"],
                            f"{cand['speedup_vs_dj']:.1f}x" if cand.get("speedup_vs_dj") else "-"])
@@ -912,13 +934,15 @@ def render(res: dict, run_ref: bool) -> str:
         "in source pixels (scale_to_source), so 'rescaled' equals the plain column. Ratios are fast/exact over clips with exact > 0.1; "
         "videos/s is the study's own timing on the input clips.",
         "",
-        md_table(["setting", "Spearman all", "Spearman inputs", "Spearman generated", "Spearman rescaled",
-                  "median fast/exact", "median ratio by short side", "median rescaled ratio", "videos/s", "vs DJ"],
+        md_table(["setting", "Spearman real inputs", "Spearman generated", "Spearman all",
+                  "median fast/exact real", "median fast/exact generated", "median ratio by short side (all)",
+                  "median rescaled ratio", "videos/s", "vs DJ"],
                  study_rows),
         "",
-        f"Chosen: **{chosen}** ({study.get('reason')}). Fast scores are {fmt(c.get('median_ratio_fast_over_exact'))} "
-        "x the exact ones (median over moving clips; per frame size in the table), so exact-mode thresholds "
-        "apply as they are, give or take that factor.",
+        f"Chosen: **{chosen}** ({study.get('reason')}). On the real inputs fast scores are "
+        f"{fmt(c.get('median_ratio_real'))} x the exact ones (median), on the generated clips "
+        f"{fmt(c.get('median_ratio_synthetic'))} x: generated textures say nothing about real footage's scale. "
+        "Put fast scores on the exact scale with `curation-assets calibrate-motion` on your own clips.",
         ""]))
 
     # OCR

@@ -51,6 +51,19 @@ def main(argv: list[str] | None = None) -> int:
 
     devices = sub.add_parser("devices", help="the OpenCL devices OpenCV sees and what each motion backend runs on here")
     devices.add_argument("--config", help="recipe whose motion backend to check (exit 1 when it cannot run here)")
+    cal = sub.add_parser("calibrate-motion", help="fit fast motion mode to exact (data-juicer) scores on a sample of "
+                         "your clips and write the map into a recipe")
+    cal.add_argument("--input", required=True, help="folder (searched recursively), video file, or manifest")
+    cal.add_argument("--skip-levels", type=int, default=1, choices=[1, 2],
+                     help="fast mode: flow without exact mode's finest pyramid level(s) (default 1)")
+    cal.add_argument("--size", type=int, default=None,
+                     help="fast mode by resizing to this short side instead of --skip-levels (less faithful)")
+    cal.add_argument("--sample", type=int, default=20, help="clips compared, spread over the input (default 20)")
+    cal.add_argument("--window", type=float, default=4.0, help="seconds per fitted window (default 4)")
+    cal.add_argument("--fit", choices=["scale", "power"], default="scale",
+                     help="exact ~ scale * fast (default) or exact ~ scale * fast ** power")
+    cal.add_argument("--config", help="recipe YAML whose motion section gets the map (created if missing); "
+                     "without it the section is only printed")
 
     ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
     _data_dir_arg(ui)
@@ -63,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
-                "devices": cmd_devices, "ui": cmd_ui}[args.command](args)
+                "devices": cmd_devices, "calibrate-motion": cmd_calibrate_motion, "ui": cmd_ui}[args.command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -394,6 +407,77 @@ def cmd_status(args) -> int:
     print(f"\n{len(todo)} shards missing or stale (against that recipe and model profile)")
     for shard, assets in sorted(todo.items()):
         print(f"  {shard}: {', '.join(assets)}")
+    return 0
+
+
+def cmd_calibrate_motion(args) -> int:
+    """Exact and fast motion on a sample of the user's clips; exact ~ scale * fast ** power."""
+    import yaml
+
+    from curation_assets.ingest.discover import InputError, discover
+    from curation_assets.orchestration.recipe import RecipeError, normalize_recipe
+    from curation_assets.scorers.motion import MotionParams
+    from curation_assets.scorers.motion_calibration import calibrate
+
+    if (args.size is not None and args.size < 16) or args.sample < 1 or args.window <= 0:
+        raise CliError("--size must be >= 16, --sample >= 1 and --window > 0")
+    try:
+        entries = [e for e in discover(args.input) if e.error is None]
+    except InputError as exc:
+        raise CliError(str(exc)) from exc
+    paths = sorted(e.path for e in entries)
+    if not paths:
+        raise CliError(f"no readable videos in {args.input}")
+    if len(paths) > args.sample:  # spread over the sorted list, not the first few folders
+        paths = [paths[round(i * (len(paths) - 1) / (args.sample - 1))] for i in range(args.sample)] \
+            if args.sample > 1 else paths[:1]
+    raw: dict = {}
+    config = Path(args.config) if args.config else None
+    if config and config.exists():
+        raw = yaml.safe_load(config.read_text()) or {}
+        if not isinstance(raw, dict) or "ops" in raw:
+            raise CliError(f"{config}: calibrate-motion updates flat recipes (asset: {{...}}), not run-config 'ops'")
+    motion = dict(raw.get("motion") or {})
+    base = {k: v for k, v in motion.items() if k in ("sampling_fps", "frame_selection")}
+    if args.size is not None:
+        mode = {"size": args.size, "scale_to_source": True, "skip_levels": 0}
+        label = f"size {args.size}"
+    else:
+        mode = {"size": None, "scale_to_source": False, "skip_levels": args.skip_levels}
+        label = f"skip_levels {args.skip_levels}"
+    fast = MotionParams(**base, **mode)
+    print(f"comparing exact and fast ({label}) motion on {len(paths)} clips ...", flush=True)
+    try:
+        result = calibrate(paths, fast, args.window, fit=args.fit)
+    except ValueError as exc:
+        raise CliError(f"calibration failed: {exc}") from exc
+    for clip in result.clips:
+        if clip.error:
+            print(f"  {Path(clip.path).name}: skipped ({clip.error})")
+        else:
+            ratio = clip.fast / clip.exact if clip.exact > 0 else float("nan")
+            print(f"  {Path(clip.path).name}: exact {clip.exact:.3f}, fast {clip.fast:.3f} (x{ratio:.2f}), "
+                  f"calibrated {result.apply(clip.fast):.3f}")
+    for key in ("size", "max_size", "relative", "scale_to_source", "skip_levels"):
+        motion.pop(key, None)
+    motion.update({k: v for k, v in mode.items() if v})
+    motion.update(calibration_scale=round(result.scale, 6), calibration_power=round(result.power, 6))
+    print(f"map from {result.windows_used} windows of {args.window:g} s: exact ~ {result.scale:.4f} * fast"
+          + (f" ^ {result.power:.4f}" if result.power != 1.0 else ""))
+    section = yaml.safe_dump({"motion": motion}, sort_keys=False)
+    if config is None:
+        print("recipe section (pass --config to write it):\n" + section)
+        return 0
+    raw["motion"] = motion
+    try:
+        normalize_recipe(raw, source=str(config))
+    except RecipeError as exc:
+        raise CliError(str(exc)) from exc
+    config.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config.with_name(config.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
+    tmp.replace(config)
+    print(f"wrote the motion section into {config}:\n" + section)
     return 0
 
 

@@ -278,12 +278,20 @@ def test_languages_do_not_change_detections(settings, detector, text_frame):
 @pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 @pytest.mark.parametrize("name", sorted(REAL_RATIOS))
 def test_real_clip_ratios(settings, name, precision):
-    """Within the benchmark's +-0.01 of data-juicer's ratios in both precisions (the only
-    frame difference: our middle frame is one earlier on odd frame counts)."""
+    """The graph's own frames (its single decode pass, default sampling) are data-juicer's
+    frames, so float32 lands on data-juicer's ratios up to the reference's 4 decimals and
+    arithmetic noise; bfloat16 within the documented 0.002."""
+    from curation_assets.scorers.frame_sampling import FrameSamplingParams
+    from curation_assets.scorers.motion import MotionParams
+    from curation_assets.scorers.video_pass import video_pass
+
     path = REAL_VIDEOS / f"{name}.mp4"
-    frames = decode_frames(path, uniform_frame_indices(frame_count(path), 3))
+    n = frame_count(path)
+    sampled = video_pass(path, MotionParams(), FrameSamplingParams())
+    assert sampled.frame_indices == [0, -(-n // 2), n - 1]  # data-juicer's first, middle (ceil(n/2)), last
     detector = load_text_detector(settings, precision=precision)
-    assert detector.mean_area_ratio(frames) == pytest.approx(REAL_RATIOS[name], abs=0.01)
+    tolerance = 2e-4 if precision == "float32" else 0.002
+    assert detector.mean_area_ratio(sampled.frames) == pytest.approx(REAL_RATIOS[name], abs=tolerance)
 
 
 @pytest.mark.slow

@@ -3,7 +3,8 @@
 Definition (data-juicer 1.6.1, ``data_juicer/ops/filter/video_ocr_area_ratio_filter.py``):
 
 1. frames: ``extract_video_frames_uniformly(container, 3)`` -> first, middle, last frame,
-   converted with ``frame.to_image()`` (PIL, RGB); see :func:`uniform_frame_indices`.
+   converted with ``frame.to_image()`` (PIL, RGB); see :func:`data_juicer_frame_indices`
+   (the graph's sampled_frames asset reads exactly these frames by default).
 2. an EasyOCR ``Reader(['ch_sim', 'en'], recognizer=False, verbose=False)``: only the CRAFT
    text detector runs; the language list only picks a recognizer, which is not built.
 3. per frame ``horizontal_list, free_list = reader.detect(np.asarray(image))`` with every
@@ -18,8 +19,8 @@ Definition (data-juicer 1.6.1, ``data_juicer/ops/filter/video_ocr_area_ratio_fil
 
 :class:`TextDetector` does steps 3-5 on RGB uint8 arrays; :func:`boxes_area` is step 4 on
 its own (pure geometry). Decoding and frame choice are the caller's: use
-:func:`uniform_frame_indices` (clean first/middle/last) or :func:`data_juicer_frame_indices`
-(data-juicer's picks on a constant-frame-rate stream).
+:func:`data_juicer_frame_indices` (data-juicer's picks on a constant-frame-rate stream, the
+graph's default) or :func:`uniform_frame_indices` (first/middle/last rounded half up).
 
 ``max_side`` is an optional speed-up: detection runs on an INTER_AREA-downscaled copy whose
 long side is at most ``max_side`` (min_size scaled along), and the ratio is taken against
@@ -104,12 +105,15 @@ def uniform_frame_indices(n_frames: int, k: int = 3) -> list[int]:
     (n=10 -> [0, 5, 9]). k=1 gives the middle frame. When n_frames < k every frame is
     used once (data-juicer also lowers k to the frame count); n_frames <= 0 gives [].
 
-    Difference from data-juicer's extract_video_frames_uniformly(container, 3): it picks
-    the first frame whose pts >= j * stream_duration / (k-1) (the last frame when none),
-    i.e. ceil(j * n / (k-1)) on a constant-frame-rate stream starting at pts 0. The first
-    and last frames agree; the middle agrees for even n and is one frame later in
-    data-juicer for odd n (video4, 673 frames: 337 vs our 336), and for n=3 data-juicer
-    takes [0, 2, 2] (last frame twice). Use :func:`data_juicer_frame_indices` for its picks.
+    Not data-juicer's picks: data-juicer 1.6.1's extract_video_frames_uniformly(container, 3)
+    takes the first frame whose pts >= j * stream_duration / (k-1) (the last frame when
+    none), i.e. ceil(j * n / (k-1)) capped at n-1 on a constant-frame-rate stream starting
+    at pts 0. The first and last frames agree; the middle is ceil(n/2), which this half-up
+    rounding matches for even n and misses by one for odd n (video4, 673 frames: 337 vs
+    336); for n=3 data-juicer takes [0, 2, 2] (the last frame twice). The graph's
+    sampled_frames asset does not use this function: its default ``uniform`` method reads
+    exactly data-juicer's frames (scorers/frame_sampling.py), as does
+    :func:`data_juicer_frame_indices`.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -130,15 +134,13 @@ def data_juicer_frame_indices(n_frames: int, k: int = 3) -> list[int]:
     Targets t_j = j * duration / (k-1) (k=1: duration / 2), each answered by the first
     frame with pts >= t_j, else the last frame; k is lowered to n_frames when larger.
     Duplicates are kept (n=3, k=3 -> [0, 2, 2]), as data-juicer averages over them too.
+    The same rule the graph's sampled_frames asset applies (on real timestamps) by default.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    if n_frames <= 0:
-        return []
-    k = min(k, n_frames)
-    if k == 1:
-        return [min(-(-n_frames // 2), n_frames - 1)]
-    return [min(-(-j * n_frames // (k - 1)), n_frames - 1) for j in range(k)]
+    from curation_assets.scorers.frame_sampling import datajuicer_uniform_indices
+
+    return datajuicer_uniform_indices(n_frames, k)
 
 
 # --------------------------------------------------------------------------- detector

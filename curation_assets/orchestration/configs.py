@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Dict, Literal, Optional
 
 from dagster import Config
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from curation_assets.scorers.frame_sampling import FrameSamplingParams
 from curation_assets.scorers.motion import MotionParams
@@ -28,9 +28,25 @@ class MotionConfig(Config):
     max_size: Optional[int] = Field(None, gt=0, description="Cap the long side after `size`.")
     relative: bool = Field(False, description="Divide each pair's mean flow by the frame diagonal.")
     scale_to_source: bool = Field(
-        False, description="With size/max_size: report flow in source-frame pixels, so exact-mode (data-juicer) "
-        "thresholds apply to the fast mode unchanged.",
+        False, description="With size/max_size: report flow in source-frame pixels (x and y scaled back). On real "
+        "footage that alone does not put fast scores on the exact scale: add a calibration.",
     )
+    skip_levels: int = Field(
+        0, ge=0, le=2, description="Fast mode: flow on the frame halved this many times the way Farneback builds its "
+        "pyramid, with as many fewer pyramid levels (exact mode without its finest level); 1 = 1/4 of the pixels. "
+        "Not with size/max_size.",
+    )
+    calibration_scale: float = Field(
+        1.0, gt=0, description="Fast mode: score = calibration_scale * score ** calibration_power, a map to the "
+        "exact (data-juicer) scale fitted on your clips by `curation-assets calibrate-motion`.",
+    )
+    calibration_power: float = Field(1.0, gt=0, description="See calibration_scale.")
+
+    @model_validator(mode="after")
+    def _one_fast_mode(self):
+        if self.skip_levels and (self.size is not None or self.max_size is not None):
+            raise ValueError("skip_levels and size/max_size are two fast modes: use one")
+        return self
 
     backend: Literal["auto", "cpu", "opencl"] = Field(
         "cpu",
@@ -43,12 +59,16 @@ class MotionConfig(Config):
         return MotionParams(
             sampling_fps=self.sampling_fps, frame_selection=self.frame_selection,
             size=self.size, max_size=self.max_size, relative=self.relative, scale_to_source=self.scale_to_source,
+            skip_levels=self.skip_levels, calibration_scale=self.calibration_scale,
+            calibration_power=self.calibration_power,
         )
 
 
 class FrameSamplingConfig(Config):
-    method: Literal["uniform", "keyframes"] = Field(
-        "uniform", description="'uniform': evenly from first to last frame; 'keyframes': the stream's keyframes."
+    method: Literal["uniform", "uniform_round", "keyframes"] = Field(
+        "uniform", description="'uniform': first to last frame, exactly the frames data-juicer 1.6.1's uniform "
+        "extraction picks (its OCR/CLIP/aesthetics scores transfer); 'uniform_round': evenly spread indices rounded "
+        "half to even (this project's earlier rule); 'keyframes': the stream's keyframes.",
     )
     num_frames: int = Field(3, ge=1, le=64, description="Frames kept per video (keyframes: at most this many).")
     image_format: Literal["png", "jpg"] = Field("png", description="png is lossless; jpg (q95) is ~10x smaller.")

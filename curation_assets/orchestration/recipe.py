@@ -38,12 +38,12 @@ CODE_REVISIONS = {
     "raw_videos": "2",
     "resolution": "1",
     "motion": "2",
-    "sampled_frames": "1",
-    "captions": "3",  # 3: tensor preprocessing of the frames (within PIL's rounding), batch by device
+    "sampled_frames": "2",  # 2: uniform = data-juicer's exact frames
+    "captions": "4",  # 3: tensor preprocessing (within PIL's rounding), batch by device; 4: sampled_frames v2
     "caption_repetition": "1",
-    "clip_similarity": "2",  # 2: batched tensor preprocessing (within one grey level of PIL's)
-    "aesthetics": "2",  # 2: as clip_similarity
-    "ocr_area": "2",  # 2: bfloat16 detection by default on CPUs that do it natively
+    "clip_similarity": "3",  # 2: batched tensor preprocessing (within one grey level of PIL's); 3: sampled_frames v2
+    "aesthetics": "3",  # as clip_similarity
+    "ocr_area": "3",  # 2: bfloat16 on CPUs that do it natively; 3: data-juicer's frames
     "curated_videos": "2",
     "accelerated_videos": "1",
     "lora_training_set": "1",

@@ -257,14 +257,12 @@ def upload(gray: np.ndarray):
     return cv2.UMat(gray)
 
 
-def opencl_flow(prev, gray, params) -> np.ndarray:
-    """Farneback of two uploaded frames on OpenCV's OpenCL device, copied back to the host."""
+def opencl_flow(prev, gray, farneback_args: tuple) -> np.ndarray:
+    """Farneback of two uploaded frames on OpenCV's OpenCL device, copied back to the host;
+    farneback_args are motion.farneback_args(params), the same as the CPU path's."""
     import cv2
 
-    flow = cv2.calcOpticalFlowFarneback(
-        prev, gray, None, params.pyr_scale, params.levels, params.winsize,
-        params.iterations, params.poly_n, params.poly_sigma, 0,
-    )
+    flow = cv2.calcOpticalFlowFarneback(prev, gray, None, *farneback_args)
     return flow.get()
 
 

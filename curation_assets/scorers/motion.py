@@ -38,12 +38,28 @@ class MotionParams:
     # flow measured on resized frames, reported in source-frame pixels (x and y scaled back
     # separately): fast mode's scores then sit on exact mode's scale and thresholds transfer
     scale_to_source: bool = False
+    # fast mode: flow on the source halved this many times the way Farneback builds its own
+    # pyramid, with that many fewer pyramid levels, reported in source pixels: exact mode's
+    # computation without its finest level(s) (1: 1/4 of the pixels, 2: 1/16)
+    skip_levels: int = 0
+    # fast mode on the exact scale: the video's score becomes scale * score ** power, a map
+    # fitted on real clips by `curation-assets calibrate-motion` (identity by default)
+    calibration_scale: float = 1.0
+    calibration_power: float = 1.0
     pyr_scale: float = 0.5
     levels: int = 3
     winsize: int = 15
     iterations: int = 3
     poly_n: int = 5
     poly_sigma: float = 1.2
+
+    def __post_init__(self):
+        if self.skip_levels:
+            if not 0 < self.skip_levels < self.levels:
+                raise ValueError(f"skip_levels must be between 0 and levels - 1 ({self.levels - 1}), "
+                                 f"got {self.skip_levels}")
+            if self.size is not None or self.max_size is not None:
+                raise ValueError("skip_levels and size/max_size are two fast modes: use one")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -95,11 +111,15 @@ def frame_motion(prev_gray: np.ndarray, gray: np.ndarray, params: MotionParams,
     needed only for scale_to_source."""
     import cv2
 
-    flow = cv2.calcOpticalFlowFarneback(
-        prev_gray, gray, None, params.pyr_scale, params.levels, params.winsize,
-        params.iterations, params.poly_n, params.poly_sigma, 0,
-    )
+    flow = cv2.calcOpticalFlowFarneback(prev_gray, gray, None, *farneback_args(params))
     return flow_score(flow, params, source_hw)
+
+
+def farneback_args(params: MotionParams) -> tuple:
+    """calcOpticalFlowFarneback's arguments after the output flow, for every backend. skip_levels
+    starts at a coarser level of the same pyramid (to_gray hands over that level)."""
+    return (params.pyr_scale, params.levels - params.skip_levels, params.winsize, params.iterations,
+            params.poly_n, params.poly_sigma, 0)
 
 
 def flow_score(flow: np.ndarray, params: MotionParams, source_hw: tuple[int, int] | None = None) -> float:
@@ -108,7 +128,8 @@ def flow_score(flow: np.ndarray, params: MotionParams, source_hw: tuple[int, int
     import cv2
 
     height, width = flow.shape[:2]
-    if params.scale_to_source and source_hw is not None and tuple(source_hw) != (height, width):
+    to_source = params.scale_to_source or params.skip_levels > 0
+    if to_source and source_hw is not None and tuple(source_hw) != (height, width):
         flow[..., 0] *= source_hw[1] / width
         flow[..., 1] *= source_hw[0] / height
         height, width = source_hw
@@ -119,9 +140,25 @@ def flow_score(flow: np.ndarray, params: MotionParams, source_hw: tuple[int, int
     return score
 
 
+def pyramid_level(gray: np.ndarray, level: int, pyr_scale: float) -> np.ndarray:
+    """Farneback's own pyramid level `level` of a gray frame: the source blurred with sigma
+    (1/scale - 1) / 2 (kernel round(5 sigma) | 1, at least 3), then resized linearly to
+    scale = pyr_scale ** level, as OpenCV's calcOpticalFlowFarneback builds it."""
+    import cv2
+
+    scale = pyr_scale ** level
+    sigma = (1 / scale - 1) * 0.5
+    ksize = max(3, int(round(sigma * 5)) | 1)
+    blurred = cv2.GaussianBlur(gray, (ksize, ksize), sigma, sigmaY=sigma)
+    h, w = gray.shape[:2]
+    return cv2.resize(blurred, (int(round(w * scale)), int(round(h * scale))), interpolation=cv2.INTER_LINEAR)
+
+
 def to_gray(bgr: np.ndarray, params: MotionParams) -> np.ndarray:
     import cv2
 
+    if params.skip_levels:
+        return pyramid_level(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), params.skip_levels, params.pyr_scale)
     h, w = bgr.shape[:2]
     new_h, new_w = resized_size(h, w, params.size, params.max_size)
     if (new_h, new_w) != (h, w):
@@ -201,7 +238,7 @@ class MotionAccumulator:
 
     def _pair_motion(self, prev, gray, source_hw: tuple[int, int]) -> float:
         if self._opencl is not None:
-            return flow_score(self._opencl.opencl_flow(prev, gray, self.params), self.params, source_hw)
+            return flow_score(self._opencl.opencl_flow(prev, gray, farneback_args(self.params)), self.params, source_hw)
         return frame_motion(prev, gray, self.params, source_hw)
 
     def _score_pair(self, prev: np.ndarray, gray: np.ndarray, source_hw: tuple[int, int]) -> None:
@@ -220,6 +257,8 @@ class MotionAccumulator:
     def result(self, frames_decoded: int, error: str | None = None) -> MotionResult:
         self._drain()
         score = float(np.mean(self.pair_scores)) if self.pair_scores else -1.0
+        if score > 0 and (self.params.calibration_scale, self.params.calibration_power) != (1.0, 1.0):
+            score = float(self.params.calibration_scale * score ** self.params.calibration_power)
         if error is None and not self.pair_scores:
             error = f"fewer than two decodable frames ({len(self.used_indices)}): no frame pair to score"
         return MotionResult(score, list(self.pair_scores), list(self.used_indices), frames_decoded, error)

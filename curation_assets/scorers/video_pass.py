@@ -53,7 +53,8 @@ def video_pass(
         if total_frames is None or total_frames <= 0:
             total_frames = int(stream.frames or 0)
         motion = MotionAccumulator(fps, total_frames, motion_params, flow_threads=flow_threads, backend=backend)
-        collector = FrameCollector(total_frames, sampling)
+        # the stream's declared duration places data-juicer's uniform targets (in pts units)
+        collector = FrameCollector(total_frames, sampling, duration_pts=stream.duration)
         decoded, error, stopped_early = 0, None, False
         last_frame, last_index = None, -1
         try:
