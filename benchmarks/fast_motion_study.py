@@ -176,6 +176,7 @@ def main() -> None:
     parser.add_argument("videos", nargs="*", type=Path, help=f"files or folders (default {REAL})")
     parser.add_argument("--window", type=float, default=4.0, help="window length in seconds (default 4)")
     parser.add_argument("--settings", default="", help="comma-separated subset of the settings")
+    parser.add_argument("--per-window", action="store_true", help="print every window's ratios")
     parser.add_argument("--cache", type=Path, help="JSON file keeping pair scores between runs (same clips)")
     parser.add_argument("--speed", default="", help="comma-separated settings to time end to end against exact")
     args = parser.parse_args()
@@ -250,6 +251,19 @@ def main() -> None:
         exact = clip_scores[clip.name]["exact"]
         print(f"| {clip.name} | {exact:.3f} | " + " | ".join(f"{scaled_only[clip.name][n] / exact:.2f}" for n in fast_names) + " |")
 
+    if args.per_window:
+        print("\nPer window (fast/exact; LOO = after the leave-one-source-out scale-only calibration):")
+        print("| clip | window (s) | exact | " + " | ".join(f"{n} | {n} LOO" for n in fast_names) + " |")
+        print("|---|---|---|" + "---|---|" * len(fast_names))
+        for clip in clips:
+            for w, exact in sorted(win_scores[clip.name]["exact"].items()):
+                cells = []
+                for n in fast_names:
+                    cells.append(f"{win_scores[clip.name][n][w] / exact:.2f}" if exact > 1e-6 else "-")
+                    cells.append(f"{scaled_only_win[clip.name][n][w] / exact:.2f}" if exact > 1e-6 else "-")
+                t0 = w * args.window
+                print(f"| {clip.name} | {t0:g}-{t0 + args.window:g} | {exact:.3f} | " + " | ".join(cells) + " |")
+
     def pooled(source, name):
         fast, exact = [], []
         for clip in clips:
@@ -258,7 +272,8 @@ def main() -> None:
                 exact.append(win_scores[clip.name]["exact"][w])
         return np.array(fast), np.array(exact)
 
-    print("\nSummary (windows pooled over all sources; clips = whole-clip scores):")
+    print("\nSummary (windows pooled over all sources; clips = whole-clip scores; flow seconds of cached "
+          "settings come from the run that computed them: compare speed with --speed):")
     print("| setting | flow s (all clips) | speed vs exact (flow only) | median ratio windows | Spearman windows "
           "| median ratio clips | Spearman clips | power map (LOO): median ratio windows | clips "
           "| scale only (LOO): median ratio windows | clips |")

@@ -80,6 +80,7 @@ class UniformPicker:
         self.duration_pts = duration_pts if duration_pts and duration_pts > 0 else None
         if total_frames > 0:
             k = min(k, total_frames)  # data-juicer lowers frame_num to the header's frame count
+        # (a header without a frame count makes data-juicer extract nothing; k is kept here)
         span = self.duration_pts or (total_frames if total_frames > 0 else 0)
         if k <= 0 or span <= 0:
             self.targets: list[Fraction] = []
