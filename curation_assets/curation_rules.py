@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 KEPT, REJECTED, FAILED = "kept", "rejected", "failed"
+# A long source cut into clips: not judged itself, its clips are (each has its own verdict).
+SPLIT = "split"
 
 # (score column, threshold key, comparison that FAILS the rule)
 _BOUNDS = [
@@ -42,6 +44,11 @@ def judge(video: dict, thresholds: dict, required=REQUIRED_SCORES, caption_score
         return Verdict(FAILED, [f"unreadable: {video['error']}"])
     if video.get("duplicate_of"):
         return Verdict(REJECTED, [f"duplicate_of:{video['duplicate_of']}"])
+    if video.get("split_into") is not None:
+        reasons = [f"split_into:{video['split_into']}"]
+        if video.get("split_error"):
+            reasons.append(f"split_error: {video['split_error']}")
+        return Verdict(SPLIT, reasons)
 
     has_caption = bool(video.get("caption"))
     failures = []

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from curation_assets.curation_rules import FAILED, KEPT, REJECTED, rule_name
+from curation_assets.curation_rules import FAILED, KEPT, REJECTED, SPLIT, rule_name
 from curation_assets.store import ScoreStore
 
 CURATED_TABLE = "curated_videos"
@@ -22,6 +22,7 @@ class Funnel:
     by_source: Counter = field(default_factory=Counter)
     not_curated: int = 0  # registered but no verdict yet (a shard that has not run)
     model_profiles: Counter = field(default_factory=Counter)
+    clips: int = 0  # rows cut from a split source (counted in videos_in too)
 
     def lines(self) -> list[str]:
         out = [f"videos in   {self.videos_in}", f"kept        {self.status[KEPT]}",
@@ -29,6 +30,9 @@ class Funnel:
         out += [f"  {rule:<28} {n}" for rule, n in self.rejected_by_rule.most_common()]
         out.append(f"failed      {self.status[FAILED]}")
         out += [f"  {stage:<28} {n}" for stage, n in self.failed_by_stage.most_common()]
+        if self.status[SPLIT] or self.clips:
+            out.append(f"split       {self.status[SPLIT]} long sources, cut into {self.clips} clips "
+                       "(each clip judged above)")
         if self.not_curated:
             out.append(f"not curated {self.not_curated} (shard not run yet)")
         if self.model_profiles.get("tiny"):
@@ -51,12 +55,16 @@ def funnel(store: ScoreStore, paths: list[str] | None = None, shards: list[str] 
         rows = rows.with_columns(pl.lit(None, pl.Utf8).alias("model_profile"))
     if shards is not None:
         rows = rows.filter(pl.col("shard").is_in(shards))
+    if "source_path" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.Utf8).alias("source_path"))
     if paths is not None:
-        rows = rows.filter(pl.col("path").is_in(paths))
-        result.videos_in = len(set(paths))
+        rows = rows.filter(pl.col("path").is_in(paths) | pl.col("source_path").is_in(paths))
+        clips = int(rows["source_path"].is_not_null().sum())
+        result.videos_in = len(set(paths)) + clips
         result.not_curated = result.videos_in - rows.height
     else:
         result.videos_in = rows.height
+    result.clips = int(rows["source_path"].is_not_null().sum())
     for row in rows.iter_rows(named=True):
         result.status[row["status"]] += 1
         if row["model_profile"]:

@@ -23,7 +23,8 @@ RECIPE_ENV = "CURATION_RECIPE"
 
 # Bump when a scorer's code changes its output; parameters are hashed in separately.
 CODE_REVISIONS = {
-    "raw_videos": "2",
+    "shots": "1",
+    "raw_videos": "3",  # 3: clips of split sources, with lineage columns
     "resolution": "1",
     "motion": "2",
     "sampled_frames": "1",
@@ -32,7 +33,7 @@ CODE_REVISIONS = {
     "clip_similarity": "1",
     "aesthetics": "1",
     "ocr_area": "2",  # 2: bfloat16 detection by default on CPUs that do it natively
-    "curated_videos": "2",
+    "curated_videos": "3",  # 3: split sources and clip lineage
     "accelerated_videos": "1",
     "lora_training_set": "1",
     "score_report": "1",
