@@ -63,6 +63,8 @@ def judge(video: dict, thresholds: dict, required=REQUIRED_SCORES, caption_score
         return Verdict(FAILED, failures)
 
     reasons = []
+    if video.get("near_duplicate_of"):
+        reasons.append(f"near_duplicate_of:{video['near_duplicate_of']}")
     for column, key, op in _BOUNDS:
         bound = thresholds.get(key)
         value = video.get(column)
@@ -76,7 +78,10 @@ def judge(video: dict, thresholds: dict, required=REQUIRED_SCORES, caption_score
 
 
 def rule_name(reason: str) -> str:
-    """'duplicate_of:/a/b.mp4' -> 'duplicate'; bounds keep their full name."""
+    """'duplicate_of:/a/b.mp4' -> 'duplicate', 'near_duplicate_of:<id>' -> 'near_duplicate';
+    bounds keep their full name."""
+    if reason.startswith("near_duplicate_of:"):
+        return "near_duplicate"
     return "duplicate" if reason.startswith("duplicate_of:") else reason
 
 

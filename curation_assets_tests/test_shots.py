@@ -191,3 +191,36 @@ def test_real_clips_concatenated_joins_found(tmp_path):
         # cuts inside the clips are the clips' own edits (video1: title card, then scenes);
         # the known ones are listed so a new false cut fails the test
         assert extra == [144, 237], (detector, extra)
+
+
+_SPLIT_CHILD = """
+import json, resource, sys
+from curation_assets.scorers.shots import ShotParams, SplitJob, split_source
+out = split_source(SplitJob(sys.argv[1], "cd" * 32, sys.argv[2], ShotParams()))
+print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "clips": len(out["clips"]),
+                  "failed": sum(1 for c in out["clips"] if c["error"]), "frames": out["detection"].frames_decoded}))
+"""
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_on_a_30_minute_video(tmp_path):
+    """The split step (the function the shots asset runs per source) on 3- and 30-minute
+    videos (64x48, 10 fps, scenes of 25-35 s): the peak memory of the 30-minute run stays
+    within 40 MB of the 3-minute one (it would grow by ~1.7 GB if its frames were held)."""
+    import json
+    import subprocess
+    import sys
+
+    results = {}
+    for minutes in (3, 30):
+        lengths = [250 + (i * 37) % 100 for i in range(minutes * 2)]
+        lengths[-1] += minutes * 600 - sum(lengths)
+        path, cuts = write_scene_sequence(tmp_path / f"long{minutes}.mp4", lengths, width=64, height=48, fps=10)
+        proc = subprocess.run([sys.executable, "-c", _SPLIT_CHILD, str(path), str(tmp_path / f"clips{minutes}")],
+                              capture_output=True, text=True, check=True,
+                              env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        results[minutes] = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert results[minutes]["frames"] == minutes * 600 and results[minutes]["failed"] == 0
+        # every scene of 25-35 s becomes 2 pieces of <= 20 s
+        assert results[minutes]["clips"] == 2 * len(lengths)
+    assert results[30]["rss_kb"] < results[3]["rss_kb"] + 40 * 1024, results

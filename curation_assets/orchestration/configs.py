@@ -224,9 +224,20 @@ class ShotsConfig(Config):
         return self.enabled and duration_s is not None and duration_s > limit
 
 
+class NearDuplicatesConfig(Config):
+    enabled: bool = Field(False, description="Reject near-duplicate clips as near_duplicate_of:<video_id>.")
+    threshold: float = Field(
+        0.8, gt=0, le=1, description="Video-hash similarity (1 - Hamming/64, frame to best frame, symmetric) at "
+        "or above which two clips are near-duplicates; measured: re-encodes/crops/brightness/1-s shifts >= 0.89, "
+        "different scenes and real clips <= 0.62.",
+    )
+    across_shards: bool = Field(True, description="Also compare with earlier shards' clips (earlier shards win).")
+
+
 # asset name -> its Config class: the recipe's top-level keys.
 ASSET_CONFIGS: dict[str, type[Config]] = {
     "shots": ShotsConfig,
+    "near_duplicates": NearDuplicatesConfig,
     "motion": MotionConfig,
     "sampled_frames": FrameSamplingConfig,
     "captions": CaptionsConfig,

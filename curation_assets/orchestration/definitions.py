@@ -14,6 +14,8 @@ from curation_assets.orchestration.assets.image_scores import build_aesthetics, 
 from curation_assets.orchestration.assets.video_pass import build_video_pass
 from curation_assets.orchestration.assets.raw_videos import build_raw_videos
 from curation_assets.orchestration.assets.shots import build_shots
+from curation_assets.orchestration.assets.video_hashes import build_video_hashes
+from curation_assets.orchestration.assets.near_duplicates import build_near_duplicates
 from curation_assets.orchestration.assets.resolution import build_resolution
 from curation_assets.orchestration.jobs import build_outputs_job, curate_shards_job
 from curation_assets.orchestration.recipe import CODE_REVISIONS, UNPARTITIONED_ASSETS, Recipe, code_version, recipe_from_env, run_config
@@ -24,7 +26,7 @@ from curation_assets.orchestration.sensors import new_video_files
 
 ASSET_BUILDERS = [
     build_shots, build_raw_videos, build_resolution, build_video_pass, build_caption_repetition, build_curated_videos,
-    build_accelerated_videos, build_training_set, build_score_report,
+    build_accelerated_videos, build_training_set, build_score_report, build_video_hashes, build_near_duplicates,
 ]
 MODEL_ASSET_BUILDERS = [build_captions, build_clip_similarity, build_aesthetics, build_ocr_area]
 

@@ -33,7 +33,9 @@ CODE_REVISIONS = {
     "clip_similarity": "1",
     "aesthetics": "1",
     "ocr_area": "2",  # 2: bfloat16 detection by default on CPUs that do it natively
-    "curated_videos": "3",  # 3: split sources and clip lineage
+    "curated_videos": "3",  # 3: split sources, clip lineage, near-duplicates
+    "video_hashes": "1",
+    "near_duplicates": "1",
     "accelerated_videos": "1",
     "lora_training_set": "1",
     "score_report": "1",

@@ -9,6 +9,7 @@ from curation_assets.orchestration.assets.caption_repetition import CAPTION_REPE
 from curation_assets.orchestration.assets.captions import CAPTIONS
 from curation_assets.orchestration.assets.image_scores import AESTHETICS, CLIP_SIMILARITY, OCR_AREA
 from curation_assets.orchestration.assets.video_pass import MOTION, SAMPLED_FRAMES
+from curation_assets.orchestration.assets.near_duplicates import NEAR_DUPLICATES
 from curation_assets.orchestration.assets.resolution import RESOLUTION
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
 from curation_assets.curation_rules import FAILED, KEPT, REJECTED, SPLIT, judge, rule_name
@@ -38,6 +39,7 @@ SCHEMA = {
     # lineage of a clip cut from a long source (null for a video scored whole)
     "source_video_id": pl.Utf8,
     "source_path": pl.Utf8,
+    "near_duplicate_of": pl.Utf8,
     "start_s": pl.Float64,
     "end_s": pl.Float64,
 }
@@ -49,7 +51,7 @@ def build_curated_videos(recipe: Recipe):
     @asset(
         name=CURATED_VIDEOS,
         deps=[RAW_VIDEOS, RESOLUTION, MOTION, SAMPLED_FRAMES, CAPTIONS, CAPTION_REPETITION, CLIP_SIMILARITY,
-              AESTHETICS, OCR_AREA],
+              AESTHETICS, OCR_AREA, NEAR_DUPLICATES],
         partitions_def=shard_partitions,
         code_version=code_version(CURATED_VIDEOS, recipe),
         group_name="curation",
@@ -82,6 +84,7 @@ def build_curated_videos(recipe: Recipe):
                 "ocr_area_ratio": video.get("ocr_area_ratio"), "model_profile": video.get("model_profile"),
                 "thresholds": json.dumps(thresholds, sort_keys=True),
                 "error": None, "source_video_id": video.get("source_video_id"),
+                "near_duplicate_of": video.get("near_duplicate_of"),
                 "source_path": video.get("source_path"), "start_s": video.get("start_s"), "end_s": video.get("end_s"),
             })
         frame = to_frame(rows, SCHEMA)
@@ -113,6 +116,7 @@ def _joined_inputs(store, shard: str) -> list[dict]:
     attach(CLIP_SIMILARITY, ["clip_similarity"])
     attach(AESTHETICS, ["aesthetics_score", "profile"], {"profile": "model_profile"})
     attach(OCR_AREA, ["ocr_area_ratio"])
+    attach(NEAR_DUPLICATES, ["near_duplicate_of"])
     videos = []
     for row in raw.iter_rows(named=True):
         video = dict(row)
