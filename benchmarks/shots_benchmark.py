@@ -4,7 +4,7 @@
 
 A. Detection, same video, each run in its own child process (wall time includes interpreter
    start and imports on both sides; peak RSS from os.wait4): our `detect_shots` (PyAV decode,
-   swscale downscale to 256 px during colour conversion, PySceneDetect's ContentDetector)
+   bilinear downscale to 256 px on a reader thread, PySceneDetect's ContentDetector)
    against `scenedetect -i X detect-content list-scenes` with its default OpenCV backend and
    with `-b pyav`. Videos: the five real clips concatenated (when ../shared/data/real_videos
    exists) and a generated 480x360 60-s scene sequence. Runs alternate, median of --repeats.
@@ -30,7 +30,16 @@ VENV_BIN = Path(sys.executable).parent
 
 def child(argv: list[str]) -> None:
     kind, path = argv[0], argv[1]
-    if kind == "detect":
+    if kind == "make-real":
+        from curation_assets.samples.synthetic import concatenate_clips
+
+        concatenate_clips(sorted(REAL_VIDEOS.glob("video*.mp4")), path)
+    elif kind == "make-scenes":
+        from curation_assets.samples.synthetic import write_scene_sequence
+
+        spec = json.loads(argv[2])
+        write_scene_sequence(path, spec["lengths"], width=spec["width"], height=spec["height"], fps=spec["fps"])
+    elif kind == "detect":
         from curation_assets.scorers.shots import ShotParams, detect_shots
 
         det = detect_shots(path, ShotParams())
@@ -80,9 +89,8 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO))
-    from curation_assets.samples.synthetic import concatenate_clips, write_scene_sequence
-
+    # Nothing heavy is imported here: a child's peak RSS starts from its parent's at fork,
+    # so inputs are generated in children too.
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     videos = {}
@@ -90,19 +98,19 @@ def main() -> int:
     if len(real) == 5:
         target = work / "real_concat.mp4"
         if not target.exists():
-            concatenate_clips(real, target)
+            measure([sys.executable, __file__, "--child", "make-real", str(target)])
         videos["five real clips joined (480x360, 24 fps, 2850 frames)"] = target
     synthetic = work / "synthetic_480x360_60s.mp4"
     if not synthetic.exists():
-        write_scene_sequence(synthetic, [96, 240, 150, 312, 200, 160, 282], width=480, height=360, fps=24)
+        spec = {"lengths": [96, 240, 150, 312, 200, 160, 282], "width": 480, "height": 360, "fps": 24}
+        measure([sys.executable, __file__, "--child", "make-scenes", str(synthetic), json.dumps(spec)])
     videos["generated scene sequence (480x360, 24 fps, 1440 frames)"] = synthetic
 
     print(f"machine: {os.cpu_count()} cores; load at start {load()}\n")
     print("## A. Shot detection: ours vs the scenedetect CLI (child process wall, median of "
           f"{args.repeats})\n")
-    print("| video | ours s | CLI (OpenCV) s | CLI (-b pyav) s | CLI/ours (OpenCV) | CLI/ours (pyav) | "
-          "ours cuts | CLI cuts | ours peak RSS MB | CLI peak RSS MB | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| video | side | wall s | CPU s | wall: CLI/ours | CPU: CLI/ours | cuts | peak RSS MB | load |")
+    print("|---|---|---|---|---|---|---|---|---|")
     scenedetect = str(VENV_BIN / "scenedetect")
     for name, path in videos.items():
         runs = {"ours": [], "cv": [], "pyav": []}
@@ -112,11 +120,15 @@ def main() -> int:
             runs["pyav"].append(measure([scenedetect, "-b", "pyav", "-i", str(path), "detect-content",
                                          "list-scenes", "-n"]))
         med = {k: statistics.median(r["wall"] for r in v) for k, v in runs.items()}
-        ours_cuts = len(json.loads(runs["ours"][0]["stdout"])["cuts"])
-        cli = cli_cuts(runs["cv"][0]["stdout"])
-        print(f"| {name} | {med['ours']:.2f} | {med['cv']:.2f} | {med['pyav']:.2f} | {med['cv'] / med['ours']:.2f} | "
-              f"{med['pyav'] / med['ours']:.2f} | {ours_cuts} | {cli} | "
-              f"{max(r['rss_mb'] for r in runs['ours']):.0f} | {max(r['rss_mb'] for r in runs['cv']):.0f} | {load()} |")
+        cpu = {k: statistics.median(r["cpu"] for r in v) for k, v in runs.items()}
+        cuts = {"ours": len(json.loads(runs["ours"][0]["stdout"])["cuts"]),
+                "cv": cli_cuts(runs["cv"][0]["stdout"]), "pyav": cli_cuts(runs["pyav"][0]["stdout"])}
+        labels = {"ours": "ours (detect_shots)", "cv": "scenedetect CLI (OpenCV)", "pyav": "scenedetect CLI (-b pyav)"}
+        for k in ("ours", "cv", "pyav"):
+            ratio = "" if k == "ours" else f"{med[k] / med['ours']:.2f}"
+            cratio = "" if k == "ours" else f"{cpu[k] / cpu['ours']:.2f}"
+            print(f"| {name} | {labels[k]} | {med[k]:.2f} | {cpu[k]:.2f} | {ratio} | {cratio} | {cuts[k]} | "
+                  f"{max(r['rss_mb'] for r in runs[k]):.0f} | {load()} |")
 
     if not args.skip_memory:
         print("\n## B. Memory of the split step (detect + cut every clip) vs video length\n")
@@ -129,7 +141,8 @@ def main() -> int:
                 n_scenes = minutes * 2
                 lengths = [250 + (i * 37) % 100 for i in range(n_scenes)]
                 lengths[-1] += minutes * 600 - sum(lengths)
-                write_scene_sequence(path, lengths, width=64, height=48, fps=10)
+                spec = {"lengths": lengths, "width": 64, "height": 48, "fps": 10}
+                measure([sys.executable, __file__, "--child", "make-scenes", str(path), json.dumps(spec)])
             clips_dir = work / f"clips_{minutes}"
             subprocess.run(["rm", "-rf", str(clips_dir)], check=True)
             r = measure([sys.executable, __file__, "--child", "split", str(path), str(clips_dir)])

@@ -1,8 +1,8 @@
 """Shot splitting of long source videos: detect cuts, plan clips, cut them with ffmpeg.
 
 Plain functions, no Dagster. Detection decodes the source once, sequentially, with PyAV,
-letting swscale downscale each frame during the colour conversion (about 256 px wide, what
-the `scenedetect` CLI analyses too), and feeds PySceneDetect's own detectors frame by frame:
+downscales each frame to about 256 px wide (what the `scenedetect` CLI analyses too), and
+feeds PySceneDetect's own detectors frame by frame:
 only the cut list is kept, so memory does not grow with the video's length.
 """
 
@@ -57,40 +57,83 @@ def make_detector(params: ShotParams):
 
 def detect_shots(path: str | Path, params: ShotParams = ShotParams()) -> Detection:
     """Cut frames of `path`. A decode error part-way keeps the cuts found so far and says
-    where it stopped; an error before the first frame leaves frames_decoded = 0."""
-    import av
-    from fractions import Fraction
+    where it stopped; an error before the first frame leaves frames_decoded = 0.
+
+    A reader thread decodes and downscales (PyAV releases the GIL) while this thread runs
+    the detector, as the scenedetect CLI does; the queue between them is bounded, so memory
+    stays flat however long the video."""
+    import queue
+    import threading
 
     from scenedetect import FrameTimecode
 
     started = time.perf_counter()
     result = Detection()
     detector = make_detector(params)
+    frames: queue.Queue = queue.Queue(maxsize=16)
+    stop = threading.Event()
+    info: dict = {}
+
+    def reader() -> None:
+        try:
+            _decode_downscaled(path, params.analysis_width, frames, stop, info, result.keyframes)
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is the source's recorded error
+            info["error"] = exc
+        finally:
+            frames.put(None)
+
+    thread = threading.Thread(target=reader, name="shot-decode", daemon=True)
+    thread.start()
     position = None
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-            result.fps = float(rate)
-            width, height = stream.codec_context.width, stream.codec_context.height
-            out_w = min(params.analysis_width, width) if width else params.analysis_width
-            out_w -= out_w % 2
-            out_h = max(2, round(height * out_w / width / 2) * 2) if width else out_w
-            for index, frame in enumerate(container.decode(stream)):
-                if frame.key_frame:
-                    result.keyframes.append(index)
-                img = frame.to_ndarray(format="bgr24", width=out_w, height=out_h)
-                position = FrameTimecode(index, rate)
-                result.cuts.extend(tc.frame_num for tc in detector.process_frame(position, img))
-                result.frames_decoded = index + 1
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the source's recorded error
+        while (item := frames.get()) is not None:
+            index, img = item
+            if position is None:
+                result.fps = info["fps"]
+            position = FrameTimecode(index, info["rate"])
+            result.cuts.extend(tc.frame_num for tc in detector.process_frame(position, img))
+            result.frames_decoded = index + 1
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                frames.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+    if "error" in info:
+        exc = info["error"]
         result.error = f"decode failed after {result.frames_decoded} frames: {type(exc).__name__}: {str(exc)[:200]}"
     if position is not None:
         result.cuts.extend(tc.frame_num for tc in detector.post_process(position))
+    result.fps = result.fps or info.get("fps", 0.0)
     result.cuts = sorted({c for c in result.cuts if 0 < c < result.frames_decoded})
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _decode_downscaled(path, analysis_width: int, frames, stop, info: dict, keyframes: list[int]) -> None:
+    import av
+    import cv2
+    from fractions import Fraction
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        info["rate"], info["fps"] = rate, float(rate)
+        width, height = stream.codec_context.width, stream.codec_context.height
+        out_w = min(analysis_width, width) if width else analysis_width
+        out_w -= out_w % 2
+        out_h = max(2, round(height * out_w / width / 2) * 2) if width else out_w
+        for index, frame in enumerate(container.decode(stream)):
+            if stop.is_set():
+                return
+            if frame.key_frame:
+                keyframes.append(index)
+            # full-size BGR then a bilinear resize: what the scenedetect CLI analyses, and
+            # measured cheaper than swscale downscaling during the conversion (2.5 vs 3.2-3.9 CPU s
+            # on the 2850 frames of the joined real clips, 1.45 s of it decoding)
+            img = cv2.resize(frame.to_ndarray(format="bgr24"), (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+            frames.put((index, img))
 
 
 @dataclass(frozen=True)
@@ -193,7 +236,10 @@ def split_source(job: SplitJob) -> dict:
     """Detect, plan and cut one source (picklable, for worker processes). Never raises:
     a decode failure part-way keeps the clips that end before it; a failed cut fails that
     clip only, with ffmpeg's reason."""
-    det = detect_shots(job.source_path, job.params)
+    try:
+        det = detect_shots(job.source_path, job.params)
+    except Exception as exc:  # noqa: BLE001 - a detector failure costs this source only
+        det = Detection(error=f"shot detection failed: {type(exc).__name__}: {str(exc)[:200]}")
     out = {"detection": det, "clips": [], "dropped_short": 0}
     if det.frames_decoded == 0:
         return out
