@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 KEPT, REJECTED, FAILED = "kept", "rejected", "failed"
+# A long source cut into clips: not judged itself, its clips are (each has its own verdict).
+SPLIT = "split"
 
 # (score column, threshold key, comparison that FAILS the rule)
 _BOUNDS = [
@@ -59,6 +61,11 @@ def judge(video: dict, thresholds: dict, required=REQUIRED_SCORES, caption_score
         return Verdict(FAILED, [f"unreadable: {video['error']}"])
     if video.get("duplicate_of"):
         return Verdict(REJECTED, [f"duplicate_of:{video['duplicate_of']}"])
+    if video.get("split_into") is not None:
+        reasons = [f"split_into:{video['split_into']}"]
+        if video.get("split_error"):
+            reasons.append(f"split_error: {video['split_error']}")
+        return Verdict(SPLIT, reasons)
 
     has_caption = bool(video.get("caption"))
     failures = []
@@ -73,6 +80,8 @@ def judge(video: dict, thresholds: dict, required=REQUIRED_SCORES, caption_score
         return Verdict(FAILED, failures)
 
     reasons = []
+    if video.get("near_duplicate_of"):
+        reasons.append(f"near_duplicate_of:{video['near_duplicate_of']}")
     for column, key, op in _BOUNDS:
         bound = thresholds.get(key)
         value = video.get(column)
@@ -86,7 +95,10 @@ def judge(video: dict, thresholds: dict, required=REQUIRED_SCORES, caption_score
 
 
 def rule_name(reason: str) -> str:
-    """'duplicate_of:/a/b.mp4' -> 'duplicate'; bounds keep their full name."""
+    """'duplicate_of:/a/b.mp4' -> 'duplicate', 'near_duplicate_of:<id>' -> 'near_duplicate';
+    bounds keep their full name."""
+    if reason.startswith("near_duplicate_of:"):
+        return "near_duplicate"
     return "duplicate" if reason.startswith("duplicate_of:") else reason
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from curation_assets.curation_rules import FAILED, KEPT, REJECTED, rule_name
+from curation_assets.curation_rules import FAILED, KEPT, REJECTED, SPLIT, rule_name
 from curation_assets.ingest.registry import REGISTRY_TABLE
 from curation_assets.store import ScoreStore
 
@@ -27,6 +27,7 @@ class Funnel:
     shard_failures: dict = field(default_factory=dict)
     model_profiles: Counter = field(default_factory=Counter)
     scorers_off: Counter = field(default_factory=Counter)  # scorer -> videos judged without it
+    clips: int = 0  # rows cut from a split source (counted in videos_in too)
 
     def lines(self) -> list[str]:
         out = [f"videos in   {self.videos_in}", f"kept        {self.status[KEPT]}",
@@ -34,6 +35,9 @@ class Funnel:
         out += [f"  {rule:<28} {n}" for rule, n in self.rejected_by_rule.most_common()]
         out.append(f"failed      {self.status[FAILED]}")
         out += [f"  {stage:<28} {n}" for stage, n in self.failed_by_stage.most_common()]
+        if self.status[SPLIT] or self.clips:
+            out.append(f"split       {self.status[SPLIT]} long sources, cut into {self.clips} clips "
+                       "(each clip judged above)")
         failed_shards = {s: n for s, n in self.not_curated_by_shard.items() if s in self.shard_failures}
         not_run = self.not_curated - sum(failed_shards.values())
         if failed_shards:
@@ -76,10 +80,15 @@ def funnel(store: ScoreStore, paths: list[str] | None = None, shards: list[str] 
         rows = rows.with_columns(pl.lit(None, pl.List(pl.Utf8)).alias("scorers_off"))
     if shards is not None:
         rows = rows.filter(pl.col("shard").is_in(shards))
+    if "source_path" not in rows.columns:
+        rows = rows.with_columns(pl.lit(None, pl.Utf8).alias("source_path"))
     if paths is not None:
-        rows = rows.filter(pl.col("path").is_in(paths))
+        rows = rows.filter(pl.col("path").is_in(paths) | pl.col("source_path").is_in(paths))
+    # clips cut from split sources are rows of their own, not registered files
+    result.clips = int(rows["source_path"].is_not_null().sum())
     # "videos in" counts the registry, so a data dir whose runs failed still says how many came in
-    result.videos_in = len(set(paths)) if paths is not None else max(registered.height, rows.height)
+    registered_in = len(set(paths)) if paths is not None else max(registered.height, rows.height - result.clips)
+    result.videos_in = registered_in + result.clips
     curated = set(rows["path"].to_list())
     missing = registered.filter(~pl.col("path").is_in(list(curated)))
     result.not_curated_by_shard = Counter(missing["shard"].to_list())

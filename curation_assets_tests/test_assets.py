@@ -86,6 +86,21 @@ def test_definitions_load():
             "clip_similarity", "aesthetics", "ocr_area", "curated_videos"} <= keys
 
 
+def test_default_recipe_neither_splits_nor_rejects_near_duplicates(curated_demo):
+    """Shot splitting and the near-duplicate check are off by default: the demo shard's rows
+    are what they were before either existed (one row per file, no clip, no new reason)."""
+    store = curated_demo["store"]
+    assert store.read_shard("shots", SHARD).height == 0
+    assert store.read_shard("near_duplicates", SHARD).height == 0
+    raw = store.read_shard("raw_videos", SHARD)
+    assert raw.height == len(DEMO_EXPECTED)
+    assert raw.select("split_into", "clip_index", "source_path").null_count().row(0) == (raw.height,) * 3
+    curated = store.read_shard("curated_videos", SHARD)
+    assert set(curated["status"].to_list()) <= {"kept", "rejected", "failed"}
+    assert not any(r.startswith("near_duplicate_of:") for rs in curated["reasons"].to_list() for r in rs)
+    assert not (curated_demo["root"] / "data" / "clips").exists()
+
+
 def test_whole_shard_verdicts_and_checks(curated_demo):
     store, checks = curated_demo["store"], curated_demo["checks"]
     assert checks and all(c.passed for c in checks), [(c.check_name, c.passed) for c in checks if not c.passed]

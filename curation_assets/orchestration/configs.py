@@ -210,8 +210,61 @@ TINY_MODEL_BOUNDS = ("clip_similarity_min", "aesthetics_score_min")
 CAPTION_TEXT_BOUNDS = ("char_rep_ratio_max",)
 
 
+class ShotsConfig(Config):
+    """Shot splitting of long source videos (off by default: the seed's data are clips already)."""
+
+    enabled: bool = Field(False, description="Cut long source videos into shots before scoring.")
+    detector: Literal["content", "adaptive"] = Field(
+        "content", description="PySceneDetect detector: 'content' (HSV + edge change between frames, hard cuts) or "
+        "'adaptive' (the same score relative to its rolling average: fewer false cuts on fast camera motion).",
+    )
+    threshold: Optional[float] = Field(
+        None, gt=0, description="Detector threshold; null = PySceneDetect's default (content 27, adaptive 3).")
+    min_clip_s: float = Field(2.0, gt=0, description="Shots shorter than this are dropped.")
+    max_clip_s: float = Field(20.0, gt=0, description="Longer shots are split into equal pieces no longer than this.")
+    split_longer_than_s: Optional[float] = Field(
+        None, ge=0, description="Only sources longer than this are split (null = max_clip_s); shorter ones are "
+        "scored whole, as today.",
+    )
+    analysis_width: int = Field(256, ge=16, description="Frames are downscaled to this width for detection.")
+    inherit_caption: bool = Field(
+        False, description="Give each clip its source's manifest caption (off: a caption of a whole film rarely "
+        "describes one shot, so clips are captioned on their own).",
+    )
+    reencode_crf: int = Field(18, ge=0, le=51, description="x264 quality of clips that cannot be stream-copied.")
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if self.max_clip_s < 2 * self.min_clip_s:
+            raise ValueError(f"max_clip_s ({self.max_clip_s}) must be at least twice min_clip_s ({self.min_clip_s}): "
+                             "a long shot's equal pieces could otherwise fall below the minimum")
+        return self
+
+    def params(self):
+        from curation_assets.scorers.shots import ShotParams
+
+        return ShotParams(detector=self.detector, threshold=self.threshold, min_clip_s=self.min_clip_s,
+                          max_clip_s=self.max_clip_s, analysis_width=self.analysis_width)
+
+    def splits(self, duration_s: float | None) -> bool:
+        limit = self.max_clip_s if self.split_longer_than_s is None else self.split_longer_than_s
+        return self.enabled and duration_s is not None and duration_s > limit
+
+
+class NearDuplicatesConfig(Config):
+    enabled: bool = Field(False, description="Reject near-duplicate clips as near_duplicate_of:<video_id>.")
+    threshold: float = Field(
+        0.8, gt=0, le=1, description="Video-hash similarity (1 - Hamming/64, frame to best frame, symmetric) at "
+        "or above which two clips are near-duplicates; measured: re-encodes/crops/brightness/1-s shifts >= 0.89, "
+        "different scenes and real clips <= 0.62.",
+    )
+    across_shards: bool = Field(True, description="Also compare with earlier shards' clips (earlier shards win).")
+
+
 # asset name -> its Config class: the recipe's top-level keys.
 ASSET_CONFIGS: dict[str, type[Config]] = {
+    "shots": ShotsConfig,
+    "near_duplicates": NearDuplicatesConfig,
     "motion": MotionConfig,
     "sampled_frames": FrameSamplingConfig,
     "captions": CaptionsConfig,

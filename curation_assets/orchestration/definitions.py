@@ -13,6 +13,9 @@ from curation_assets.orchestration.assets.training_set import build_training_set
 from curation_assets.orchestration.assets.image_scores import build_image_scores
 from curation_assets.orchestration.assets.video_pass import build_video_pass
 from curation_assets.orchestration.assets.raw_videos import build_raw_videos
+from curation_assets.orchestration.assets.shots import build_shots
+from curation_assets.orchestration.assets.video_hashes import build_video_hashes
+from curation_assets.orchestration.assets.near_duplicates import build_near_duplicates
 from curation_assets.orchestration.assets.resolution import build_resolution
 from curation_assets.orchestration.jobs import build_outputs_job, curate_shards_job
 from curation_assets.orchestration.recipe import Recipe, recipe_from_env, run_config, shard_code_versions
@@ -22,8 +25,8 @@ from curation_assets.orchestration.schedules import build_rescore_schedule
 from curation_assets.orchestration.sensors import new_video_files
 
 ASSET_BUILDERS = [
-    build_raw_videos, build_resolution, build_video_pass, build_caption_repetition, build_curated_videos,
-    build_accelerated_videos, build_training_set, build_score_report,
+    build_shots, build_raw_videos, build_resolution, build_video_pass, build_caption_repetition, build_curated_videos,
+    build_accelerated_videos, build_training_set, build_score_report, build_video_hashes, build_near_duplicates,
 ]
 MODEL_ASSET_BUILDERS = [build_captions, build_image_scores]
 

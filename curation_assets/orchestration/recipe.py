@@ -35,7 +35,8 @@ SWITCHABLE_SCORERS = ("captions", "clip_similarity", "aesthetics", "ocr_area")
 
 # Bump when a scorer's code changes its output; parameters are hashed in separately.
 CODE_REVISIONS = {
-    "raw_videos": "2",
+    "shots": "1",
+    "raw_videos": "3",  # 3: clips of split sources, with lineage columns
     "resolution": "1",
     "motion": "2",
     "sampled_frames": "2",  # 2: uniform = data-juicer's exact frames
@@ -44,7 +45,9 @@ CODE_REVISIONS = {
     "clip_similarity": "3",  # 2: batched tensor preprocessing (within one grey level of PIL's); 3: sampled_frames v2
     "aesthetics": "3",  # as clip_similarity
     "ocr_area": "3",  # 2: bfloat16 on CPUs that do it natively; 3: data-juicer's frames
-    "curated_videos": "2",
+    "curated_videos": "3",  # 3: split sources, clip lineage, near-duplicates, scorers_off
+    "video_hashes": "1",
+    "near_duplicates": "1",
     "accelerated_videos": "1",
     "lora_training_set": "1",
     "score_report": "1",

@@ -529,3 +529,109 @@ def write_demo_set(folder: PathLike) -> Path:
                 row["text"] = _dj_text(caption) if caption else ""
             f.write(json.dumps(row) + "\n")
     return manifest
+
+
+# --------------------------------------------------------------------------- long videos
+
+
+def write_scene_sequence(
+    path: PathLike,
+    scene_frames: list[int],
+    *,
+    width: int = 160,
+    height: int = 128,
+    fps: int = 24,
+    seed: int = 100,
+    shift_px_per_frame: float = 0.5,
+) -> tuple[Path, list[int]]:
+    """A 'long video' of len(scene_frames) different scenes, each a differently seeded and
+    tinted texture panning in its own direction, joined by hard cuts.
+
+    Known answer: the returned cut frames (the first frame of every scene after the first).
+    Frames are generated lazily, so an hour-long video costs no more memory than one scene.
+    """
+    directions = [(1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, 1)]
+    cuts = [int(c) for c in np.cumsum(scene_frames)[:-1]]
+
+    def frames() -> Iterator[np.ndarray]:
+        for i, n in enumerate(scene_frames):
+            dx, dy = directions[i % len(directions)]
+            yield from _moving_texture_frames(width=width, height=height, n_frames=n, seed=seed + i,
+                                              shift=(dx * shift_px_per_frame, dy * shift_px_per_frame))
+
+    return _write_video(path, frames(), width=width, height=height, fps=fps), cuts
+
+
+def write_scene_sequence_failing(
+    path: PathLike,
+    scene_frames: list[int],
+    fail_at: int,
+    *,
+    width: int = 160,
+    height: int = 128,
+    fps: int = 24,
+    seed: int = 100,
+) -> tuple[Path, list[int]]:
+    """Like write_scene_sequence, but as Matroska/MJPEG whose JPEG headers from frame
+    `fail_at` on claim 60000x60000: the header and the first frames decode, and decoding
+    fails (InvalidDataError) at frame `fail_at`. Known answer: the cuts before `fail_at`.
+    """
+    import struct
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cuts = [int(c) for c in np.cumsum(scene_frames)[:-1]]
+    with av.open(str(path), mode="w", format="matroska") as container:
+        stream = container.add_stream("mjpeg", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuvj420p"
+        index = 0
+        for i, n in enumerate(scene_frames):
+            for rgb in _moving_texture_frames(width=width, height=height, n_frames=n, seed=seed + i,
+                                              shift=(0.5 * (i % 2), 0.5 * (1 - i % 2))):
+                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+                frame.pts = index
+                index += 1
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = bytearray(path.read_bytes())
+    sof, at, k = b"\xff\xc0\x00\x11\x08", 0, 0  # SOF0, length 17, 8-bit: then height, width
+    while (at := data.find(sof, at)) >= 0:
+        if k >= fail_at:
+            struct.pack_into(">HH", data, at + len(sof), 60000, 60000)
+        at += len(sof)
+        k += 1
+    path.write_bytes(bytes(data))
+    return path, [c for c in cuts if c < fail_at]
+
+
+def concatenate_clips(
+    clips: list[PathLike], path: PathLike, *, width: int = 480, height: int = 360, fps: int = 24
+) -> tuple[Path, list[int]]:
+    """Join clips of any size and rate into one long video (each re-encoded letterboxed to
+    width x height at `fps`, then joined), returning it and the frames where each join falls.
+
+    Known answer: the joins (cumulative frame counts of the re-encoded parts).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    parts, joins, total = [], [], 0
+    for i, clip in enumerate(clips):
+        part = path.with_name(f"{path.stem}.part{i}.mp4")
+        vf = (f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+              f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps={fps}")
+        _run_ffmpeg(["-i", f"file:{Path(clip).resolve()}", "-vf", vf, "-an", "-c:v", "libx264", "-preset", "veryfast",
+                     "-crf", "20", "-pix_fmt", "yuv420p", f"file:{part}"])
+        with av.open(str(part)) as container:
+            n = sum(1 for p in container.demux(video=0) if p.size)
+        if i:
+            joins.append(total)
+        total += n
+        parts.append(part)
+    listing = path.with_name(f"{path.stem}.parts.txt")
+    listing.write_text("".join(f"file '{p.resolve()}'\n" for p in parts))
+    _run_ffmpeg(["-f", "concat", "-safe", "0", "-i", f"file:{listing}", "-c", "copy", f"file:{path}"])
+    for p in parts + [listing]:
+        p.unlink()
+    return path, joins

@@ -9,9 +9,10 @@ from curation_assets.orchestration.assets.caption_repetition import CAPTION_REPE
 from curation_assets.orchestration.assets.captions import CAPTIONS
 from curation_assets.orchestration.assets.image_scores import AESTHETICS, CLIP_SIMILARITY, OCR_AREA
 from curation_assets.orchestration.assets.video_pass import MOTION, SAMPLED_FRAMES
+from curation_assets.orchestration.assets.near_duplicates import NEAR_DUPLICATES
 from curation_assets.orchestration.assets.resolution import RESOLUTION
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
-from curation_assets.curation_rules import FAILED, KEPT, REJECTED, judge, required_scores, rule_name, without_scorers
+from curation_assets.curation_rules import FAILED, KEPT, REJECTED, SPLIT, judge, required_scores, rule_name, without_scorers
 from curation_assets.ingest.registry import shard_members
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorers_off
@@ -36,6 +37,12 @@ SCHEMA = {
     "scorers_off": pl.List(pl.Utf8),  # learned scorers the recipe switched off: their bounds not applied
     "thresholds": pl.Utf8,
     "error": pl.Utf8,
+    # lineage of a clip cut from a long source (null for a video scored whole)
+    "source_video_id": pl.Utf8,
+    "source_path": pl.Utf8,
+    "near_duplicate_of": pl.Utf8,
+    "start_s": pl.Float64,
+    "end_s": pl.Float64,
 }
 
 
@@ -47,18 +54,19 @@ def build_curated_videos(recipe: Recipe):
     @asset(
         name=CURATED_VIDEOS,
         deps=[RAW_VIDEOS, RESOLUTION, MOTION, SAMPLED_FRAMES, CAPTIONS, CAPTION_REPETITION, CLIP_SIMILARITY,
-              AESTHETICS, OCR_AREA],
+              AESTHETICS, OCR_AREA, NEAR_DUPLICATES],
         partitions_def=shard_partitions,
         code_version=code_version(CURATED_VIDEOS, recipe),
         group_name="curation",
         kinds={"duckdb"},
         check_specs=[
             AssetCheckSpec("every_video_accounted", asset=CURATED_VIDEOS, blocking=True,
-                           description="Every registered file of the shard appears exactly once."),
+                           description="Every registered file of the shard (and every clip cut from one) appears exactly once."),
             AssetCheckSpec("reasons_match_status", asset=CURATED_VIDEOS,
                            description="Kept rows have no reason; rejected and failed rows have at least one."),
         ],
-        description="One verdict per registered file: kept, rejected (every failed rule named) or failed (the error)."
+        description="One verdict per registered file and per clip cut from one: kept, rejected (every failed rule "
+        "named), failed (the error), or split (a long source whose clips are judged instead)."
         + (f" Scorers switched off by the recipe (their bounds not applied): {', '.join(off)}." if off else ""),
     )
     def curated_videos(context: AssetExecutionContext, config: CurationConfig, curation_store: CurationStore):
@@ -79,10 +87,13 @@ def build_curated_videos(recipe: Recipe):
                 "clip_similarity": video.get("clip_similarity"), "aesthetics_score": video.get("aesthetics_score"),
                 "ocr_area_ratio": video.get("ocr_area_ratio"), "model_profile": video.get("model_profile"),
                 "scorers_off": off, "thresholds": json.dumps(thresholds, sort_keys=True),
-                "error": None,
+                "error": None, "source_video_id": video.get("source_video_id"),
+                "near_duplicate_of": video.get("near_duplicate_of"),
+                "source_path": video.get("source_path"), "start_s": video.get("start_s"), "end_s": video.get("end_s"),
             })
         frame = to_frame(rows, SCHEMA)
-        registered = shard_members(store, shard)["path"].to_list()
+        # the registered files, plus the clips cut from the split ones
+        registered = shard_members(store, shard)["path"].to_list() + [v["path"] for v in videos if v.get("source_path")]
         checks = [_accounted_check(registered, frame), _reasons_check(frame)]
         meta = {**funnel_metadata(frame), "scorers_off": ", ".join(off) or "none"}
         return write_shard(context, store, CURATED_VIDEOS, frame, started, meta, check_results=checks)
@@ -91,7 +102,8 @@ def build_curated_videos(recipe: Recipe):
 
 
 def _joined_inputs(store, shard: str) -> list[dict]:
-    raw = store.read_shard(RAW_VIDEOS, shard).sort("seq")
+    raw = store.read_shard(RAW_VIDEOS, shard)
+    raw = raw.sort("seq", *(["clip_index"] if "clip_index" in raw.columns else []), nulls_last=False)
     by_id: dict[str, dict] = {}
 
     def attach(table: str, columns: list[str], rename: dict[str, str] | None = None):
@@ -109,6 +121,7 @@ def _joined_inputs(store, shard: str) -> list[dict]:
     attach(CLIP_SIMILARITY, ["clip_similarity", "profile"], {"profile": "clip_profile"})
     attach(AESTHETICS, ["aesthetics_score", "profile"], {"profile": "model_profile"})
     attach(OCR_AREA, ["ocr_area_ratio"])
+    attach(NEAR_DUPLICATES, ["near_duplicate_of"])
     for entry in by_id.values():
         # the learned models' profile, from whichever of them ran (a scorer may be switched off)
         entry["model_profile"] = (entry.get("model_profile") or entry.get("clip_profile")
@@ -117,7 +130,7 @@ def _joined_inputs(store, shard: str) -> list[dict]:
     for row in raw.iter_rows(named=True):
         video = dict(row)
         # duplicates and failures share no score rows with their primary on purpose
-        if row["video_id"] and not row["duplicate_of"] and not row["error"]:
+        if row["video_id"] and not row["duplicate_of"] and not row["error"] and row.get("split_into") is None:
             video.update(by_id.get(row["video_id"], {}))
         video["width"], video["height"] = row["display_width"], row["display_height"]
         videos.append(video)
@@ -149,6 +162,9 @@ def funnel_metadata(frame: pl.DataFrame) -> dict:
     status = Counter(frame["status"].to_list())
     rules = Counter(rule_name(r) for reasons in frame.filter(pl.col("status") == REJECTED)["reasons"].to_list() for r in reasons)
     meta = {"videos_in": frame.height, KEPT: status[KEPT], REJECTED: status[REJECTED], FAILED: status[FAILED]}
+    if status[SPLIT]:
+        # videos_in counts both the split sources and their clips; each clip has its own verdict
+        meta.update(sources_split=status[SPLIT], clips=int(frame["source_path"].is_not_null().sum()))
     lines = ["| rule | rejected videos |", "|---|---|"] + [f"| `{k}` | {v} |" for k, v in rules.most_common()]
     by_source = Counter((s or "none", st) for s, st in zip(frame["caption_source"].to_list(), frame["status"].to_list()))
     lines += ["", "| caption source | status | videos |", "|---|---|---|"]

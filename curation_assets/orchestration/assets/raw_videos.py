@@ -4,6 +4,7 @@ import polars as pl
 from dagster import AssetExecutionContext, Failure, asset
 
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
+from curation_assets.orchestration.assets.shots import SHOTS
 from curation_assets.ingest.registry import shard_members
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version
@@ -30,12 +31,24 @@ RAW_VIDEOS_SCHEMA = {
     "has_audio": pl.Boolean,
     "file_size": pl.Int64,
     "error": pl.Utf8,
+    # shot splitting (null for a video scored whole): a split source names its clip count,
+    # each clip its source and where it sits there
+    "split_into": pl.Int64,
+    "split_error": pl.Utf8,
+    "clip_index": pl.Int64,
+    "source_video_id": pl.Utf8,
+    "source_path": pl.Utf8,
+    "start_frame": pl.Int64,
+    "end_frame": pl.Int64,
+    "start_s": pl.Float64,
+    "end_s": pl.Float64,
 }
 
 
 def build_raw_videos(recipe: Recipe):
     @asset(
         name=RAW_VIDEOS,
+        deps=[SHOTS],
         partitions_def=shard_partitions,
         code_version=code_version(RAW_VIDEOS, recipe),
         group_name="ingest",
@@ -51,11 +64,20 @@ def build_raw_videos(recipe: Recipe):
         shard = context.partition_key
         members = shard_members(store, shard)
         _preflight(context, recipe, models, members["manifest_text"].to_list())
-        rows = [_probe_member(m) for m in members.iter_rows(named=True)]
+        split = _shots_by_source(store, shard)
+        rows = []
+        for member in members.iter_rows(named=True):
+            rows.append(_probe_member(member))
+            if member["path"] in split:
+                rows.extend(_split_rows(rows[-1], member, split[member["path"]]))
         _mark_duplicates(rows, _known_primaries(store, shard, rows))
         frame = to_frame(rows, RAW_VIDEOS_SCHEMA)
         duplicates = int(frame["duplicate_of"].is_not_null().sum())
-        return write_shard(context, store, RAW_VIDEOS, frame, started, {"registered": len(rows), "duplicates": duplicates})
+        meta = {"registered": members.height, "duplicates": duplicates}
+        if split:
+            meta.update(sources_split=int(frame["split_into"].is_not_null().sum()),
+                        clips=int(frame["clip_index"].is_not_null().sum()))
+        return write_shard(context, store, RAW_VIDEOS, frame, started, meta)
 
     return raw_videos
 
@@ -86,6 +108,45 @@ def _probe_member(member: dict) -> dict:
     return row
 
 
+def _shots_by_source(store, shard: str) -> dict[str, list[dict]]:
+    """source path -> its shots rows (source row first, then clips in order)."""
+    if SHOTS not in store.tables():
+        return {}
+    rows = store.read_shard(SHOTS, shard).sort("source_seq", "clip_index", nulls_last=False)
+    out: dict[str, list[dict]] = {}
+    for row in rows.iter_rows(named=True):
+        out.setdefault(row["source_path"], []).append(row)
+    return out
+
+
+def _split_rows(source_row: dict, member: dict, shots: list[dict]) -> list[dict]:
+    """Mark the source as split and add one row per clip. A source whose detection decoded
+    nothing fails with that reason; a clip ffmpeg could not cut fails with ffmpeg's."""
+    source = next(r for r in shots if r["kind"] == "source")
+    if source_row["error"]:
+        return []
+    if not source["frames_decoded"]:
+        source_row["error"] = f"shot detection: {source['error'] or 'no frame decoded'}"
+        return []
+    source_row["split_into"] = source["clips_made"]
+    source_row["split_error"] = source["error"]
+    rows = []
+    for clip in (r for r in shots if r["kind"] == "clip"):
+        row = {"path": clip["clip_path"], "seq": member["seq"], "source_caption": clip["caption"],
+               "video_id": None, "duplicate_of": None, "clip_index": clip["clip_index"],
+               "source_video_id": clip["source_video_id"], "source_path": member["path"],
+               "start_frame": clip["start_frame"], "end_frame": clip["end_frame"],
+               "start_s": clip["start_s"], "end_s": clip["end_s"]}
+        if clip["error"]:
+            row.update(ProbeResult(error=f"cut failed: {clip['error']}").as_row())
+        else:
+            row.update(_probe_member({"path": clip["clip_path"], "seq": member["seq"], "manifest_text": clip["caption"],
+                                      "registration_error": None}))
+            row["source_caption"] = clip["caption"]
+        rows.append(row)
+    return rows
+
+
 def _known_primaries(store, shard: str, rows: list[dict]) -> dict[str, tuple[int, str]]:
     """video_id -> (seq, path) of copies already recorded in other shards."""
     ids = [r["video_id"] for r in rows if r["video_id"]]
@@ -101,12 +162,17 @@ def _known_primaries(store, shard: str, rows: list[dict]) -> dict[str, tuple[int
 
 def _mark_duplicates(rows: list[dict], elsewhere: dict[str, tuple[int, str]]) -> None:
     # The earliest registration wins, whichever shard happens to be processed first.
-    first: dict[str, tuple[int, str]] = dict(elsewhere)
-    for row in sorted(rows, key=lambda r: r["seq"]):
+    # Clips share their source's seq and are ordered after it by clip_index.
+    first: dict[str, tuple[tuple[int, int], str]] = {vid: ((seq, -1), path) for vid, (seq, path) in elsewhere.items()}
+    for row in sorted(rows, key=_order):
         vid = row["video_id"]
         if not vid:
             continue
-        if vid in first and first[vid][0] < row["seq"]:
+        if vid in first and first[vid][0] < _order(row):
             row["duplicate_of"] = first[vid][1]
         else:
-            first[vid] = (row["seq"], row["path"])
+            first[vid] = (_order(row), row["path"])
+
+
+def _order(row: dict) -> tuple[int, int]:
+    return row["seq"], -1 if row.get("clip_index") is None else row["clip_index"]

@@ -109,6 +109,9 @@ def _funnel_rows(store, tables) -> list[tuple[str, int]]:
     if CURATED_VIDEOS in tables:
         curated = store.query(f"select status, reasons from {CURATED_VIDEOS}")
         status = Counter(curated["status"].to_list())
+        if status["split"]:  # long sources cut into shots: their clips are judged below
+            clips = len(curated) - int(registered)
+            rows.append((f"split into shots (+{clips} clips)", status["split"]))
         rows.append(("failed", status["failed"]))
         rules = Counter(rule_name(r) for s, rs in zip(curated["status"].to_list(), curated["reasons"].to_list())
                         if s == "rejected" for r in rs)

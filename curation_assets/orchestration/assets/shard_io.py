@@ -14,9 +14,13 @@ RAW_VIDEOS = "raw_videos"
 
 
 def primary_videos(store: ScoreStore, shard: str) -> pl.DataFrame:
-    """The shard's videos that probed fine and are not copies of another: what gets scored."""
+    """The shard's videos that probed fine and are not copies of another: what gets scored.
+    A source split into clips is not scored itself: its clips are."""
     rows = store.read_shard(RAW_VIDEOS, shard)
-    return rows.filter(pl.col("error").is_null() & pl.col("duplicate_of").is_null()).sort("seq")
+    keep = pl.col("error").is_null() & pl.col("duplicate_of").is_null()
+    if "split_into" in rows.columns:
+        keep = keep & pl.col("split_into").is_null()
+    return rows.filter(keep).sort("seq", *(["clip_index"] if "clip_index" in rows.columns else []), nulls_last=False)
 
 
 def to_frame(rows: list[dict[str, Any]], schema: dict) -> pl.DataFrame:
