@@ -96,7 +96,7 @@ def repeat_to(frames: list[np.ndarray], n: int) -> list[np.ndarray]:
 
 def row(results: list, stage: str, e2e: float | None, alone: float | None, unit: str = "frames/s", note: str = ""):
     results.append({"stage": stage, "end_to_end": e2e, "model_alone": alone, "unit": unit, "note": note})
-    fmt = lambda v: f"{v:,.1f}" if v is not None else "-"  # noqa: E731
+    fmt = lambda v: "-" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:.3g}"  # noqa: E731
     print(f"| {stage} | {fmt(e2e)} | {fmt(alone)} | {unit} | {note} |", flush=True)
 
 
