@@ -96,7 +96,7 @@ def repeat_to(frames: list[np.ndarray], n: int) -> list[np.ndarray]:
 
 def row(results: list, stage: str, e2e: float | None, alone: float | None, unit: str = "frames/s", note: str = ""):
     results.append({"stage": stage, "end_to_end": e2e, "model_alone": alone, "unit": unit, "note": note})
-    fmt = lambda v: f"{v:,.1f}" if v is not None else "-"  # noqa: E731
+    fmt = lambda v: "-" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:.3g}"  # noqa: E731
     print(f"| {stage} | {fmt(e2e)} | {fmt(alone)} | {unit} | {note} |", flush=True)
 
 
@@ -193,7 +193,8 @@ def bench_ocr(frames, args, results, equivalence, jpeg_frames):
     from curation_assets.models.ocr import load_text_detector, pipelined_area_ratios
     from curation_assets.models.registry import ModelSettings
 
-    det = load_text_detector(ModelSettings(device=args.device), precision=args.ocr_precision)
+    det = craft_from_file(args) if args.craft_weights else load_text_detector(
+        ModelSettings(device=args.device), precision=args.ocr_precision)
     n = min(len(frames), args.ocr_frames)
     sub = frames[:n]
     serial = rate(lambda: [det.area_ratio(f) for f in sub], n, args.device, args.repeat)
@@ -216,10 +217,44 @@ def bench_ocr(frames, args, results, equivalence, jpeg_frames):
     row(results, f"OCR area, one detect() per frame (before, {det.precision})", serial, alone)
     eq = frames[: args.equivalence_frames]
     per_frame = np.array([det.area_ratio(f) for f in eq])
+    equivalence["OCR per-frame ratios (compare across devices)"] = [round(float(r), 7) for r in per_frame]
     equivalence["OCR max |pipelined - per frame|"] = float(np.abs(np.array(pipelined_area_ratios(det, eq)) - per_frame).max())
     if jpeg_frames:
         jpeg = np.array(det.area_ratios(jpeg_frames))
         equivalence["OCR max |JPEG q95 - PNG| per frame"] = float(np.abs(jpeg - per_frame[: len(jpeg)]).max())
+
+
+def write_craft_fp16(out: str) -> None:
+    """EasyOCR's CRAFT weights rounded to float16 (42 MB instead of 83: fits a GPU box transfer)."""
+    import torch
+
+    from curation_assets.models.ocr import CRAFT_WEIGHTS, _weights_dir
+    from curation_assets.models.registry import ModelSettings
+
+    state = torch.load(str(_weights_dir(ModelSettings()) / CRAFT_WEIGHTS), map_location="cpu", weights_only=False)
+    torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, out)
+    print(f"wrote {out}")
+
+
+def craft_from_file(args):
+    """A TextDetector on CRAFT weights from --craft-weights (e.g. the float16-rounded copy, run in
+    float32), without easyocr's MD5 check of its own file: run it on the CPU here and on the GPU
+    there, and compare the printed per-frame ratios."""
+    import easyocr
+    import torch
+    from easyocr.craft import CRAFT
+    from easyocr.detection import copyStateDict, get_textbox
+
+    from curation_assets.models.ocr import TextDetector
+
+    reader = easyocr.Reader(["en"], gpu=args.device.startswith("cuda"), detector=False, recognizer=False,
+                            download_enabled=False, verbose=False)
+    net = CRAFT()
+    state = torch.load(args.craft_weights, map_location="cpu", weights_only=False)
+    net.load_state_dict({k: v.float() for k, v in copyStateDict(state).items()})
+    net = torch.nn.DataParallel(net).to(args.device) if args.device.startswith("cuda") else net
+    reader.detector, reader.get_textbox = net.eval(), get_textbox
+    return TextDetector(reader, languages=("en",), device=str(reader.device), precision="float32")
 
 
 def bench_videoblip(frames, args, results):
@@ -320,6 +355,8 @@ def main(argv=None) -> int:
     p.add_argument("--clip-weights", choices=["random", "real"], default="random")
     p.add_argument("--aesthetic-head", default=str(DEFAULT_HEAD))
     p.add_argument("--ocr-frames", type=int, default=None, help="frames per OCR run (default 256 on CUDA, 15 on CPU)")
+    p.add_argument("--craft-weights", default=None, help="CRAFT weights file to use instead of easyocr's (float32 math)")
+    p.add_argument("--write-craft-fp16", default=None, help="write CRAFT weights rounded to float16 here and exit")
     p.add_argument("--ocr-precision", default="auto", choices=["auto", "float32", "bfloat16"])
     p.add_argument("--videoblip", default="tiny", help="'tiny' or a local VideoBLIP checkpoint directory / model id")
     p.add_argument("--caption-batches", default="8")
@@ -329,6 +366,9 @@ def main(argv=None) -> int:
     p.add_argument("--graph", type=int, default=0, help="also run the whole graph over N shards (needs the project)")
     p.add_argument("--json", default=None, help="write the results here")
     args = p.parse_args(argv)
+    if args.write_craft_fp16:
+        write_craft_fp16(args.write_craft_fp16)
+        return 0
     cuda = args.device.startswith("cuda")
     args.frames = args.frames or (512 if cuda else 32)
     args.batch = args.batch or (256 if cuda else 32)

@@ -166,7 +166,8 @@ def build_image_scores(recipe: Recipe, profile: str, scorers: tuple[str, ...] = 
     if unknown or not scorers:
         raise ValueError(f"image scorers must be a non-empty subset of {IMAGE_SCORERS}, got {scorers}")
     scorers = tuple(name for name in IMAGE_SCORERS if name in scorers)
-    configs = {name: config_class(name, recipe) for name in scorers}
+    # every scorer's section, built or not: a recipe's run config may still carry a switched-off one
+    configs = {name: config_class(name, recipe) for name in IMAGE_SCORERS}
     ImageScoresConfig = create_model(
         "ImageScoresConfig", __base__=Config,
         **{name: (cls, Field(default_factory=cls)) for name, cls in configs.items()},
