@@ -176,8 +176,7 @@ def cmd_run(args) -> int:
             print(f"recipe changed since the last run on this data dir ({stored.path}, hash {stored.hash}):")
             print("\n".join("  " + line for line in changes))
             stale = assets_made_stale(stored.recipe, recipe, stored.model_profile, setup.profile)
-            print(f"  stale now on every shard: {', '.join(stale) or 'none'}"
-                  + (" (and what depends on them re-runs with them)" if stale else ""))
+            print(f"  stale now on every shard: {', '.join(stale) or 'none'}")
     notes: list[str] = []
     try:
         entries = discover(args.input, allow_outside=args.allow_outside_paths, notes=notes)
