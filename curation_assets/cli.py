@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--allow-outside-paths", action="store_true", help="accept manifest paths that leave the manifest's folder")
     run.add_argument("--model-profile", choices=["real", "tiny"], default=None,
                      help="real weights (default) or tiny random-weight models for tests; sets CURATION_MODEL_PROFILE")
+    _deployment_args(run)
 
     demo = sub.add_parser("demo-data", help="write the synthetic demo corpus (every curation rule exercised)")
     demo.add_argument("folder")
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
     _data_dir_arg(ui)
     ui.add_argument("--port", type=int, default=3000)
+    _deployment_args(ui)
 
     args = parser.parse_args(argv)
     try:
@@ -66,11 +68,37 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="where curation.duckdb and the Dagster home live (default: ./data)")
 
 
+def _deployment_args(p: argparse.ArgumentParser) -> None:
+    """The one switch between this machine and a cluster (README "Running on a cluster")."""
+    g = p.add_argument_group("deployment (default: this machine, no Ray, SQLite instance)")
+    g.add_argument("--deployment", help="deployment YAML with engine, ray_address, instance ($CURATION_DEPLOYMENT)")
+    g.add_argument("--engine", choices=["local", "ray"], default=None,
+                   help="local: process pool here (default); ray: decode tasks and model actors on a Ray cluster")
+    g.add_argument("--ray-address", default=None, help="Ray cluster to join: HOST:PORT, ray://HOST:10001 or auto")
+    g.add_argument("--instance", default=None,
+                   help="dagster.yaml variant for the Dagster instance, e.g. deploy/dagster.postgres.yaml")
+
+
+def _setup_deployment(args):
+    """Resolve, export to child processes, and check the deployment: one readable line if bad."""
+    from curation_assets import deployment
+
+    try:
+        dep = deployment.resolve(getattr(args, "engine", None), getattr(args, "ray_address", None),
+                                 getattr(args, "instance", None), getattr(args, "deployment", None))
+        deployment.check(dep)
+    except deployment.DeploymentError as exc:
+        raise CliError(str(exc)) from None
+    deployment.export(dep)
+    return dep
+
+
 def _setup_env(args) -> tuple[Path, dict]:
     """Point every later import (definitions, resources) at this data dir and recipe."""
     from curation_assets.orchestration.instance import ensure_dagster_home
     from curation_assets.orchestration.recipe import RECIPE_ENV, RecipeError, load_recipe
 
+    dep = _setup_deployment(args)
     if getattr(args, "model_profile", None):
         os.environ["CURATION_MODEL_PROFILE"] = args.model_profile
     data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir()
@@ -85,7 +113,7 @@ def _setup_env(args) -> tuple[Path, dict]:
         os.environ[RECIPE_ENV] = str(Path(recipe_path).resolve())
     else:
         os.environ.pop(RECIPE_ENV, None)
-    ensure_dagster_home(data_dir)
+    ensure_dagster_home(data_dir, dep.instance)
     return data_dir, recipe
 
 
@@ -116,8 +144,17 @@ def cmd_run(args) -> int:
           f"{len(todo)} shards to run; data in {store.db_path}")
 
     _ensure_partitions(input_shards)
-    workers = max(1, min(args.workers or os.cpu_count() or 1, len(todo) or 1))
-    failures = _run_shards(todo, workers)
+    from curation_assets import ray_engine
+
+    on_ray = ray_engine.enabled()
+    # On Ray the cores are the cluster's: one shard driver per node keeps every node fed.
+    default_workers = ray_engine.node_count() if on_ray else (os.cpu_count() or 1)
+    workers = max(1, min(args.workers or default_workers, len(todo) or 1))
+    try:
+        failures = _run_shards(todo, workers)
+    finally:
+        if on_ray:  # models stay loaded across this run's shards, then free their GPU memory
+            ray_engine.release_models()
 
     result = funnel(store, paths=paths)
     print(f"\nFunnel for {args.input}:")

@@ -9,6 +9,7 @@ from curation_assets.orchestration.assets.shard_io import (
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore, ModelResource
+from curation_assets import ray_engine
 from curation_assets.scorers.caption_text import clean_caption
 
 CAPTIONS = "captions"
@@ -56,22 +57,23 @@ def build_captions(recipe: Recipe, profile: str):
             rows.append(row)
 
         settings = models.settings()
+        placement = {}
         if to_generate:
-            _generate(config, settings, to_generate, shard_frames(store, shard))
+            placement = _generate(config, settings, to_generate, shard_frames(store, shard))
         frame = to_frame(rows, CAPTIONS_SCHEMA)
         meta = {f"source_{k}": int(v) for k, v in frame["source"].value_counts().iter_rows()} if frame.height else {}
         if to_generate:
-            meta.update(model_metadata(config.model_id, settings.profile))
+            meta.update(model_metadata(config.model_id, settings.profile), **placement)
         return write_shard(context, store, CAPTIONS, frame, started, meta)
 
     return captions
 
 
-def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> None:
+def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> dict:
     from curation_assets.models.videoblip import load_captioner
 
     # Load before the loop: missing weights fail the asset whole, with no partial rows.
-    captioner = load_captioner(config.model_id, settings)
+    captioner = ray_engine.load_model(load_captioner, config.model_id, settings)
     batch_size = max(1, settings.batch_size)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
@@ -89,6 +91,8 @@ def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> None:
         try:
             texts = captioner.caption(clips, prompt=config.prompt, max_new_tokens=config.max_new_tokens,
                                       num_beams=config.num_beams)
+        except ray_engine.RayStepError:
+            raise  # a lost node is no caption error: the step fails whole and is re-run
         except Exception as exc:
             for row in ready:
                 row["error"] = f"captioning failed: {type(exc).__name__}: {str(exc)[:200]}"
@@ -99,3 +103,4 @@ def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> None:
                 row["caption"] = text
             else:
                 row["error"] = "the captioner returned an empty caption"
+    return ray_engine.placement_metadata(captioner)

@@ -17,6 +17,7 @@ from curation_assets.orchestration.assets.shard_io import (
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore, ModelResource
+from curation_assets import ray_engine
 from curation_assets.scorers.reduce import reduce_scores
 
 CLIP_SIMILARITY, AESTHETICS, OCR_AREA = "clip_similarity", "aesthetics", "ocr_area"
@@ -76,7 +77,7 @@ def build_clip_similarity(recipe: Recipe, profile: str):
         from curation_assets.models.clip import frame_text_similarity, load_clip
 
         started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
-        encoder = load_clip(config.model_name, config.pretrained, settings)
+        encoder = ray_engine.load_model(load_clip, config.model_name, config.pretrained, settings)
         model_id = f"open_clip:{config.model_name}/{config.pretrained}"
         captions = {r["video_id"]: r["caption"] for r in store.read_shard(CAPTIONS, context.partition_key).iter_rows(named=True)
                     if r["caption"]}
@@ -91,7 +92,7 @@ def build_clip_similarity(recipe: Recipe, profile: str):
                 per_frame = frame_text_similarity(image_emb[owners == i], text_emb[i])
                 rows.append(_score_row(vid, column, per_frame, config.reduce_mode, base))
         frame = to_frame(rows, _schema(column))
-        return write_shard(context, store, CLIP_SIMILARITY, frame, started, model_metadata(model_id, settings.profile),
+        return write_shard(context, store, CLIP_SIMILARITY, frame, started, {**model_metadata(model_id, settings.profile), **ray_engine.placement_metadata(encoder)},
                            check_results=[_range_check(CLIP_SIMILARITY, frame, column, -1.0, 1.0)])
 
     return clip_similarity
@@ -113,7 +114,7 @@ def build_aesthetics(recipe: Recipe, profile: str):
         from curation_assets.models.aesthetics import load_aesthetic_scorer
 
         started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
-        scorer = load_aesthetic_scorer(settings)
+        scorer = ray_engine.load_model(load_aesthetic_scorer, settings)
         video_ids = list(shard_frames(store, context.partition_key))
         ready, errors = _load_videos(store, context.partition_key, video_ids)
         base = {"model": scorer.model_id, "profile": settings.profile, "params": params_json({"reduce_mode": config.reduce_mode})}
@@ -125,7 +126,7 @@ def build_aesthetics(recipe: Recipe, profile: str):
                 rows.append(_score_row(vid, column, scores[owners == i], config.reduce_mode, base))
         frame = to_frame(rows, _schema(column))
         # the head is a regression, not a bounded one: a real clip can land slightly outside 0..1
-        return write_shard(context, store, AESTHETICS, frame, started, model_metadata(scorer.model_id, settings.profile),
+        return write_shard(context, store, AESTHETICS, frame, started, {**model_metadata(scorer.model_id, settings.profile), **ray_engine.placement_metadata(scorer)},
                            check_results=[_range_check(AESTHETICS, frame, column, -1.0, 2.0)])
 
     return aesthetics
@@ -146,7 +147,7 @@ def build_ocr_area(recipe: Recipe, profile: str):
         from curation_assets.models.ocr import load_text_detector
 
         started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
-        detector = load_text_detector(settings, languages=tuple(config.languages), max_side=config.max_side,
+        detector = ray_engine.load_model(load_text_detector, settings, languages=tuple(config.languages), max_side=config.max_side,
                                       precision=config.precision)
         model_id = detector.model_id
         video_ids = list(shard_frames(store, context.partition_key))
@@ -157,11 +158,13 @@ def build_ocr_area(recipe: Recipe, profile: str):
         for vid, frames in ready:
             try:
                 rows.append(_score_row(vid, column, detector.area_ratios(frames), "avg", base))
+            except ray_engine.RayStepError:
+                raise  # a lost node is no OCR error of this video: the step fails whole and is re-run
             except Exception as exc:
                 rows.append({"video_id": vid, "error": f"{type(exc).__name__}: {str(exc)[:300]}", **base})
         frame = to_frame(rows, _schema(column))
         # overlapping boxes can sum past the frame area, as in data-juicer
-        return write_shard(context, store, OCR_AREA, frame, started, model_metadata(model_id, "real"),
+        return write_shard(context, store, OCR_AREA, frame, started, {**model_metadata(model_id, "real"), **ray_engine.placement_metadata(detector)},
                            check_results=[_range_check(OCR_AREA, frame, column, 0.0, 2.0)])
 
     return ocr_area
