@@ -18,6 +18,7 @@ No Dagster and no Ray import at module level: the default path never loads eithe
 from __future__ import annotations
 
 import os
+import re
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -171,8 +172,9 @@ def check_instance(path: str) -> None:
     url = _postgres_url(path, pg)
     import psycopg2
 
-    try:
-        psycopg2.connect(url, connect_timeout=int(CONNECT_TIMEOUT_S)).close()
+    try:  # libpq takes no "+driver" in the scheme (SQLAlchemy's postgresql+psycopg2://)
+        psycopg2.connect(re.sub(r"^postgres(ql)?\+\w+://", "postgresql://", url),
+                         connect_timeout=int(CONNECT_TIMEOUT_S)).close()
     except psycopg2.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise DeploymentError(f"--instance {path}: Postgres at {_where(url)} refused the connection ({first})") from None
