@@ -154,7 +154,10 @@ def cmd_run(args) -> int:
         failures = _run_shards(todo, workers)
     finally:
         if on_ray:  # models stay loaded across this run's shards, then free their GPU memory
-            ray_engine.release_models()
+            for actor in ray_engine.release_models():
+                print(f"Ray model actor {actor['name']}: " + (
+                    f"loaded once on node {actor['node_id'][:12]} in {actor['load_seconds']:.1f} s, "
+                    f"{actor['calls']} calls, released" if "node_id" in actor else f"lost ({actor['error']})"))
 
     result = funnel(store, paths=paths)
     print(f"\nFunnel for {args.input}:")

@@ -224,17 +224,23 @@ def _named_actors() -> list[str]:
             if a.get("namespace") == NAMESPACE and a["name"].startswith(ACTOR_PREFIX)]
 
 
-def release_models() -> int:
-    """Kill this deployment's model actors (frees GPU memory); returns how many."""
+def release_models() -> list[dict]:
+    """Kill this deployment's model actors (frees GPU memory); returns each one's stats
+    (name, node id, load seconds, calls): one load per actor is one load per run."""
     import ray
 
     if not ray.is_initialized():
-        return 0
-    killed = 0
+        return []
+    released = []
     for name in _named_actors():
         try:
-            ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
-            killed += 1
+            handle = ray.get_actor(name, namespace=NAMESPACE)
         except ValueError:
             continue
-    return killed
+        try:
+            stats = ray.get(handle.stats.remote(), timeout=30)
+        except Exception as exc:  # a dead actor still gets killed
+            stats = {"error": _reason(exc)}
+        ray.kill(handle, no_restart=True)
+        released.append({"name": name, **stats})
+    return released
