@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.shutdown()
     res["ray_overhead"] = res["ray_wall_s"] / res["local_wall_s"] - 1
 
-    steps = 7  # partitioned steps per shard run (raw_videos .. accelerated_videos)
+    steps = 10  # steps of one curate_shards run (video_pass is one multi-asset step)
     lines = [
         f"# Ray engine benchmark ({args.videos} {args.source} videos, {res['shards']} shards of {args.shard_size}, "
         f"{res['cores']} cores, tiny models)", "",

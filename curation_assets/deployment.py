@@ -190,17 +190,23 @@ def _resolve(value, path: str, key: str):
 
 
 def _postgres_url(path: str, pg: dict) -> str:
-    from dagster_postgres.utils import get_conn_string
+    from urllib.parse import quote, urlencode
 
     if "postgres_url" in pg:
         return _resolve(pg["postgres_url"], path, "postgres_url")
     db = {k: _resolve(v, path, k) for k, v in (pg.get("postgres_db") or {}).items()}
-    return get_conn_string(username=db.get("username", ""), password=db.get("password", ""),
-                           hostname=db.get("hostname", ""), db_name=db.get("db_name", ""),
-                           port=str(db.get("port", "5432")), params=db.get("params"))
+    user = quote(str(db.get("username", "")), safe="")
+    if db.get("password"):
+        user += ":" + quote(str(db["password"]), safe="")
+    query = f"?{urlencode(db['params'])}" if db.get("params") else ""
+    return f"postgresql://{user}@{db.get('hostname', '')}:{db.get('port', 5432)}/{db.get('db_name', '')}{query}"
 
 
 def _where(url: str) -> str:
+    """host:port/db for the error line (never the password)."""
     parsed = urlparse(url)
-    host = parsed.hostname or "(unix socket)"
-    return f"{host}:{parsed.port or 5432}/{parsed.path.lstrip('/')}"
+    try:
+        port = parsed.port or 5432
+    except ValueError:
+        port = "?"
+    return f"{parsed.hostname or '(unix socket)'}:{port}/{parsed.path.lstrip('/')}"
