@@ -22,7 +22,8 @@ def _free_port() -> int:
 @pytest.fixture
 def deployment_env(monkeypatch):
     for name in ("CURATION_ENGINE", "CURATION_RAY_ADDRESS", "CURATION_INSTANCE", "CURATION_DEPLOYMENT"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so whatever main() exports is undone after the test
+        monkeypatch.delenv(name)
 
 
 def test_refusing_postgres_fails_at_start_in_one_line(isolated_env, deployment_env, demo_copy, monkeypatch, capsys):

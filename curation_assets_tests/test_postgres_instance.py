@@ -57,7 +57,8 @@ def postgres_url():
 @pytest.fixture
 def deployment_env(monkeypatch):
     for name in ("CURATION_ENGINE", "CURATION_RAY_ADDRESS", "CURATION_INSTANCE", "CURATION_DEPLOYMENT"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so whatever main() exports is undone after the test
+        monkeypatch.delenv(name)
 
 
 def test_cli_and_sensor_tick_on_a_postgres_instance(postgres_url, isolated_env, deployment_env, demo_copy, tmp_path,

@@ -52,7 +52,8 @@ def deployment_env(monkeypatch):
     """main() exports the deployment to os.environ: restore it after each test."""
     for name in ("CURATION_ENGINE", "CURATION_RAY_ADDRESS", "CURATION_INSTANCE", "CURATION_DEPLOYMENT",
                  "CURATION_RAY_TASK_RETRIES"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded, so whatever main() exports is undone after the test
+        monkeypatch.delenv(name)
 
 
 def _videos(folder: Path, n: int, **kwargs) -> Path:
