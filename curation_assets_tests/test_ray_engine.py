@@ -93,9 +93,10 @@ def test_three_shards_on_two_nodes_equal_one_machine(ray_cluster, isolated_env, 
     folder = _videos(tmp_path / "videos", 6)
     common = ["run", "--input", str(folder), "--shard-size", "2", "--workers", "1", "--no-outputs"]
     assert main(common + ["--data-dir", str(tmp_path / "local")]) == 0
-    assert main(common + ["--data-dir", str(tmp_path / "ray"), "--engine", "ray",
-                          "--ray-address", ray_cluster.address]) == 0
-    out = capsys.readouterr().out
+    code = main(common + ["--data-dir", str(tmp_path / "ray"), "--engine", "ray", "--ray-address", ray_cluster.address])
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, out + captured.err  # a failed shard prints its reason
     shards = ["shard-00000", "shard-00001", "shard-00002"]
     assert all(f"{s}: ok" in out for s in shards), out
 
