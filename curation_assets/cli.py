@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--allow-outside-paths", action="store_true", help="accept manifest paths that leave the manifest's folder")
     run.add_argument("--model-profile", choices=["real", "tiny"], default=None,
                      help="real weights (default) or tiny random-weight models for tests; sets CURATION_MODEL_PROFILE")
+    _deployment_args(run)
 
     demo = sub.add_parser("demo-data", help="write the synthetic demo corpus (every curation rule exercised)")
     demo.add_argument("folder")
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: the data dir's)")
     ui.add_argument("--model-profile", choices=["real", "tiny"], default=None,
                     help="model profile (default: $CURATION_MODEL_PROFILE, else the data dir's)")
+    _deployment_args(ui)
 
     args = parser.parse_args(argv)
     try:
@@ -90,6 +92,31 @@ def _data_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="where curation.duckdb and the Dagster home live (default: ./data)")
 
 
+def _deployment_args(p: argparse.ArgumentParser) -> None:
+    """The one switch between this machine and a cluster (README "Running on a cluster")."""
+    g = p.add_argument_group("deployment (default: this machine, no Ray, SQLite instance)")
+    g.add_argument("--deployment", help="deployment YAML with engine, ray_address, instance ($CURATION_DEPLOYMENT)")
+    g.add_argument("--engine", choices=["local", "ray"], default=None,
+                   help="local: process pool here (default); ray: decode tasks and model actors on a Ray cluster")
+    g.add_argument("--ray-address", default=None, help="Ray cluster to join: HOST:PORT, ray://HOST:10001 or auto")
+    g.add_argument("--instance", default=None,
+                   help="dagster.yaml variant for the Dagster instance, e.g. deploy/dagster.postgres.yaml")
+
+
+def _setup_deployment(args):
+    """Resolve, export to child processes, and check the deployment: one readable line if bad."""
+    from curation_assets import deployment
+
+    try:
+        dep = deployment.resolve(getattr(args, "engine", None), getattr(args, "ray_address", None),
+                                 getattr(args, "instance", None), getattr(args, "deployment", None))
+        deployment.check(dep)
+    except deployment.DeploymentError as exc:
+        raise CliError(str(exc)) from None
+    deployment.export(dep)
+    return dep
+
+
 @dataclass
 class Setup:
     data_dir: Path
@@ -98,6 +125,7 @@ class Setup:
     stored: object  # StoredRecipe of the data dir, or None
     profile: str
     profile_from: str
+    deployment: object  # deployment.Deployment: engine, Ray address, instance file
 
     def recipe_line(self) -> str:
         from curation_assets.orchestration.recipe import recipe_hash
@@ -124,6 +152,7 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     from curation_assets.orchestration.recipe import RECIPE_ENV, RecipeError, load_recipe
     from curation_assets.orchestration.stored_recipe import read_stored, resolve_profile
 
+    dep = _setup_deployment(args)
     data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ[settings.DATA_DIR_ENV] = str(data_dir)
@@ -147,8 +176,8 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     else:
         os.environ.pop(RECIPE_ENV, None)
     if dagster_home:
-        ensure_dagster_home(data_dir)
-    return Setup(data_dir, recipe, recipe_path, stored, profile, profile_from)
+        ensure_dagster_home(data_dir, dep.instance)
+    return Setup(data_dir, recipe, recipe_path, stored, profile, profile_from, dep)
 
 
 def cmd_run(args) -> int:
@@ -190,7 +219,7 @@ def cmd_run(args) -> int:
     expected = shard_code_versions(recipe, setup.profile)
     _preflight_before_register(store, entries, expected, args.force, recipe, setup.profile)
 
-    ensure_dagster_home(data_dir)
+    ensure_dagster_home(data_dir, setup.deployment.instance)
     new_shards = register(store, entries, args.shard_size or settings.shard_size())
     paths = sorted({e.path for e in entries})
     registry = store.query(f"select path, shard from {REGISTRY_TABLE}")
@@ -203,8 +232,20 @@ def cmd_run(args) -> int:
     os.environ[RECIPE_ENV] = str(stored.path)
 
     _ensure_partitions(input_shards)
-    workers = max(1, min(args.workers or os.cpu_count() or 1, len(todo) or 1))
-    failures = _run_shards(todo, workers)
+    from curation_assets import ray_engine
+
+    on_ray = ray_engine.enabled()
+    # On Ray the cores are the cluster's: one shard driver per node keeps every node fed.
+    default_workers = ray_engine.node_count() if on_ray else (os.cpu_count() or 1)
+    workers = max(1, min(args.workers or default_workers, len(todo) or 1))
+    try:
+        failures = _run_shards(todo, workers)
+    finally:
+        if on_ray:  # models stay loaded across this run's shards, then free their GPU memory
+            for actor in ray_engine.release_models():
+                print(f"Ray model actor {actor['name']}: " + (
+                    f"loaded once on node {actor['node_id'][:12]} in {actor['load_seconds']:.1f} s, "
+                    f"{actor['calls']} calls, released" if "node_id" in actor else f"lost ({actor['error']})"))
 
     result = funnel(store, paths=paths, shard_failures=_failed_shards(failures))
     print(f"\nFunnel for {args.input}:")

@@ -10,6 +10,7 @@ from curation_assets.orchestration.pools import MODEL_POOL
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorer_enabled
 from curation_assets.orchestration.resources import CurationStore, ModelResource
+from curation_assets import ray_engine
 from curation_assets.scorers.caption_text import clean_caption
 
 CAPTIONS = "captions"
@@ -63,12 +64,13 @@ def build_captions(recipe: Recipe, profile: str):
             rows.append(row)
 
         settings = models.settings()
+        placement = {}
         if to_generate:
-            _generate(config, settings, to_generate, shard_frames(store, shard))
+            placement = _generate(config, settings, to_generate, shard_frames(store, shard))
         frame = to_frame(rows, CAPTIONS_SCHEMA)
         meta = {f"source_{k}": int(v) for k, v in frame["source"].value_counts().iter_rows()} if frame.height else {}
         if to_generate:
-            meta.update(model_metadata(config.model_id, settings.profile))
+            meta.update(model_metadata(config.model_id, settings.profile), **placement)
         if not captioner_on:
             meta["switched_off"] = "the captioner, by the recipe: scorers: {captions: false}"
         return write_shard(context, store, CAPTIONS, frame, started, meta)
@@ -76,11 +78,11 @@ def build_captions(recipe: Recipe, profile: str):
     return captions
 
 
-def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> None:
+def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> dict:
     from curation_assets.models.videoblip import load_captioner
 
     # Load before the loop: missing weights fail the asset whole, with no partial rows.
-    captioner = load_captioner(config.model_id, settings)
+    captioner = ray_engine.load_model(load_captioner, config.model_id, settings)
     batch_size = captioner.batch_size  # chosen for the device (videoblip.caption_batch_size)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
@@ -98,6 +100,8 @@ def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> None:
         try:
             texts = captioner.caption(clips, prompt=config.prompt, max_new_tokens=config.max_new_tokens,
                                       num_beams=config.num_beams)
+        except ray_engine.RayStepError:
+            raise  # a lost node is no caption error: the step fails whole and is re-run
         except Exception as exc:
             for row in ready:
                 row["error"] = f"captioning failed: {type(exc).__name__}: {str(exc)[:200]}"
@@ -108,3 +112,4 @@ def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> None:
                 row["caption"] = text
             else:
                 row["error"] = "the captioner returned an empty caption"
+    return ray_engine.placement_metadata(captioner)

@@ -25,6 +25,7 @@ from curation_assets.orchestration.pools import MODEL_POOL
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorer_enabled
 from curation_assets.orchestration.resources import CurationStore, ModelResource
+from curation_assets import ray_engine
 from curation_assets.scorers.reduce import reduce_scores
 
 CLIP_SIMILARITY, AESTHETICS, OCR_AREA = "clip_similarity", "aesthetics", "ocr_area"
@@ -78,7 +79,7 @@ def _flatten(ready):
 def _load_clip(config, settings):
     from curation_assets.models.clip import load_clip
 
-    return load_clip(config.model_name, config.pretrained, settings)
+    return ray_engine.load_model(load_clip, config.model_name, config.pretrained, settings)
 
 
 def _score_clip(encoder, config, settings, ready, errors, captions):
@@ -101,7 +102,7 @@ def _score_clip(encoder, config, settings, ready, errors, captions):
 def _load_aesthetics(config, settings):
     from curation_assets.models.aesthetics import load_aesthetic_scorer
 
-    return load_aesthetic_scorer(settings)
+    return ray_engine.load_model(load_aesthetic_scorer, settings)
 
 
 def _score_aesthetics(scorer, config, settings, ready, errors, captions):
@@ -119,8 +120,8 @@ def _score_aesthetics(scorer, config, settings, ready, errors, captions):
 def _load_ocr(config, settings):
     from curation_assets.models.ocr import load_text_detector
 
-    return load_text_detector(settings, languages=tuple(config.languages), max_side=config.max_side,
-                              precision=config.precision)
+    return ray_engine.load_model(load_text_detector, settings, languages=tuple(config.languages),
+                                 max_side=config.max_side, precision=config.precision)
 
 
 def _score_ocr(detector, config, settings, ready, errors, captions):
@@ -134,11 +135,15 @@ def _score_ocr(detector, config, settings, ready, errors, captions):
     try:  # the whole shard at once: the detector overlaps its per-frame CPU work across frames
         ratios = np.asarray(detector.area_ratios(images), dtype=np.float64)
         per_video = [ratios[owners == i] for i in range(len(ready))]
+    except ray_engine.RayStepError:
+        raise  # a lost node is no OCR error of any video: the step fails whole and is re-run
     except Exception:  # find the video(s) at fault: one failing video must not fail the shard
         per_video = []
         for _, frames in ready:
             try:
                 per_video.append(detector.area_ratios(frames))
+            except ray_engine.RayStepError:
+                raise
             except Exception as exc:
                 per_video.append(exc)
     for (vid, _), values in zip(ready, per_video):
@@ -224,7 +229,7 @@ def build_image_scores(recipe: Recipe, profile: str, scorers: tuple[str, ...] = 
             frame = to_frame(rows, _schema(COLUMNS[name]))
             low, high = RANGES[name]
             yield write_shard(context, store, name, frame, started,
-                              {**model_metadata(model_id, row_profile), **shared_meta,
+                              {**model_metadata(model_id, row_profile), **shared_meta, **ray_engine.placement_metadata(model),
                                "scoring_seconds": round(time.perf_counter() - scored_started, 3)},
                               check_results=[_range_check(name, frame, COLUMNS[name], low, high)], asset_key=name)
         if failures:

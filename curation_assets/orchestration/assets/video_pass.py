@@ -1,10 +1,11 @@
 import time
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetOut, Config, Failure, multi_asset
+from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetOut, Config, Failure, MetadataValue, multi_asset
 from pydantic import Field, create_model
 
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
+from curation_assets import ray_engine
 from curation_assets.parallel import default_workers, map_videos, threads_per_process
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
@@ -73,13 +74,21 @@ def build_video_pass(recipe: Recipe):
         frames_json = params_json({**sampling.as_dict(), "image_format": config.sampled_frames.image_format})
         motion_rows, frame_rows = [], []
         videos = list(primary_videos(store, context.partition_key).iter_rows(named=True))
-        workers = default_workers()
+        on_ray = ray_engine.enabled()
+        workers = 0 if on_ray else default_workers()
         # a shard too small for worker processes still gets every core: flow on threads
-        flow_threads = min(4, threads_per_process(len(videos), workers))
+        flow_threads = 1 if on_ray else min(4, threads_per_process(len(videos), workers))
         jobs = [PassJob(v["video_id"], v["path"], v["fps"], v["frame_count"], motion_params, sampling,
                         curation_store.data_dir, config.sampled_frames.image_format, flow_threads, backend.backend)
                 for v in videos]
-        for job, out in zip(jobs, map_videos(run_pass_job, jobs, workers)):
+        placement = {}
+        if on_ray:  # one Ray task per video, one core each: Ray spreads the shard over the cluster
+            outs, nodes = ray_engine.map_on_ray(run_pass_job, jobs, num_cpus=1, what="decode task")
+            placement = {"ray_nodes": MetadataValue.json(sorted(set(nodes))),
+                         "ray_node_per_video": MetadataValue.json(dict(zip((j.video_id for j in jobs), nodes)))}
+        else:
+            outs = map_videos(run_pass_job, jobs, workers)
+        for job, out in zip(jobs, outs):
             vid = job.video_id
             if out["error"]:
                 motion_rows.append({"video_id": vid, "params": motion_json, "seconds": out["seconds"], "error": out["error"]})
@@ -102,7 +111,8 @@ def build_video_pass(recipe: Recipe):
         motion_result = write_shard(
             context, store, MOTION, motion, started,
             {"mean_motion_score": float(scored["motion_score"].mean()) if scored.height else 0.0, "workers": workers,
-             "flow_threads": flow_threads, "motion_backend": backend.backend, "motion_device": backend.device},
+             "flow_threads": flow_threads, "motion_backend": backend.backend, "motion_device": backend.device,
+             **placement},
             check_results=[AssetCheckResult(asset_key=MOTION, check_name="motion_in_range", passed=negative == 0,
                                             metadata={"negative_scores_without_error": negative})],
             asset_key=MOTION,
