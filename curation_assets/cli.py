@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     models = sub.add_parser("models", help="which real model weights are present (nothing is loaded or downloaded)")
     models.add_argument("--model-dir", default=None, help="defaults to $CURATION_MODEL_DIR")
 
+    migrate = sub.add_parser("migrate-store", help="convert a data dir of the DuckDB-table format into "
+                             "Parquet objects at the store location (no re-scoring)")
+    _data_dir_arg(migrate)
+
     ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
     _data_dir_arg(ui)
     ui.add_argument("--port", type=int, default=3000)
@@ -52,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
-                "ui": cmd_ui}[args.command](args)
+                "migrate-store": cmd_migrate_store, "ui": cmd_ui}[args.command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -64,6 +68,8 @@ class CliError(Exception):
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="where curation.duckdb and the Dagster home live (default: ./data)")
+    p.add_argument("--store", default=None, help="store location for score objects, frames and clips: a folder or "
+                   f"an fsspec URL (s3://bucket/prefix); sets ${settings.STORE_ENV} (default: the data dir)")
 
 
 def _setup_env(args) -> tuple[Path, dict]:
@@ -76,6 +82,7 @@ def _setup_env(args) -> tuple[Path, dict]:
     data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ[settings.DATA_DIR_ENV] = str(data_dir)
+    _check_store(args, data_dir)
     recipe_path = getattr(args, "config", None)
     try:
         recipe = load_recipe(recipe_path)
@@ -87,6 +94,28 @@ def _setup_env(args) -> tuple[Path, dict]:
         os.environ.pop(RECIPE_ENV, None)
     ensure_dagster_home(data_dir)
     return data_dir, recipe
+
+
+def _check_store(args, data_dir: Path) -> None:
+    """A bad store location fails here, in one line naming the setting, before anything runs."""
+    from curation_assets.store import StoreLocation, StoreLocationError
+    from curation_assets.store.catalog import legacy_tables
+
+    if getattr(args, "store", None):
+        os.environ[settings.STORE_ENV] = args.store
+    setting = "--store" if getattr(args, "store", None) else settings.STORE_ENV
+    try:
+        StoreLocation(settings.store_location() or data_dir).check(setting)
+    except StoreLocationError as exc:
+        raise CliError(str(exc)) from None
+    if args.command != "migrate-store":
+        try:
+            old = legacy_tables(data_dir / settings.DB_FILENAME)
+        except Exception as exc:  # e.g. a catalog held open read-write by another program
+            raise CliError(f"cannot open {data_dir / settings.DB_FILENAME}: {str(exc).splitlines()[0]}") from None
+        if old:
+            raise CliError(f"{data_dir / settings.DB_FILENAME} is in the old DuckDB-table format: run "
+                           f"`curation-assets migrate-store --data-dir {data_dir}` once (nothing is re-scored)")
 
 
 def cmd_run(args) -> int:
@@ -118,6 +147,7 @@ def cmd_run(args) -> int:
     _ensure_partitions(input_shards)
     workers = max(1, min(args.workers or os.cpu_count() or 1, len(todo) or 1))
     failures = _run_shards(todo, workers)
+    store.refresh_catalog()  # curation.duckdb shows every table the shards wrote, wherever they ran
 
     result = funnel(store, paths=paths)
     print(f"\nFunnel for {args.input}:")
@@ -252,12 +282,23 @@ def cmd_status(args) -> int:
 
     data_dir, recipe = _setup_env(args)
     store = ScoreStore(data_dir / settings.DB_FILENAME)
+    store.refresh_catalog()
     for line in funnel(store).lines():
         print(line)
     todo = shards_needing_run(store, expected_code_versions(recipe))
     print(f"\n{len(todo)} shards missing or stale")
     for shard, assets in sorted(todo.items()):
         print(f"  {shard}: {', '.join(assets)}")
+    return 0
+
+
+def cmd_migrate_store(args) -> int:
+    from curation_assets.store.migrate import migrate_data_dir
+
+    data_dir, _ = _setup_env(args)
+    report = migrate_data_dir(data_dir, settings.store_location() or data_dir)
+    for line in report.lines():
+        print(line)
     return 0
 
 

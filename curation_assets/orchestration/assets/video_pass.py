@@ -55,7 +55,7 @@ def build_video_pass(recipe: Recipe):
             SAMPLED_FRAMES: AssetOut(
                 code_version=code_version(SAMPLED_FRAMES, recipe), group_name="frames", kinds={"duckdb", "pyav"},
                 description="The frames every image scorer reads (first/middle/last by default), as image files "
-                "under <data_dir>/frames, indexed here.",
+                "under <store location>/frames, indexed here by relative key.",
             ),
         },
         deps=[RAW_VIDEOS],
@@ -76,7 +76,7 @@ def build_video_pass(recipe: Recipe):
         # a shard too small for worker processes still gets every core: flow on threads
         flow_threads = min(4, threads_per_process(len(videos), workers))
         jobs = [PassJob(v["video_id"], v["path"], v["fps"], v["frame_count"], motion_params, sampling,
-                        curation_store.data_dir, config.sampled_frames.image_format, flow_threads) for v in videos]
+                        curation_store.location, config.sampled_frames.image_format, flow_threads) for v in videos]
         for job, out in zip(jobs, map_videos(run_pass_job, jobs, workers)):
             vid = job.video_id
             if out["error"]:
