@@ -119,6 +119,9 @@ def _check_store(args, data_dir: Path) -> None:
 
 
 def cmd_run(args) -> int:
+    started = time.perf_counter()
+    data_dir, recipe = _setup_env(args)  # first: a bad setting fails before anything loads
+
     from curation_assets.orchestration.definitions import expected_code_versions
     from curation_assets.funnel import funnel
     from curation_assets.ingest.discover import InputError, discover
@@ -126,8 +129,6 @@ def cmd_run(args) -> int:
     from curation_assets.orchestration.staleness import shards_needing_run
     from curation_assets.store import ScoreStore
 
-    started = time.perf_counter()
-    data_dir, recipe = _setup_env(args)
     store = ScoreStore(data_dir / settings.DB_FILENAME)
     try:
         entries = discover(args.input, allow_outside=args.allow_outside_paths)
@@ -275,12 +276,13 @@ def cmd_demo(args) -> int:
 
 
 def cmd_status(args) -> int:
+    data_dir, recipe = _setup_env(args)  # first: a bad setting fails before anything loads
+
     from curation_assets.orchestration.definitions import expected_code_versions
     from curation_assets.funnel import funnel
     from curation_assets.orchestration.staleness import shards_needing_run
     from curation_assets.store import ScoreStore
 
-    data_dir, recipe = _setup_env(args)
     store = ScoreStore(data_dir / settings.DB_FILENAME)
     store.refresh_catalog()
     for line in funnel(store).lines():

@@ -70,7 +70,10 @@ class StoreLocation:
 
     def register(self, con) -> None:
         """Let a DuckDB connection read this location (DuckDB's own httpfs is not required)."""
-        if not self.is_local:
+        if self.is_local:
+            return
+        names = self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else (self.fs.protocol,)
+        if not set(names) & set(con.list_filesystems()):  # once per connection
             con.register_filesystem(self.fs)
 
     # ---- bytes -------------------------------------------------------------------------

@@ -115,8 +115,10 @@ class ScoreStore:
         import pyarrow.parquet as pq
 
         key = self.object_key(table, shard)
-        if self.location.exists(key):
+        try:  # one read of one whole object: a concurrent replace publishes a new one beside it
             return pl.from_arrow(pq.read_table(io.BytesIO(self.location.read_bytes(key))))
+        except FileNotFoundError:
+            pass
         shards = self.shards(table)
         if not shards:
             raise StoreError(
