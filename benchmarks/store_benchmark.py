@@ -93,7 +93,7 @@ def main() -> None:
                                   "last_20_median": round(statistics.median(v[-20:]) * 1e3, 2)} for k, v in lat.items()}
 
         # ---- queries over every shard
-        agg = "select count(*), avg(duration_s), sum(file_size) from raw_videos where has_audio"
+        agg = "select count(*), round(avg(duration_s), 6), sum(file_size) from raw_videos where has_audio"
         q: dict = {}
         q["scorestore_query_parquet_local"], rows_a = timed(lambda: objects.query(agg).rows(), 5)
         q["scorestore_query_memory_fsspec"], rows_m = timed(lambda: memory.query(agg).rows(), 3)

@@ -148,7 +148,6 @@ def cmd_run(args) -> int:
     _ensure_partitions(input_shards)
     workers = max(1, min(args.workers or os.cpu_count() or 1, len(todo) or 1))
     failures = _run_shards(todo, workers)
-    store.refresh_catalog()  # curation.duckdb shows every table the shards wrote, wherever they ran
 
     result = funnel(store, paths=paths)
     print(f"\nFunnel for {args.input}:")
@@ -159,6 +158,7 @@ def cmd_run(args) -> int:
         print("\n" + "\n".join(lines))
         if not ok:
             failures.append("build_outputs")
+    store.refresh_catalog()  # curation.duckdb shows every table the run wrote, wherever it ran
     print(f"\nwall time {time.perf_counter() - started:.1f} s")
     if failures:
         print(f"{len(failures)} shard runs failed: {', '.join(failures)}", file=sys.stderr)

@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from dagster import AssetKey
 
 from curation_assets.frame_files import load_frames, save_frames
 from curation_assets.ingest.discover import InputEntry
@@ -342,3 +343,45 @@ def test_bad_store_location_fails_at_start_up_in_one_line(tmp_path, where, expec
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and setting in lines[0] and expected in lines[0], lines
     assert not (tmp_path / "data" / "tables").exists()  # nothing half-written
+
+
+# --------------------------------------------------------------------------- a shard run at a URL location
+
+
+def test_shard_run_writes_objects_and_frames_at_a_url_location(demo_copy, tmp_path, monkeypatch):
+    """The graph with CURATION_STORE=file://...: scores, frames and bookkeeping land at the
+    location, not in the data dir; the catalog in the data dir shows them."""
+    from dagster import instance_for_test
+
+    from curation_assets.ingest.discover import discover
+    from curation_assets.orchestration.definitions import build_definitions
+    from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
+    from curation_assets.orchestration.partitions import shard_partitions
+
+    shared = tmp_path / "shared_store"
+    shared.mkdir()
+    monkeypatch.setenv("CURATION_STORE", f"file://{shared}")
+    data = tmp_path / "data"
+    store = ScoreStore(data / "curation.duckdb")
+    assert store.location.root == str(shared)
+    register(store, [e for n in ("good_pan_right.mp4", "zero_byte.mp4") for e in discover(demo_copy / n)], shard_size=10)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(shard_partitions.name, ["shard-00000"])
+        job = build_definitions(recipe={}, data_dir=str(data)).resolve_job_def(CURATE_SHARDS_JOB)
+        result = job.execute_in_process(partition_key="shard-00000", instance=instance,
+                                        asset_selection=[AssetKey(a) for a in ("raw_videos", "motion", "sampled_frames")])
+    assert result.success
+    assert not (data / "tables").exists() and not (data / "frames").exists()
+    assert {"raw_videos", "motion", "sampled_frames", REGISTRY_TABLE} <= {p.name for p in (shared / "tables").iterdir()}
+    frames = store.read_shard("sampled_frames", "shard-00000").filter(pl.col("error").is_null())
+    keys = frames["frame_paths"].to_list()[0]
+    assert keys and all(k.startswith("frames/") and (shared / k).is_file() for k in keys)
+    assert store.query("select count(*) n from raw_videos")["n"][0] == 2
+    writes = dict(store.query(f"select asset, rows from {SHARD_WRITES}").rows())
+    assert writes["raw_videos"] == 2 and writes["motion"] == 1  # the zero-byte file is not scored
+    store.refresh_catalog()
+    con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)
+    try:
+        assert con.execute("select count(*) from raw_videos").fetchone()[0] == 2
+    finally:
+        con.close()
