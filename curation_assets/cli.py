@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="exact ~ scale * fast (default) or exact ~ scale * fast ** power")
     cal.add_argument("--config", help="recipe YAML whose motion section gets the map (created if missing); "
                      "without it the section is only printed")
+    migrate = sub.add_parser("migrate-store", help="convert a data dir of the DuckDB-table format into "
+                             "Parquet objects at the store location (no re-scoring)")
+    _data_dir_arg(migrate)
 
     ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
     _data_dir_arg(ui)
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
-                "devices": cmd_devices, "calibrate-motion": cmd_calibrate_motion, "ui": cmd_ui}[args.command](args)
+                "devices": cmd_devices, "calibrate-motion": cmd_calibrate_motion, "migrate-store": cmd_migrate_store,
+                "ui": cmd_ui}[args.command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -90,6 +94,8 @@ class CliError(Exception):
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="where curation.duckdb and the Dagster home live (default: ./data)")
+    p.add_argument("--store", default=None, help="store location for score objects, frames and clips: a folder or "
+                   f"an fsspec URL (s3://bucket/prefix); sets ${settings.STORE_ENV} (default: the data dir)")
 
 
 def _deployment_args(p: argparse.ArgumentParser) -> None:
@@ -156,6 +162,7 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ[settings.DATA_DIR_ENV] = str(data_dir)
+    _check_store(args, data_dir)
     config = getattr(args, "config", None)
     try:
         stored = read_stored(data_dir)
@@ -178,6 +185,28 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     if dagster_home:
         ensure_dagster_home(data_dir, dep.instance)
     return Setup(data_dir, recipe, recipe_path, stored, profile, profile_from, dep)
+
+
+def _check_store(args, data_dir: Path) -> None:
+    """A bad store location fails here, in one line naming the setting, before anything runs."""
+    from curation_assets.store import StoreLocation, StoreLocationError
+    from curation_assets.store.catalog import legacy_tables
+
+    if getattr(args, "store", None):
+        os.environ[settings.STORE_ENV] = args.store
+    setting = "--store" if getattr(args, "store", None) else settings.STORE_ENV
+    try:
+        StoreLocation(settings.store_location() or data_dir).check(setting)
+    except StoreLocationError as exc:
+        raise CliError(str(exc)) from None
+    if args.command != "migrate-store":
+        try:
+            old = legacy_tables(data_dir / settings.DB_FILENAME)
+        except Exception as exc:  # e.g. a catalog held open read-write by another program
+            raise CliError(f"cannot open {data_dir / settings.DB_FILENAME}: {str(exc).splitlines()[0]}") from None
+        if old:
+            raise CliError(f"{data_dir / settings.DB_FILENAME} is in the old DuckDB-table format: run "
+                           f"`curation-assets migrate-store --data-dir {data_dir}` once (nothing is re-scored)")
 
 
 def cmd_run(args) -> int:
@@ -256,6 +285,7 @@ def cmd_run(args) -> int:
         print("\n" + "\n".join(lines))
         if not ok:
             failures.append("build_outputs")
+    store.refresh_catalog()  # curation.duckdb shows every table the run wrote, wherever it ran
     print(f"\nwall time {time.perf_counter() - started:.1f} s")
     if failures:
         print(f"{len(failures)} shard runs failed: {', '.join(failures)}", file=sys.stderr)
@@ -436,6 +466,7 @@ def cmd_status(args) -> int:
 
     setup = _setup_env(args)
     store = ScoreStore(setup.data_dir / settings.DB_FILENAME)
+    store.refresh_catalog()
     print(setup.recipe_line())
     print(setup.profile_line() + "\n")
     counts = funnel(store)
@@ -518,6 +549,16 @@ def cmd_calibrate_motion(args) -> int:
     tmp.write_text(yaml.safe_dump(raw, sort_keys=False))
     tmp.replace(config)
     print(f"wrote the motion section into {config}:\n" + section)
+    return 0
+
+
+def cmd_migrate_store(args) -> int:
+    from curation_assets.store.migrate import migrate_data_dir
+
+    data_dir = _setup_env(args).data_dir
+    report = migrate_data_dir(data_dir, settings.store_location() or data_dir)
+    for line in report.lines():
+        print(line)
     return 0
 
 

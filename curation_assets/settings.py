@@ -11,6 +11,7 @@ INPUT_DIR_ENV = "CURATION_INPUT_DIR"
 SHARD_SIZE_ENV = "CURATION_SHARD_SIZE"
 DEFAULT_SHARD_SIZE = 64
 DB_FILENAME = "curation.duckdb"
+STORE_ENV = "CURATION_STORE"
 
 
 def data_dir() -> Path:
@@ -24,3 +25,9 @@ def input_dir() -> Path:
 def shard_size() -> int:
     value = os.environ.get(SHARD_SIZE_ENV)
     return int(value) if value else DEFAULT_SHARD_SIZE
+
+
+def store_location() -> str | None:
+    """Where score objects, frames and clips live: a folder or an fsspec URL (s3://, gs://).
+    None: the data dir itself (the one-machine default)."""
+    return os.environ.get(STORE_ENV) or None

@@ -70,9 +70,14 @@ def curated_demo(tmp_path_factory):
 def store_copy(curated_demo, tmp_path):
     """A private copy of the curated store, for tests that re-judge with other thresholds."""
     data = tmp_path / "data"
-    data.mkdir()
-    shutil.copyfile(curated_demo["store"].db_path, data / "curation.duckdb")
+    _copy_data_dir(curated_demo["store"].db_path.parent, data)
     return ScoreStore(data / "curation.duckdb")
+
+
+def _copy_data_dir(src, dst):
+    # the store is the folder (Parquet objects, frames, clips, catalog), not one file; rows
+    # hold paths relative to it, so a copy works where it lands
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.lock", "dagster_home"))
 
 
 def _by_name(frame: pl.DataFrame) -> dict[str, dict]:
@@ -243,7 +248,8 @@ def test_slow_motion_clip_is_accelerated_into_the_band(curated_demo):
     assert row["status"] == "accelerated", row
     assert 1.0 <= row["motion_after"] <= 4.0 and row["motion_before"] < 1.0
     assert abs(row["new_duration_s"] - row["original_duration_s"] / row["factor"]) <= 1 / row["fps"]
-    assert row["output_path"].startswith(str(curated_demo["root"] / "data" / "accelerated"))
+    assert row["output_path"].startswith("accelerated/")  # relative to the store location
+    assert (curated_demo["root"] / "data" / row["output_path"]).is_file()
     assert "good_pan_right.mp4" not in acc  # not slow: no row
     assert [c.passed for c in checks if c.check_name == "in_band_with_exact_duration"] == [True]
 
@@ -254,8 +260,7 @@ def test_training_set_and_report_from_the_store(curated_demo, tmp_path):
     from curation_assets.orchestration.jobs import BUILD_OUTPUTS_JOB
 
     data = tmp_path / "data"
-    data.mkdir()
-    shutil.copyfile(curated_demo["store"].db_path, data / "curation.duckdb")
+    _copy_data_dir(curated_demo["store"].db_path.parent, data)
     store = ScoreStore(data / "curation.duckdb")
     kept = store.query("select count(*) n from curated_videos where status = 'kept'")["n"][0]
     recipe = {"lora_training_set": {"preset": "16x256x256", "max_clips": kept - 1}}

@@ -1,4 +1,4 @@
-"""ScoreStore (one DuckDB file behind a file lock) and the append-only video registry."""
+"""ScoreStore (one Parquet object per table and shard, DuckDB views over them) and the append-only video registry."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from curation_assets.ingest.discover import InputEntry
 from curation_assets.ingest.registry import (
+    REGISTRY_SCHEMA,
     REGISTRY_TABLE,
     register,
     registered_shards,
@@ -122,12 +123,15 @@ def test_read_shard_of_missing_table_explains(store):
 
 
 def test_transaction_rolls_back_on_error(store):
-    store.replace_shard("scores", "s1", _scores("s1", ["a"], 1.0))
+    # transaction() is the catalog file's, for the user's own tables beside the store's views
+    with store.transaction() as con:
+        con.execute("create table notes as select 1 as k")
     with pytest.raises(RuntimeError, match="boom"):
         with store.transaction() as con:
-            con.execute("delete from scores")
+            con.execute("delete from notes")
             raise RuntimeError("boom")
-    assert _rows(store) == [("s1", "a", 1.0)]
+    with store.connect() as con:
+        assert con.execute("select k from notes").fetchall() == [(1,)]
 
 
 # --------------------------------------------------------------------------- concurrency
@@ -264,10 +268,8 @@ def test_registry_reads_on_empty_store(store):
 
 
 def test_register_past_shard_99999_opens_a_new_shard(store):
-    register(store, _entries(["seed"]), shard_size=1)
-    with store.transaction() as con:  # pretend 100001 shards already exist (cheaper than registering them)
-        con.execute(f"update {REGISTRY_TABLE} set shard = 'shard-99999'")
-        con.execute(
-            f"insert into {REGISTRY_TABLE} (seq, path, shard) values (1, '/videos/last.mp4', 'shard-100000')"
-        )
+    # pretend 100001 shards already exist (cheaper than registering them): write two shard objects
+    for seq, shard in ((0, "shard-99999"), (1, "shard-100000")):
+        frame = pl.DataFrame([{"seq": seq, "path": f"/videos/{seq}.mp4", "shard": shard}], schema=REGISTRY_SCHEMA)
+        store.replace_partition(REGISTRY_TABLE, shard, frame)
     assert register(store, _entries(["next"]), shard_size=1) == ["shard-100001"]

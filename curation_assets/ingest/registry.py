@@ -1,4 +1,4 @@
-"""The video registry: which file belongs to which shard partition.
+"""The video registry: which file belongs to which shard partition (one object per shard).
 
 Registration is append-only: new files always open new shards, an existing shard's members
 never change, so a materialized partition stays a faithful record of its inputs.
@@ -41,15 +41,24 @@ def shard_number(key: str) -> int:
 
 
 def register(store: ScoreStore, entries: list[InputEntry], shard_size: int) -> list[str]:
-    """Add entries not registered yet; return the new shard keys (possibly none)."""
+    """Add entries not registered yet; return the new shard keys (possibly none).
+
+    Single writer: the whole read-decide-write runs under the store's registry lock. Each new
+    shard's members are published as one immutable object (`tables/video_registry/<shard>`),
+    never rewritten, so shard membership is exactly what the first write said. A crash between
+    two shard objects leaves whole shards only: the next call registers the rest.
+    """
     if shard_size < 1:
         raise ValueError("shard_size must be >= 1")
-    with store.transaction() as con:
-        con.execute(_create_sql())
-        known = {r[0] for r in con.execute(f"select path from {REGISTRY_TABLE}").fetchall()}
-        seq0 = con.execute(f"select coalesce(max(seq), -1) from {REGISTRY_TABLE}").fetchone()[0]
-        # numeric, not string, max: 'shard-100000' sorts before 'shard-99999'
-        numbers = [shard_number(r[0]) for r in con.execute(f"select distinct shard from {REGISTRY_TABLE}").fetchall()]
+    with store.registry_lock():
+        if REGISTRY_TABLE in store.tables():
+            state = store.query(f"select path, seq, shard from {REGISTRY_TABLE}")
+            known = set(state["path"].to_list())
+            seq0 = int(state["seq"].max()) if state.height else -1
+            # numeric, not string, max: 'shard-100000' sorts before 'shard-99999'
+            numbers = [shard_number(s) for s in set(state["shard"].to_list())]
+        else:
+            known, seq0, numbers = set(), -1, []
         fresh, seen = [], set()
         for entry in entries:
             if entry.path in known:
@@ -79,28 +88,18 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int) -> l
                 "registered_at": now,
             })
         frame = pl.DataFrame(rows, schema=REGISTRY_SCHEMA)
-        con.register("new_registrations", frame.to_arrow())
-        con.execute(f"insert into {REGISTRY_TABLE} by name select * from new_registrations")
-        con.unregister("new_registrations")
-    return sorted(set(frame["shard"].to_list()))
+        new_shards = sorted(set(frame["shard"].to_list()), key=shard_number)
+        for shard in new_shards:
+            store.replace_partition(REGISTRY_TABLE, shard, frame.filter(pl.col("shard") == shard))
+    return new_shards
 
 
 def registered_shards(store: ScoreStore) -> list[str]:
-    if REGISTRY_TABLE not in store.tables():
-        return []
-    shards = store.query(f"select distinct shard from {REGISTRY_TABLE}")["shard"].to_list()
-    return sorted(shards, key=shard_number)
+    # one object per shard: the listing is the membership, no footer or row is read
+    return sorted((s for s in store.shards(REGISTRY_TABLE) if _SHARD_RE.match(s)), key=shard_number)
 
 
 def shard_members(store: ScoreStore, shard: str) -> pl.DataFrame:
     if REGISTRY_TABLE not in store.tables():
         return pl.DataFrame(schema=REGISTRY_SCHEMA)
-    return store.query(f"select * from {REGISTRY_TABLE} where shard = ? order by seq", [shard])
-
-
-def _create_sql() -> str:
-    return (
-        f"create table if not exists {REGISTRY_TABLE} (seq bigint primary key, path varchar unique, "
-        "shard varchar, manifest_text varchar, origin varchar, registration_error varchar, "
-        "registered_at timestamp)"
-    )
+    return store.read_shard(REGISTRY_TABLE, shard).sort("seq")

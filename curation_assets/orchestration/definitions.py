@@ -53,6 +53,10 @@ def build_definitions(recipe: Recipe | None = None, data_dir: str | None = None,
     recipe = recipe_from_env() if recipe is None else recipe
     profile = profile or data_dir_profile()
     store = CurationStore(data_dir=data_dir) if data_dir else CurationStore()
+    if store.store_location:  # an explicit store location: a bad one fails the load, in one line
+        from curation_assets.store import StoreLocation
+
+        StoreLocation(store.store_location).check()
     return Definitions(
         assets=[build(recipe) for build in ASSET_BUILDERS] + [build(recipe, profile) for build in MODEL_ASSET_BUILDERS],
         jobs=[curate_shards_job, build_outputs_job],

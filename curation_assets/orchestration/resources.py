@@ -11,16 +11,24 @@ from curation_assets.store import ScoreStore
 
 
 class CurationStore(ConfigurableResource):
-    """The DuckDB score store under `data_dir` (default: $CURATION_DATA_DIR or ./data)."""
+    """The score store: objects under `store_location` (default: $CURATION_STORE, else
+    `data_dir`), catalog `data_dir`/curation.duckdb (default: $CURATION_DATA_DIR or ./data)."""
 
     data_dir: str = Field(default_factory=lambda: str(settings.data_dir()))
+    store_location: Optional[str] = Field(default_factory=settings.store_location,
+                                          description="folder or fsspec URL (s3://, gs://); empty: data_dir")
 
     @property
     def db_path(self) -> Path:
         return Path(self.data_dir) / settings.DB_FILENAME
 
+    @property
+    def location(self) -> str:
+        """Where frames, clips and score objects go (a folder or a URL)."""
+        return self.store_location or self.data_dir
+
     def store(self) -> ScoreStore:
-        return ScoreStore(self.db_path)
+        return ScoreStore(self.db_path, location=self.location)
 
 
 class ModelResource(ConfigurableResource):

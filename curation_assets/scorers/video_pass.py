@@ -114,7 +114,7 @@ class PassJob:
     frame_count: int | None
     motion_params: MotionParams
     sampling: FrameSamplingParams
-    data_dir: str
+    data_dir: str  # the store location (folder or fsspec URL) the frames go under
     image_format: str = "png"
     flow_threads: int = 1  # >1 only when this job's process has cores to spare
     backend: str = "cpu"  # resolved before any job starts: "cpu" or "opencl"

@@ -45,7 +45,11 @@ def build_accelerated_videos(recipe: Recipe):
         curated = store.read_shard(CURATED_VIDEOS, shard).filter(pl.col("status") == "kept")
         raw = {r["video_id"]: r for r in store.read_shard(RAW_VIDEOS, shard).iter_rows(named=True) if r["video_id"]}
         motion_params = {r["video_id"]: r["params"] for r in store.read_shard(MOTION, shard).iter_rows(named=True)}
-        out_dir = Path(curation_store.data_dir) / "accelerated"
+        location = store.location
+        # ffmpeg writes a local file: straight into a local location, else into a staging
+        # folder and uploaded (one PUT) once the clip is re-probed and re-scored
+        out_dir = (Path(location.path("accelerated")) if location.is_local
+                   else Path(curation_store.data_dir) / ".staging" / "accelerated")
         rows = []
         for video in curated.iter_rows(named=True):
             motion = video["motion_score"]
@@ -73,6 +77,10 @@ def build_accelerated_videos(recipe: Recipe):
                 motion_params_, backend = split_motion_row_params(json.loads(motion_params[video["video_id"]]))
                 row.update(_accelerate(video, probe, choice.factor, params, out_dir, MotionParams(**motion_params_),
                                        backend))
+                # rows hold the clip's key relative to the store location
+                key = "accelerated/" + Path(row["output_path"]).relative_to(out_dir).as_posix()
+                location.put_file(row["output_path"], key)
+                row["output_path"] = key
             except Exception as exc:
                 row.update(status="failed", error=f"{type(exc).__name__}: {str(exc)[:300]}")
             rows.append(row)

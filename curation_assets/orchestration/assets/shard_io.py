@@ -52,7 +52,8 @@ def write_shard(
         "dagster/row_count": written,
         "errors": errors,
         "seconds": round(time.perf_counter() - started, 3),
-        "table": MetadataValue.text(f"{store.db_path}::{table}"),
+        "table": MetadataValue.text(table),
+        "object": MetadataValue.path(store.object_url(table, shard)),
     }
     meta.update(metadata or {})
     context.log.info(f"{table}[{shard}]: wrote {written} rows ({errors} with errors)")
@@ -73,9 +74,11 @@ SAMPLED_FRAMES = "sampled_frames"
 
 
 def shard_frames(store: ScoreStore, shard: str) -> dict[str, dict]:
-    """video_id -> its sampled_frames row (frame_paths, frame_indices, error)."""
+    """video_id -> its sampled_frames row (frame_paths resolved to readable paths/URLs, frame_indices, error)."""
     rows = store.read_shard(SAMPLED_FRAMES, shard)
-    return {r["video_id"]: r for r in rows.iter_rows(named=True)}
+    resolve = store.location.resolve  # rows hold keys relative to the store location
+    return {r["video_id"]: {**r, "frame_paths": [resolve(p) for p in (r["frame_paths"] or [])]}
+            for r in rows.iter_rows(named=True)}
 
 
 def frames_or_error(frame_row: dict | None) -> tuple[list, str | None]:

@@ -41,15 +41,10 @@ def build_training_set(recipe: Recipe):
         summary = _write_outputs(out_dir, chosen, candidates.height, ok.height, ineligible, budget, shape, config)
         table = chosen.select(["rank", "video_id", "file_path", "caption", "caption_source", "composite",
                                "accelerated", "scores_profile", *SCORE_COLUMNS]).with_columns(pl.lit(preset_name).alias("preset"))
-        with store.transaction() as con:  # unpartitioned: replace the preset's rows
-            con.register("chosen_rows", table.to_arrow())
-            con.execute(f"create table if not exists {LORA_TRAINING_SET} as select * from chosen_rows where false")
-            # a store written before the column existed
-            con.execute(f"alter table {LORA_TRAINING_SET} add column if not exists scores_profile varchar")
-            con.execute(f"delete from {LORA_TRAINING_SET} where preset = ?", [preset_name])
-            con.execute(f"insert into {LORA_TRAINING_SET} by name select * from chosen_rows")
-            con.unregister("chosen_rows")
-        missing = [p for p in chosen["file_path"].to_list() if not Path(p).is_file()]
+        # unpartitioned: one object per preset, replaced whole
+        store.replace_partition(LORA_TRAINING_SET, preset_name, table,
+                                code_version=context.assets_def.code_versions_by_key.get(context.asset_key) or "")
+        missing = [p for p in chosen["file_path"].to_list() if not _file_exists(p)]
         check = AssetCheckResult(
             check_name="within_budget_and_files_exist",
             passed=summary["pixels_used"] <= budget and not missing,
@@ -84,6 +79,8 @@ def _candidates(store) -> pl.DataFrame:
     if ACCELERATED_VIDEOS in tables:
         acc = store.query(f"select video_id, output_path, new_frames, motion_after from {ACCELERATED_VIDEOS} "
                           "where status = 'accelerated'")
+        # accelerated clips are stored as keys relative to the store location: resolve them
+        acc = acc.with_columns(pl.col("output_path").map_elements(store.location.resolve, return_dtype=pl.Utf8))
         kept = kept.join(acc, on="video_id", how="left")
     else:
         kept = kept.with_columns(pl.lit(None, pl.Utf8).alias("output_path"), pl.lit(None, pl.Int64).alias("new_frames"),
@@ -143,6 +140,15 @@ def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible:
                               "not a training set to train on")
     _atomic_write(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def _file_exists(path: str) -> bool:
+    if "://" in path:
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(path)
+        return fs.isfile(inner)
+    return Path(path).is_file()
 
 
 def _atomic_write(path: Path, text: str) -> None:

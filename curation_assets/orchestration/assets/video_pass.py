@@ -56,7 +56,7 @@ def build_video_pass(recipe: Recipe):
             SAMPLED_FRAMES: AssetOut(
                 code_version=code_version(SAMPLED_FRAMES, recipe), group_name="frames", kinds={"duckdb", "pyav"},
                 description="The frames every image scorer reads (first/middle/last by default), as image files "
-                "under <data_dir>/frames, indexed here.",
+                "under <store location>/frames, indexed here by relative key.",
             ),
         },
         deps=[RAW_VIDEOS],
@@ -79,7 +79,7 @@ def build_video_pass(recipe: Recipe):
         # a shard too small for worker processes still gets every core: flow on threads
         flow_threads = 1 if on_ray else min(4, threads_per_process(len(videos), workers))
         jobs = [PassJob(v["video_id"], v["path"], v["fps"], v["frame_count"], motion_params, sampling,
-                        curation_store.data_dir, config.sampled_frames.image_format, flow_threads, backend.backend)
+                        curation_store.location, config.sampled_frames.image_format, flow_threads, backend.backend)
                 for v in videos]
         placement = {}
         if on_ray:  # one Ray task per video, one core each: Ray spreads the shard over the cluster

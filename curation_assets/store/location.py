@@ -1,0 +1,172 @@
+"""A store location: a local folder or an fsspec URL, and the few byte operations the store needs.
+
+Everything under a location is addressed by a *relative* key (`tables/motion/shard-00000.parquet`,
+`frames/ab/<id>/0000003.png`), so rows never carry where the store happens to be mounted: a store
+copied or mounted elsewhere still resolves. Local folders (plain paths and `file://` URLs) go
+through `os` directly (temp name + `os.replace`, which is atomic on one filesystem); any other
+fsspec URL (`s3://`, `gs://`, `memory://`) writes an object with one PUT, which object stores
+publish atomically. Readers therefore never see half an object.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class StoreLocationError(RuntimeError):
+    """A store location that cannot be used; the message is one readable line naming the setting."""
+
+
+class StoreLocation:
+    def __init__(self, location: str | Path):
+        text = str(location)
+        parsed = urlparse(text)
+        # 'C:\\x' parses with a one-letter scheme; only real URL schemes select fsspec
+        if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:
+            path = parsed.path if parsed.scheme == "file" else text
+            self.is_local = True
+            self.root = str(Path(path).expanduser().resolve())
+            self.url = self.root
+            self.protocol = "file"
+        else:
+            self.is_local = False
+            self.protocol = parsed.scheme
+            self.url = text.rstrip("/")
+            self.root = self.url.split("://", 1)[1]
+        self._fs = None
+
+    def __repr__(self) -> str:
+        return f"StoreLocation({self.url!r})"
+
+    @property
+    def fs(self):
+        """The fsspec filesystem (only needed for non-local locations)."""
+        if self._fs is None:
+            import fsspec
+
+            self._fs = fsspec.filesystem(self.protocol)
+        return self._fs
+
+    # ---- naming ------------------------------------------------------------------------
+    def path(self, key: str) -> str:
+        """Where `key` lives: an absolute local path, or the fs path (no scheme) remotely."""
+        return os.path.join(self.root, key) if self.is_local else f"{self.root}/{key}"
+
+    def resolve(self, key: str | None) -> str | None:
+        """A key stored in a row -> something a reader opens (local path or URL).
+        Absolute paths and URLs (rows written before relative keys) pass through unchanged."""
+        if key is None or key == "":
+            return key
+        if os.path.isabs(key) or "://" in key:
+            return key
+        return self.path(key) if self.is_local else f"{self.url}/{key}"
+
+    def glob_url(self, pattern: str) -> str:
+        """A path DuckDB's read_parquet understands (remote ones need `register(con)` first)."""
+        return self.path(pattern) if self.is_local else f"{self.url}/{pattern}"
+
+    def register(self, con) -> None:
+        """Let a DuckDB connection read this location (DuckDB's own httpfs is not required)."""
+        if self.is_local:
+            return
+        names = self.fs.protocol if isinstance(self.fs.protocol, (tuple, list)) else (self.fs.protocol,)
+        if not set(names) & set(con.list_filesystems()):  # once per connection
+            con.register_filesystem(self.fs)
+
+    # ---- bytes -------------------------------------------------------------------------
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Publish `data` under `key` atomically: whole object or the previous one, never half."""
+        if self.is_local:
+            target = Path(self.path(key))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # a unique hidden temp name: two writers of one key never share a temp file, and
+            # the name matches no '*.parquet' glob, so readers never list it
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        else:
+            self.fs.pipe_file(self.path(key), data)  # one PUT
+
+    def put_file(self, local_path: str | Path, key: str) -> None:
+        """Copy a finished local file under `key` (atomically, as write_bytes)."""
+        if self.is_local and os.path.abspath(local_path) == self.path(key):
+            return
+        self.write_bytes(key, Path(local_path).read_bytes())
+
+    def read_bytes(self, key: str) -> bytes:
+        if self.is_local or os.path.isabs(key):
+            with open(self.path(key) if not os.path.isabs(key) else key, "rb") as fh:
+                return fh.read()
+        return self.fs.cat_file(self.path(key) if "://" not in key else key)
+
+    def exists(self, key: str) -> bool:
+        if os.path.isabs(key):
+            return os.path.exists(key)
+        return os.path.exists(self.path(key)) if self.is_local else self.fs.exists(self.path(key))
+
+    def list(self, prefix: str) -> list[str]:
+        """Names (not keys) directly under `prefix`, sorted; hidden temp files left out."""
+        if self.is_local:
+            try:
+                names = os.listdir(self.path(prefix))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        else:
+            try:
+                names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.path(prefix), detail=False)]
+            except FileNotFoundError:
+                return []
+        return sorted(n for n in names if not n.startswith("."))
+
+    def remove_prefix(self, prefix: str) -> None:
+        """Remove every object under `prefix` (a re-run's stale frames)."""
+        if self.is_local:
+            folder = Path(self.path(prefix))
+            if folder.is_dir():
+                for old in folder.iterdir():
+                    if old.is_file():
+                        old.unlink()
+        elif self.fs.exists(self.path(prefix)):
+            self.fs.rm(self.path(prefix), recursive=True)
+
+    # ---- start-up check ----------------------------------------------------------------
+    def check(self, setting: str = "CURATION_STORE") -> None:
+        """Fail in one readable line when the location is missing or not writable."""
+        what = f"{setting}: store location {self.url!r}"
+        if self.is_local:
+            root = Path(self.root)
+            if not root.exists():
+                raise StoreLocationError(f"{what} does not exist (create the folder or point {setting} elsewhere)")
+            if not root.is_dir():
+                raise StoreLocationError(f"{what} is not a folder")
+        else:
+            try:
+                if not self.fs.exists(self.root) and self.protocol != "memory":
+                    raise StoreLocationError(f"{what} does not exist or cannot be reached")
+            except StoreLocationError:
+                raise
+            except Exception as exc:  # credentials, DNS, ...: still one line
+                raise StoreLocationError(f"{what} cannot be reached: {type(exc).__name__}: {exc}") from None
+        probe = f".write-probe-{uuid.uuid4().hex}"
+        try:
+            self.write_bytes(probe, b"ok")
+        except Exception as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise StoreLocationError(f"{what} is not writable: {reason}") from None
+        try:
+            if self.is_local:
+                os.unlink(self.path(probe))
+            else:
+                self.fs.rm(self.path(probe))
+        except OSError:
+            pass
