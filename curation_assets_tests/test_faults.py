@@ -29,7 +29,11 @@ def _register(demo_copy, data: Path, names=NAMES, shard_size=10) -> ScoreStore:
     return store
 
 
-def test_missing_weights_fail_the_asset_with_no_partial_rows(demo_copy, tmp_path, monkeypatch):
+def test_missing_weights_stop_the_job_in_its_first_step_with_no_rows(demo_copy, tmp_path, monkeypatch):
+    """A job launched without the weights its recipe needs (the UI's path; the CLI checks
+    before it launches) fails in its first step, naming every missing weight, before the
+    decode pass: no table gets a row. (One model missing at load time inside a step fails
+    only that asset: test_assets.py.)"""
     monkeypatch.setenv("HF_HOME", str(tmp_path / "empty_hf"))
     monkeypatch.delenv("CURATION_MODEL_DIR", raising=False)
     store = _register(demo_copy, tmp_path)
@@ -39,13 +43,15 @@ def test_missing_weights_fail_the_asset_with_no_partial_rows(demo_copy, tmp_path
         result = defs_.resolve_job_def(CURATE_SHARDS_JOB).execute_in_process(
             partition_key="shard-00000", instance=instance, raise_on_error=False)
     assert not result.success
-    failures = " ".join(str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure)
-    assert "MissingWeightsError" in failures and "CURATION_MODEL_DIR" in failures
+    failed = {e.step_key: str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure}
+    assert list(failed) == ["raw_videos"]
+    message = failed["raw_videos"]
+    assert "missing model weights: 4" in message
+    for weight in ("ViT-B-32", "ViT-L-14", "sac+logos+ava1-l14-linearMSE", "video-blip-opt-2.7b-ego4d"):
+        assert weight in message
     tables = store.tables()
-    for table in ("clip_similarity", "aesthetics", "curated_videos"):
+    for table in ("raw_videos", "motion", "sampled_frames", "clip_similarity", "aesthetics", "curated_videos"):
         assert table not in tables or store.read_shard(table, "shard-00000").height == 0
-    # what needs no learned model still landed
-    assert store.read_shard("motion", "shard-00000").height == 3
 
 
 def _cli(args, env, **kw):
