@@ -3,7 +3,7 @@ import time
 import polars as pl
 from dagster import AssetExecutionContext, asset
 
-from curation_assets.orchestration.assets.shard_io import SAMPLED_FRAMES, frames_or_error, to_frame, write_shard
+from curation_assets.orchestration.assets.shard_io import SAMPLED_FRAMES, frames_or_error, shard_frames, to_frame, write_shard
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version
 from curation_assets.orchestration.resources import CurationStore
@@ -34,7 +34,8 @@ def build_video_hashes(recipe: Recipe):
         started = time.perf_counter()
         store = curation_store.store()
         rows = []
-        for row in store.read_shard(SAMPLED_FRAMES, context.partition_key).iter_rows(named=True):
+        # shard_frames resolves the rows' frame keys against the store location
+        for row in shard_frames(store, context.partition_key).values():
             frames, error = frames_or_error(row)
             rows.append({"video_id": row["video_id"], "frame_indices": row["frame_indices"] if not error else None,
                          "frame_hashes": [to_signed(frame_phash(f)) for f in frames] if not error else None,
