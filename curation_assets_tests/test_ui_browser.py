@@ -473,12 +473,14 @@ def _check_report_page(page, expect, server: Server, shots: Path) -> None:
     warning_box = warning.bounding_box()
     assert warning_box["x"] + warning_box["width"] <= panel_right["x"] + panel_right["width"] + 2, \
         "the metadata table is wider than its panel: the WARNING is cut off"
-    # one Markdown entry for the whole report: one "Show Markdown" on the page, none per chart
-    expect(page.get_by_text("Show Markdown")).to_have_count(1)
+    # one Markdown entry for the whole report: one "Show Markdown" link on the page, none per chart
+    # (exact: the asset's description mentions the words too)
+    show_markdown = re.compile(r"^\[?Show Markdown\]?$")
+    expect(page.get_by_text(show_markdown)).to_have_count(1)
     expect(page.get_by_text(re.compile(r"^histogram_"))).to_have_count(0)
     page.screenshot(animations="disabled", path=str(shots / "10_score_report_page.png"))
     report_row = page.get_by_role("row").filter(has=page.get_by_text("report", exact=True))
-    report_row.get_by_text("Show Markdown").click()
+    report_row.get_by_text(show_markdown).click()
 
     dialog = page.get_by_role("dialog")
     heading = dialog.get_by_role("heading", name="Score report", exact=True)
