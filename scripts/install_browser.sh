@@ -7,6 +7,7 @@
 # without them it says so and exits non-zero (`scripts/install_browser.sh || true` lets CI go on,
 # and the UI test then skips itself).
 set -euo pipefail
+. "$(dirname "$0")/apt_install.sh"
 
 CHROMIUM=/usr/bin/chromium
 DRIVER=/usr/bin/chromedriver
@@ -16,26 +17,8 @@ if [ -x "$CHROMIUM" ] && [ -x "$DRIVER" ]; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null; then
-  echo "install_browser: $CHROMIUM missing and apt-get not available; install Chromium by hand" >&2
-  exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null; then
-    SUDO="sudo"
-  else
-    echo "install_browser: need root (or sudo) to apt-get install chromium" >&2
-    exit 1
-  fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-echo "install_browser: installing chromium and chromium-driver with apt-get" >&2
-$SUDO apt-get update -qq
 # With recommends (fonts-liberation among them): the configuration the UI test was verified on.
-$SUDO apt-get install -y -qq chromium chromium-driver >&2
+apt_install install_browser chromium chromium-driver
 
 if ! [ -x "$CHROMIUM" ]; then
   echo "install_browser: apt-get finished but $CHROMIUM is still missing" >&2

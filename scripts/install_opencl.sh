@@ -11,6 +11,7 @@
 # `curation-assets devices` lists no GPU, register it with
 #   echo libnvidia-opencl.so.1 > /etc/OpenCL/vendors/nvidia.icd
 set -euo pipefail
+. "$(dirname "$0")/apt_install.sh"
 
 POCL_ICD=/etc/OpenCL/vendors/pocl.icd
 
@@ -19,25 +20,7 @@ if [ -f "$POCL_ICD" ] && command -v clinfo >/dev/null; then
   exit 0
 fi
 
-if ! command -v apt-get >/dev/null; then
-  echo "install_opencl: $POCL_ICD missing and apt-get not available; install pocl by hand" >&2
-  exit 1
-fi
-
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null; then
-    SUDO="sudo"
-  else
-    echo "install_opencl: need root (or sudo) to apt-get install pocl-opencl-icd" >&2
-    exit 1
-  fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-echo "install_opencl: installing pocl-opencl-icd, ocl-icd-libopencl1 and clinfo with apt-get" >&2
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends pocl-opencl-icd ocl-icd-libopencl1 clinfo >&2
+apt_install install_opencl --no-install-recommends pocl-opencl-icd ocl-icd-libopencl1 clinfo
 
 if ! [ -f "$POCL_ICD" ]; then
   echo "install_opencl: apt-get finished but $POCL_ICD is still missing" >&2
