@@ -1,8 +1,9 @@
 """A long source video through the WHOLE graph (the real CLI): does memory stay flat with length?
 
-    PYTHONPATH=$PWD $VENV/bin/python benchmarks/long_video_graph.py [--minutes 3 30] [--work-dir DIR]
+    PYTHONPATH=$PWD $VENV/bin/python benchmarks/long_video_graph.py [--minutes 3 30] [--size 64x48]
+        [--work-dir DIR]
 
-For each length it generates (once, cached in --work-dir) a 64x48 10-fps video of scenes of
+For each length it generates (once, cached in --work-dir) a --size 10-fps video of scenes of
 25-35 s (the same generator and scene lengths as benchmarks/shots_benchmark.py part B), puts
 it alone in an input folder and runs
 
@@ -37,13 +38,14 @@ REPO = Path(__file__).resolve().parents[1]
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def make_video(path: Path, minutes: int) -> None:
+def make_video(path: Path, minutes: int, width: int, height: int) -> None:
     # scenes of 25-35 s: each long shot is split into pieces <= max_clip_s (20 s)
     lengths = [250 + (i * 37) % 100 for i in range(minutes * 2)]
     lengths[-1] += minutes * 600 - sum(lengths)
     code = ("import sys, json; from curation_assets.samples.synthetic import write_scene_sequence as w; "
-            "w(sys.argv[1], json.loads(sys.argv[2]), width=64, height=48, fps=10)")
-    subprocess.run([sys.executable, "-c", code, str(path), json.dumps(lengths)], check=True,
+            "w(sys.argv[1], json.loads(sys.argv[3]), width=int(sys.argv[2].split('x')[0]), "
+            "height=int(sys.argv[2].split('x')[1]), fps=10)")
+    subprocess.run([sys.executable, "-c", code, str(path), f"{width}x{height}", json.dumps(lengths)], check=True,
                    env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
@@ -126,11 +128,14 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run_one(minutes: int, work: Path) -> dict:
-    video = work / f"long_{minutes}min_64x48_10fps.mp4"
+def run_one(minutes: int, work: Path, width: int, height: int) -> dict:
+    size = f"{width}x{height}"
+    video = work / f"long_{minutes}min_{size}_10fps.mp4"
     if not video.exists():
-        make_video(video, minutes)
-    inp, data = work / f"graph_in_{minutes}", work / f"graph_data_{minutes}"
+        t = time.perf_counter()
+        make_video(video, minutes, width, height)
+        print(f"generated {video.name} in {time.perf_counter() - t:.0f} s", flush=True)
+    inp, data = work / f"graph_in_{minutes}_{size}", work / f"graph_data_{minutes}_{size}"
     shutil.rmtree(inp, ignore_errors=True)
     shutil.rmtree(data, ignore_errors=True)
     inp.mkdir(parents=True)
@@ -159,7 +164,7 @@ def run_one(minutes: int, work: Path) -> dict:
                       "largest_mb": max((s[2] for s in inside), default=0) / 2**20})
     top_pid = max(sampler.per_process, key=lambda p: sampler.per_process[p][0])
     funnel = output[output.find("Funnel for"):output.find("Training set")].rstrip() if "Funnel for" in output else output
-    return {"minutes": minutes, "wall": wall, "clips": int(clips.group(1)) if clips else 0,
+    return {"minutes": minutes, "size": size, "wall": wall, "clips": int(clips.group(1)) if clips else 0,
             "shard": f"{shard.group(1)}: {shard.group(2)} videos (source + clips)" if shard else "?",
             "peak_tree_mb": max(s[1] for s in sampler.samples) / 2**20,
             "peak_single_mb": sampler.per_process[top_pid][0] / 2**20, "peak_single_name": sampler.per_process[top_pid][1],
@@ -171,15 +176,16 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=int, nargs="+", default=[3, 30])
     parser.add_argument("--work-dir", default="/tmp/curation_shots_bench")
+    parser.add_argument("--size", default="64x48", help="WIDTHxHEIGHT of the generated video (even numbers)")
     args = parser.parse_args()
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} cores, {os.sysconf('SC_PHYS_PAGES') * PAGE / 2**30:.0f} GiB; load at start {load()}\n")
     results = []
     for minutes in args.minutes:  # back to back, one at a time
-        r = run_one(minutes, work)
+        r = run_one(minutes, work, *map(int, args.size.split("x")))
         results.append(r)
-        print(f"### {minutes} min\n\n`{r['command']}`\n\n{r['funnel']}\n")
+        print(f"### {minutes} min {args.size}\n\n`{r['command']}`\n\n{r['funnel']}\n")
         print("| step | seconds | peak tree RSS MB | largest process MB |\n|---|---|---|---|")
         for s in r["steps"]:
             print(f"| {s['step']} | {s['seconds']:.1f} | {s['tree_mb']:.0f} | {s['largest_mb']:.0f} |")
@@ -189,7 +195,7 @@ def main() -> int:
           "most processes at once | load start / end |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['minutes']} min 64x48 10 fps | {r['wall']:.1f} | {r['clips']} | {r['shard']} | "
+        print(f"| {r['minutes']} min {r['size']} 10 fps | {r['wall']:.1f} | {r['clips']} | {r['shard']} | "
               f"{r['peak_tree_mb']:.0f} | {r['peak_single_mb']:.0f} ({r['peak_single_name']}) | {r['max_processes']} | "
               f"{r['load_start']} / {r['load_end']} |")
     return 0
