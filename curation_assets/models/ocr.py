@@ -300,11 +300,26 @@ def pipelined_area_ratios(detector: "TextDetector", frames: Sequence[np.ndarray]
         height, width = size
         return boxes_area(horizontal, free) / float(height * width)
 
+    # Prepared inputs are float32 canvases (~3 MB for a 640x360 frame, ~25 MB at 1080p) and the
+    # network is the slow stage: submitting every frame at once queued them all (a 30-minute
+    # source's 360 frames held ~1 GB). Prepare only a bounded window ahead of the network.
+    ahead = 2 * threads + net_batch
     with ThreadPoolExecutor(threads, thread_name_prefix="ocr-cpu") as pool:
-        prepared = [pool.submit(prepare, frame) for frame in frames]  # starts at once, in order
+        prepared: list = [None] * len(frames)
+        submitted = 0
+
+        def top_up(upto: int) -> int:
+            n = submitted
+            while n < min(len(frames), upto):
+                prepared[n] = pool.submit(prepare, frames[n])  # in order
+                n += 1
+            return n
+
+        submitted = top_up(ahead)
         finished = []
         i = 0
         while i < len(frames):
+            submitted = top_up(i + ahead)
             first = prepared[i].result()
             group = [first]
             while (len(group) < net_batch and i + len(group) < len(frames)
