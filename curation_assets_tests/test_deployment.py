@@ -2,7 +2,6 @@
 before anything is registered or written (no server needed: nothing listens at a free port)."""
 
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -29,7 +28,6 @@ def deployment_env(monkeypatch):
 def test_refusing_postgres_fails_at_start_in_one_line(isolated_env, deployment_env, demo_copy, monkeypatch, capsys):
     port = _free_port()  # nothing listens there
     monkeypatch.setenv("CURATION_PG_URL", f"postgresql+psycopg2://curation@127.0.0.1:{port}/postgres")
-    started = time.monotonic()
     data = isolated_env / "never"
     code = main(["run", "--input", str(demo_copy / "manifest.jsonl"), "--data-dir", str(data),
                  "--instance", str(POSTGRES_YAML)])
@@ -37,7 +35,6 @@ def test_refusing_postgres_fails_at_start_in_one_line(isolated_env, deployment_e
     assert code == 2
     assert len(err) == 1 and err[0].startswith(f"error: --instance {POSTGRES_YAML}: Postgres at 127.0.0.1:{port}"), err
     assert "refused" in err[0]
-    assert time.monotonic() - started < 60  # generous bound: a hang would be minutes
     assert not data.exists()  # nothing registered, no store created
 
 
