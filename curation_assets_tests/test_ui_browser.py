@@ -238,12 +238,40 @@ def _run_errors(server: Server, run_id: str) -> str:
     return "\n".join(e["message"] for e in events if e.get("level") in ("ERROR", "CRITICAL"))[-4000:]
 
 
+@contextmanager
+def _browser_page(tmp_path: Path, server: "Server", shots: Path):
+    """Headless Debian Chromium on a fresh profile; on any failure a full-page screenshot and
+    the dagster dev log tail are left behind before the error goes on."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+            args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1000},
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(30_000)
+        # Should the community modal show anyway, dismiss it whenever it covers the page.
+        page.add_locator_handler(page.get_by_role("button", name="Skip", exact=True), lambda skip: skip.click())
+        try:
+            yield page
+        except BaseException:
+            try:
+                page.screenshot(animations="disabled", path=str(shots / "failure.png"), full_page=True)
+            except Exception:
+                pass
+            print(f"\nscreenshots in {shots}; dagster dev log tail:\n{server.log_tail()}")
+            raise
+        finally:
+            context.close()
+
+
 # --------------------------------------------------------------------------- the test
 
 
 def test_materialize_shard_from_the_ui(tmp_path, monkeypatch):
     _require_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=30_000)
 
@@ -283,53 +311,34 @@ def test_materialize_shard_from_the_ui(tmp_path, monkeypatch):
         assert {"raw_videos", "motion", "curated_videos"} <= set(shard_assets)
 
         # 3. a browser on it
-        with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-                args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1000},
-            )
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(30_000)
-            # Should the community modal show anyway, dismiss it whenever it covers the page.
-            page.add_locator_handler(page.get_by_role("button", name="Skip", exact=True),
-                                     lambda skip: skip.click())
+        with _browser_page(tmp_path, server, shots) as page:
+            run_prefix = _drive_ui(page, expect, server, assets, shard_assets, shots, timings)
+            t0 = time.perf_counter()
+            run = _wait_for_run(server, run_prefix)
+            timings["run"] = time.perf_counter() - t0
+            run_id = run["runId"]
+            assert run["status"] == "SUCCESS", f"run {run_id} ended {run['status']}:\n{_run_errors(server, run_id)}"
+            assert run["jobName"] == JOB
+
+            # 4. the rows landed (the run is over: nothing holds DuckDB's write lock)
+            con = duckdb.connect(str(db_path), read_only=True)
             try:
-                run_prefix = _drive_ui(page, expect, server, assets, shard_assets, shots, timings)
-                t0 = time.perf_counter()
-                run = _wait_for_run(server, run_prefix)
-                timings["run"] = time.perf_counter() - t0
-                run_id = run["runId"]
-                assert run["status"] == "SUCCESS", f"run {run_id} ended {run['status']}:\n{_run_errors(server, run_id)}"
-                assert run["jobName"] == JOB
-
-                # 4. the rows landed (the run is over: nothing holds DuckDB's write lock)
-                con = duckdb.connect(str(db_path), read_only=True)
-                try:
-                    registered = {p for (p,) in con.execute("select path from video_registry").fetchall()}
-                    verdicts = con.execute("select path, shard, status, reasons from curated_videos").fetchall()
-                finally:
-                    con.close()
-                assert registered == {str((inputs / name).resolve()) for name in expected}
-                assert len(verdicts) == len(registered) and {v[0] for v in verdicts} == registered
-                assert {Path(p).name: s for p, _, s, _ in verdicts} == expected
-                assert all(shard == SHARD for _, shard, _, _ in verdicts)
-                reasons = {Path(p).name: list(r or []) for p, _, _, r in verdicts}
-                assert "motion_score<0.25" in reasons["still.mp4"]
-                assert "width<256" in reasons["tiny.mp4"] and "height<256" in reasons["tiny.mp4"]
-
-                # 5. and the UI shows the materialization
-                t0 = time.perf_counter()
-                _check_materialized_page(page, expect, server, run_id, len(expected), shots)
-                timings["materialized page"] = time.perf_counter() - t0
-            except BaseException:
-                try:
-                    page.screenshot(animations="disabled", path=str(shots / "failure.png"), full_page=True)
-                except Exception:
-                    pass
-                print(f"\nscreenshots in {shots}; dagster dev log tail:\n{server.log_tail()}")
-                raise
+                registered = {p for (p,) in con.execute("select path from video_registry").fetchall()}
+                verdicts = con.execute("select path, shard, status, reasons from curated_videos").fetchall()
             finally:
-                context.close()
+                con.close()
+            assert registered == {str((inputs / name).resolve()) for name in expected}
+            assert len(verdicts) == len(registered) and {v[0] for v in verdicts} == registered
+            assert {Path(p).name: s for p, _, s, _ in verdicts} == expected
+            assert all(shard == SHARD for _, shard, _, _ in verdicts)
+            reasons = {Path(p).name: list(r or []) for p, _, _, r in verdicts}
+            assert "motion_score<0.25" in reasons["still.mp4"]
+            assert "width<256" in reasons["tiny.mp4"] and "height<256" in reasons["tiny.mp4"]
+
+            # 5. and the UI shows the materialization
+            t0 = time.perf_counter()
+            _check_materialized_page(page, expect, server, run_id, len(expected), shots)
+            timings["materialized page"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     print(f"\nUI test screenshots in {shots}")
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + f"; dagster dev stopped by {server.stopped}")
@@ -417,7 +426,7 @@ def test_score_report_is_one_document_with_every_chart(tmp_path):
     the whole document (warning, funnel, full percentile table, every chart inline), nothing
     cut off sideways; the tiny-profile warning is on the page without a click."""
     _require_browser()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=30_000)
     shots = tmp_path / "screenshots"
@@ -440,25 +449,8 @@ def test_score_report_is_one_document_with_every_chart(tmp_path):
     assert "WARNING: Built on tiny-profile scores" in cli.stdout
 
     with _dagster_dev(tmp_path, env) as server:
-        with sync_playwright() as pw:
-            context = pw.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-                args=CHROMIUM_FLAGS, viewport={"width": 1600, "height": 1000},
-            )
-            page = context.pages[0] if context.pages else context.new_page()
-            page.set_default_timeout(30_000)
-            page.add_locator_handler(page.get_by_role("button", name="Skip", exact=True), lambda skip: skip.click())
-            try:
-                _check_report_page(page, expect, server, shots)
-            except BaseException:
-                try:
-                    page.screenshot(animations="disabled", path=str(shots / "failure.png"), full_page=True)
-                except Exception:
-                    pass
-                print(f"\nscreenshots in {shots}; dagster dev log tail:\n{server.log_tail()}")
-                raise
-            finally:
-                context.close()
+        with _browser_page(tmp_path, server, shots) as page:
+            _check_report_page(page, expect, server, shots)
     print(f"\nreport screenshots in {shots}")
 
 
