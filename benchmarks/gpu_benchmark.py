@@ -257,24 +257,75 @@ def craft_from_file(args):
     return TextDetector(reader, languages=("en",), device=str(reader.device), precision="float32")
 
 
+def full_size_random_captioner(device: str):
+    """VideoBLIP's real architecture (kpyu/video-blip-opt-2.7b-ego4d: ViT-g vision tower, Q-Former,
+    OPT-2.7b; 3.74 B parameters) with random weights, built on `device` in float16 (float32 on
+    the CPU), the tiny profile's tokenizer (token ids only index embeddings; speed does not
+    depend on the weights or the vocabulary's text). No download: the config is written here."""
+    import torch
+    from transformers import Blip2Config, Blip2QFormerConfig, Blip2VisionConfig, OPTConfig
+
+    from curation_assets.models import videoblip as vb
+
+    tokenizer = vb._tiny_tokenizer()
+    vision = Blip2VisionConfig(hidden_size=1408, intermediate_size=6144, num_hidden_layers=39, num_attention_heads=16,
+                               image_size=vb.IMAGE_SIZE, patch_size=14)
+    qformer = Blip2QFormerConfig(encoder_hidden_size=1408)
+    text = OPTConfig(vocab_size=50272, hidden_size=2560, word_embed_proj_dim=2560, ffn_dim=10240, num_hidden_layers=32,
+                     num_attention_heads=32, max_position_embeddings=2048, pad_token_id=1, bos_token_id=2,
+                     eos_token_id=2, dropout=0.0, attention_dropout=0.0)
+    config = Blip2Config(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(), text_config=text.to_dict(),
+                         num_query_tokens=32)
+    _, model_class = vb._model_classes()
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(0)
+        model = model_class(config)
+    model = model.to(dtype).eval()
+    vb._ensure_image_token(model, tokenizer)
+    params = sum(p.numel() for p in model.parameters())
+    cap = vb.VideoCaptioner(model, tokenizer, vb._image_processor(None), model_id="videoblip-opt-2.7b (random)",
+                            profile="bench", device=device, batch_size=vb.caption_batch_size(device))
+    return cap, params
+
+
 def bench_videoblip(frames, args, results):
     from curation_assets.models import videoblip as vb
     from curation_assets.models.registry import ModelSettings
 
+    note = ""
     if args.videoblip == "tiny":
         cap = vb.load_captioner(vb.DEFAULT_CAPTIONER, ModelSettings(profile="tiny", device=args.device))
+    elif args.videoblip == "full-random":
+        import torch
+
+        t0 = time.perf_counter()
+        cap, params = full_size_random_captioner(args.device)
+        note = f"{params / 1e9:.2f} B params, built in {time.perf_counter() - t0:.1f} s; "
+        if args.device.startswith("cuda"):
+            note += f"{torch.cuda.memory_allocated() / 2**30:.1f} GiB weights; "
     else:
         cap = vb.load_captioner(args.videoblip, ModelSettings(profile="real", device=args.device))
     clips = [frames[i : i + 3] for i in range(0, len(frames) - 2, 3)]
-    default = cap.batch_size
+    # a fixed amount of work per clip: random weights would stop at a random EOS
+    tokens = {"max_new_tokens": args.caption_tokens, "min_new_tokens": args.caption_tokens}
+    default, default_mode = cap.batch_size, cap.preprocess_mode
+    modes = [default_mode] + (["pil"] if default_mode != "pil" else [])
     for batch in sorted({int(b) for b in args.caption_batches.split(",")} | {default}):
-        cap.batch_size = batch
-        n = max(batch, min(len(clips), args.caption_clips))
-        videos = [clips[i % len(clips)] for i in range(n)]
-        e2e = rate(lambda: cap.caption(videos), n, args.device, 1)
-        row(results, f"VideoBLIP ({args.videoblip}), batch {batch}{' (default here)' if batch == default else ''}",
-            e2e, None, unit="clips/s", note=f"preprocessing {cap.preprocess_mode}")
-    cap.batch_size = default
+        for mode in (modes if batch == default else [default_mode]):
+            cap.batch_size, cap.preprocess_mode = batch, mode
+            n = max(batch, args.caption_clips)
+            videos = [clips[i % len(clips)] for i in range(n)]
+            e2e = rate(lambda: cap.caption(videos, **tokens), n, args.device, 1)
+            peak = ""
+            if args.device.startswith("cuda"):
+                import torch
+
+                peak = f", peak {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB"
+            row(results, f"VideoBLIP ({args.videoblip}), batch {batch}{' (default here)' if batch == default else ''}",
+                e2e, None, unit="clips/s",
+                note=f"{note}preprocessing {mode}, beam {cap.generation['num_beams']}, {args.caption_tokens} new tokens{peak}")
+    cap.batch_size, cap.preprocess_mode = default, default_mode
 
 
 def bench_graph(args, results):
@@ -358,13 +409,16 @@ def main(argv=None) -> int:
     p.add_argument("--craft-weights", default=None, help="CRAFT weights file to use instead of easyocr's (float32 math)")
     p.add_argument("--write-craft-fp16", default=None, help="write CRAFT weights rounded to float16 here and exit")
     p.add_argument("--ocr-precision", default="auto", choices=["auto", "float32", "bfloat16"])
-    p.add_argument("--videoblip", default="tiny", help="'tiny' or a local VideoBLIP checkpoint directory / model id")
+    p.add_argument("--videoblip", default="tiny",
+                   help="'tiny', 'full-random' (the real 3.74 B architecture, random weights) or a local checkpoint")
     p.add_argument("--caption-batches", default="8")
-    p.add_argument("--caption-clips", type=int, default=16)
+    p.add_argument("--caption-clips", type=int, default=16, help="clips per timed call (at least one batch)")
+    p.add_argument("--caption-tokens", type=int, default=30, help="new tokens per caption (min = max)")
     p.add_argument("--equivalence-frames", type=int, default=15)
     p.add_argument("--skip", default="", help="comma list of stages to skip: decode,clip,ocr,videoblip")
     p.add_argument("--graph", type=int, default=0, help="also run the whole graph over N shards (needs the project)")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--write-frames", default=None, help="write the sampled frames as PNG here and exit (for --frames-dir)")
     args = p.parse_args(argv)
     if args.write_craft_fp16:
         write_craft_fp16(args.write_craft_fp16)
@@ -382,6 +436,14 @@ def main(argv=None) -> int:
     print(f"device: {args.device} ({device_name}), {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch threads, load {load}")
     base = sample_frames(args)
+    if args.write_frames:
+        import cv2
+
+        Path(args.write_frames).mkdir(parents=True, exist_ok=True)
+        for i, rgb in enumerate(base):
+            cv2.imwrite(str(Path(args.write_frames) / f"{i:03d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        print(f"wrote {len(base)} frames to {args.write_frames}")
+        return 0
     frames = repeat_to(base, args.frames)
     print(f"{len(base)} distinct frames, {len(frames)} per run\n")
     print("| stage | end to end | model alone | unit | note |\n|---|---|---|---|---|")

@@ -8,7 +8,7 @@ the decode-only rate and the CPU exact path, plus per-clip agreement with the CP
 --device gpu selects OPENCV_OPENCL_DEVICE=":GPU:" (a GPU whose OpenCL ICD is registered:
 `curation-assets devices` says how), --device cpu selects pocl (":CPU:"), OpenCL on this
 machine's cores: its timings say nothing about a GPU. Both run the product's own code:
-motion_score(path, MotionParams(), flow_threads=1, backend=...) per video, exact mode
+motion_score(path, MotionParams(), flow_threads=N (--flow-threads, default 1), backend=...) per video, exact mode
 (full resolution, data-juicer's sampling), one spawned process per worker as the graph's
 video_pass spreads a shard, every worker's OpenCL kernels compiled before the clock starts.
 
@@ -62,24 +62,24 @@ def _warm(_: int) -> int:
     return os.getpid()
 
 
-def _motion(item: tuple[str, str]) -> dict:
+def _motion(item: tuple[str, str, int]) -> dict:
     from curation_assets.scorers.motion import MotionParams
     from curation_assets.scorers.video_pass import motion_score
 
-    path, backend = item
+    path, backend, flow_threads = item
     t0 = time.perf_counter()
-    r = motion_score(path, MotionParams(), flow_threads=1, backend=backend)
+    r = motion_score(path, MotionParams(), flow_threads=flow_threads, backend=backend)
     return {"path": path, "score": r.motion_score, "pairs": len(r.pair_scores), "error": r.error,
             "seconds": time.perf_counter() - t0}
 
 
-def _decode_only(item: tuple[str, str]) -> dict:
+def _decode_only(item: tuple[str, str, int]) -> dict:
     """The decode pass's CPU work without the flow: what the motion stage cannot go below."""
     import av
 
     from curation_assets.scorers.motion import MotionParams, sample_indices, sampling_step, to_gray
 
-    path, _ = item
+    path = item[0]
     params = MotionParams()
     t0 = time.perf_counter()
     with av.open(path) as container:
@@ -137,7 +137,7 @@ def _load() -> float:
     return os.getloadavg()[0]
 
 
-def _run(fn, items: list[tuple[str, str]], processes: int, backend: str) -> dict:
+def _run(fn, items: list[tuple[str, str, int]], processes: int, backend: str) -> dict:
     ctx = get_context("spawn")
     with ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init_worker, initargs=(backend,)) as pool:
         list(pool.map(_warm, range(processes)))
@@ -159,7 +159,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=16, help="each clip scored this many times per row")
     parser.add_argument("--videos", type=Path, default=DEFAULT_VIDEOS)
     parser.add_argument("--skip-cpu", action="store_true", help="no cpu exact rows (they are slow)")
+    parser.add_argument("--cpu-processes", default=None,
+                        help="comma-separated process counts that also get a cpu exact row (default: all)")
     parser.add_argument("--pair-repeats", type=int, default=10)
+    parser.add_argument("--flow-threads", type=int, default=1,
+                        help="motion_score's flow_threads per process (OpenCL keeps at least 2 pairs in flight)")
     parser.add_argument("--out", type=Path, default=HERE / "out" / "motion_gpu")
     args = parser.parse_args(argv)
 
@@ -181,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     items = [c for c in clips for _ in range(args.copies)]
     counts = [int(p) for p in args.processes.split(",") if p.strip()]
+    cpu_counts = set(counts) if args.cpu_processes is None else {int(p) for p in args.cpu_processes.split(",") if p.strip()}
     machine = {"host": platform.node(), "cpu": cpu_name(), "cores": os.cpu_count(), "opencl_device": device.device,
                "selector": os.environ["OPENCV_OPENCL_DEVICE"], "python": platform.python_version()}
     import cv2
@@ -190,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     for p in counts:
         for label, fn, backend in (("decode only", _decode_only, "cpu"), ("cpu exact", _motion, "cpu"),
                                    ("opencl", _motion, "opencl")):
-            if label == "cpu exact" and args.skip_cpu:
+            if label == "cpu exact" and (args.skip_cpu or p not in cpu_counts):
                 continue
-            r = _run(fn, [(c, backend) for c in items], p, backend)
+            r = _run(fn, [(c, backend, args.flow_threads) for c in items], p, backend)
             r["row"] = label
             rows.append(r)
             print(f"P={p:<3} {label:<12} {r['videos_per_s']:7.3g} videos/s ({r['videos']} videos in {r['wall_s']:.1f} s, "
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_scores = next((r["scores"] for r in rows if r["row"] == "cpu exact"), None)
     ocl_scores = next(r["scores"] for r in rows if r["row"] == "opencl")
     if cpu_scores is None:  # --skip-cpu: the agreement still needs the CPU scores, once per clip
-        cpu_scores = _run(_motion, [(c, "cpu") for c in clips], min(len(clips), os.cpu_count() or 1), "cpu")["scores"]
+        cpu_scores = _run(_motion, [(c, "cpu", 1) for c in clips], min(len(clips), os.cpu_count() or 1), "cpu")["scores"]
     agreement = [{"clip": Path(c).stem, "cpu": cpu_scores[c], "opencl": ocl_scores[c],
                   "rel": ocl_scores[c] / cpu_scores[c] - 1 if cpu_scores[c] else None} for c in clips]
     pair = _run_pair_timing(clips[0], args.pair_repeats)

@@ -1,4 +1,17 @@
-from curation_assets.store.location import StoreLocation, StoreLocationError
-from curation_assets.store.score_store import SHARD_WRITES, ScoreStore, StoreError
+"""The store: where score rows, frames and clips live (location.py) and who writes them
+(score_store.py). Exports resolve lazily, so `curation_assets.store.location` (which the
+frame-file reader needs on a bare GPU box) imports without DuckDB."""
 
 __all__ = ["SHARD_WRITES", "ScoreStore", "StoreError", "StoreLocation", "StoreLocationError"]
+
+
+def __getattr__(name: str):
+    if name in ("StoreLocation", "StoreLocationError"):
+        from curation_assets.store import location
+
+        return getattr(location, name)
+    if name in ("SHARD_WRITES", "ScoreStore", "StoreError"):
+        from curation_assets.store import score_store
+
+        return getattr(score_store, name)
+    raise AttributeError(f"module 'curation_assets.store' has no attribute {name!r}")
