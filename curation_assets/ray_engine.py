@@ -109,6 +109,20 @@ def map_on_ray(fn: Callable, items: Iterable, num_cpus: float = 1, what: str = "
     return [r for _, r in pairs], [n for n, _ in pairs]
 
 
+def _init_error(exc: BaseException) -> str:
+    """The loader's own error (e.g. MissingWeightsError: ...): it reads best as itself. Ray puts
+    it on the last line of the creation task's traceback, after colour codes and its frames."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    if getattr(exc, "actor_init_failed", False) and "\n" in text:
+        lines = text.splitlines()
+        start = max((i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b", line)),
+                    default=len(lines) - 1)
+        return " ".join(" ".join(lines[start:]).split())[:600]
+    return _reason(exc)
+
+
 def _reason(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:240]}"
@@ -305,9 +319,7 @@ def load_model(loader: Callable, *args, **kwargs):
             info = ray.get(handle.acquire.remote(holder))
         except ray.exceptions.RayActorError as exc:
             if getattr(exc, "actor_init_failed", False) or time.monotonic() > deadline:
-                cause = exc.__cause__ or exc
-                # the loader's own error (e.g. MissingWeightsError) reads best as itself
-                raise RayStepError(f"loading {loader.__qualname__} in a Ray actor failed: {_reason(cause)}") from exc
+                raise RayStepError(f"loading {loader.__qualname__} in a Ray actor failed: {_init_error(exc)}") from exc
             info = None  # closed (or its node lost) between get_if_exists and acquire: start a new one
         if info is not None:
             break

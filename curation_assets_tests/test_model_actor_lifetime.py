@@ -118,3 +118,33 @@ def test_a_run_ending_keeps_the_actor_another_run_holds(ray_cluster, isolated_en
     assert [a["released"] for a in released] == [True]
     assert not _model_actors()
     assert ray.is_initialized()
+
+
+def test_a_closing_actor_refuses_leases_and_a_new_one_starts(ray_cluster, deployment_env, monkeypatch):
+    """The instant between another run deciding to close an actor and killing it: a run asking
+    for the model then must get a fresh actor, never the dying one. (`dict` is the loader: any
+    importable callable is a model here.)"""
+    import threading
+
+    import ray
+
+    from curation_assets import ray_engine
+
+    monkeypatch.setenv("CURATION_ENGINE", "ray")
+    monkeypatch.setenv("CURATION_RAY_ADDRESS", ray_cluster.address)
+    first = ray_engine.load_model(dict)
+    handle = ray.get_actor(first.placement()["actor"], namespace=ray_engine.NAMESPACE)
+    closing = ray.get(handle.release.remote(ray_engine.lease_holder(), True))
+    assert closing["closing"] and closing["held"]  # closed, not yet killed
+    assert ray.get(handle.acquire.remote("another-run")) is None  # no new lease on a closing actor
+    killer = threading.Timer(1.0, lambda: ray.kill(handle, no_restart=True))
+    killer.start()
+    second = ray_engine.load_model(dict)  # waits out the dying actor, then starts a fresh one
+    killer.join()
+    assert second.placement()["pid"] != first.placement()["pid"]
+    assert ray_engine.actor_stats()[second.placement()["actor"]]["holders"] == [ray_engine.lease_holder()]
+    assert [a["released"] for a in ray_engine.release_models()] == [True]
+
+    # a loader that fails reads as its own error, at once (no retry loop)
+    with pytest.raises(ray_engine.RayStepError, match=r"loading int in a Ray actor failed: ValueError: invalid literal for int\(\)"):
+        ray_engine.load_model(int, "not a number")
