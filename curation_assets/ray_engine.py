@@ -337,6 +337,7 @@ class _Leases:
     lock = threading.Lock()
     held: dict[tuple[str, str], Any] = {}  # (actor name, holder) -> handle
     thread: threading.Thread | None = None
+    at_exit = False
 
     @classmethod
     def hold(cls, name: str, handle, holder: str) -> None:
@@ -345,8 +346,9 @@ class _Leases:
             if cls.thread is None or not cls.thread.is_alive():
                 cls.thread = threading.Thread(target=cls._heartbeat, name="model-lease-heartbeat", daemon=True)
                 cls.thread.start()
-                if not os.environ.get(HOLDER_ENV):
-                    cls._release_at_exit()
+            if not os.environ.get(HOLDER_ENV) and not cls.at_exit:
+                cls.at_exit = True
+                cls._release_at_exit()
 
     @classmethod
     def drop(cls, holder: str) -> None:
