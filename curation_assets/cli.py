@@ -264,6 +264,10 @@ def cmd_run(args) -> int:
     from curation_assets import ray_engine
 
     on_ray = ray_engine.enabled()
+    if on_ray:  # one lease holder for this run's processes (shard workers inherit it)
+        import uuid
+
+        os.environ[ray_engine.HOLDER_ENV] = f"cli-{uuid.uuid4().hex[:12]}"
     # On Ray the cores are the cluster's: one shard driver per node keeps every node fed.
     default_workers = ray_engine.node_count() if on_ray else (os.cpu_count() or 1)
     workers = max(1, min(args.workers or default_workers, len(todo) or 1))
@@ -271,10 +275,7 @@ def cmd_run(args) -> int:
         failures = _run_shards(todo, workers)
     finally:
         if on_ray:  # models stay loaded across this run's shards, then free their GPU memory
-            for actor in ray_engine.release_models():
-                print(f"Ray model actor {actor['name']}: " + (
-                    f"loaded once on node {actor['node_id'][:12]} in {actor['load_seconds']:.1f} s, "
-                    f"{actor['calls']} calls, released" if "node_id" in actor else f"lost ({actor['error']})"))
+            _release_models(ray_engine)
 
     result = funnel(store, paths=paths, shard_failures=_failed_shards(failures))
     print(f"\nFunnel for {args.input}:")
@@ -291,6 +292,17 @@ def cmd_run(args) -> int:
         print(f"{len(failures)} shard runs failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _release_models(ray_engine) -> None:
+    """End this run's leases: an actor exits unless another run (the daemon's, another CLI's)
+    still holds it; that run keeps using it, and it exits when that run lets go."""
+    holder = os.environ.pop(ray_engine.HOLDER_ENV)
+    for actor in ray_engine.release_models(holder):
+        others = [h for h in actor["holders"] if h != holder]
+        print(f"Ray model actor {actor['name']}: loaded once on node {actor['node_id'][:12]} in "
+              f"{actor['load_seconds']:.1f} s, {actor['calls']} calls, " + (
+                  "released" if actor["released"] else f"kept: in use by {len(others)} other run(s)"))
 
 
 def _check_motion_backend(recipe) -> None:

@@ -5,60 +5,17 @@ The test starts Debian's postgresql with initdb + pg_ctl in a temp dir, listenin
 it, and stops it after. (A Postgres that refuses the connection: test_deployment.py.)
 """
 
-import os
 import shutil
-import socket
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from cluster_fixtures import deployment_env, postgres_url  # noqa: F401 (fixtures)
 from curation_assets.cli import main
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 POSTGRES_YAML = REPO_ROOT / "deploy" / "dagster.postgres.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _as_postgres_user(cmd: list[str]) -> list[str]:
-    # the server refuses to run as root; CI runs as root, a developer usually not
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
-@pytest.fixture
-def postgres_url():
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"{PG_BIN}/initdb missing: run scripts/install_postgres.sh (CI does)")
-    root = Path(tempfile.mkdtemp(prefix="curation-pg-"))  # not under pytest's root-only tmp dir
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", _free_port()
-    subprocess.run(_as_postgres_user([str(PG_BIN / "initdb"), "-D", str(data), "-U", "curation", "--auth=trust",
-                                      "-E", "UTF8", "--no-sync"]), check=True, capture_output=True)
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(_as_postgres_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"),
-                                      "-w", "-t", "60", "start"]), check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg2://curation@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(_as_postgres_user([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]),
-                       capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture
-def deployment_env(monkeypatch):
-    for name in ("CURATION_ENGINE", "CURATION_RAY_ADDRESS", "CURATION_INSTANCE", "CURATION_DEPLOYMENT"):
-        monkeypatch.setenv(name, "")  # recorded, so whatever main() exports is undone after the test
-        monkeypatch.delenv(name)
 
 
 def test_cli_and_sensor_tick_on_a_postgres_instance(postgres_url, isolated_env, deployment_env, demo_copy, tmp_path,

@@ -14,12 +14,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from cluster_fixtures import OBJECT_STORE, deployment_env, ray_cluster  # noqa: F401 (fixtures)
 from curation_assets.cli import main
 from curation_assets.samples.synthetic import write_moving_pattern
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[1]
-OBJECT_STORE = 80 * 1024 * 1024  # tiny frames; Ray's default would reserve 30% of RAM per node
 SCORE_TABLES = {
     "motion": "motion_score",
     "resolution": "width",
@@ -29,31 +29,6 @@ SCORE_TABLES = {
     "ocr_area": "ocr_area_ratio",
     "curated_videos": "status",
 }
-
-
-@pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, connect=False,
-                      head_node_args={"num_cpus": 1, "object_store_memory": OBJECT_STORE, "include_dashboard": False})
-    cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE)
-    cluster.wait_for_nodes()
-    try:
-        yield cluster
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-
-
-@pytest.fixture
-def deployment_env(monkeypatch):
-    """main() exports the deployment to os.environ: restore it after each test."""
-    for name in ("CURATION_ENGINE", "CURATION_RAY_ADDRESS", "CURATION_INSTANCE", "CURATION_DEPLOYMENT",
-                 "CURATION_RAY_TASK_RETRIES"):
-        monkeypatch.setenv(name, "")  # recorded, so whatever main() exports is undone after the test
-        monkeypatch.delenv(name)
 
 
 def _videos(folder: Path, n: int, **kwargs) -> Path:
