@@ -181,10 +181,10 @@ class StoreLocation:
         probe = f"{self.root}/.write-probe-{uuid.uuid4().hex}"
         try:
             fs.pipe_file(probe, b"ok")
-        except FileNotFoundError as exc:
+        except FileNotFoundError:  # s3fs's translation of NoSuchBucket
             bucket = self.root.split("/", 1)[0]
             raise StoreLocationError(f"{what} does not exist: no bucket {bucket!r}{where} "
-                                     f"(create it or point {setting} elsewhere) [{_one_line(exc)}]") from None
+                                     f"(create it or point {setting} elsewhere)") from None
         except PermissionError as exc:
             raise StoreLocationError(f"{what} is not writable{where}: {_one_line(exc)}") from None
         except Exception as exc:  # refused connection, DNS, timeout, bad credentials: still one line
