@@ -102,12 +102,14 @@ def test_cli_run_on_an_s3_store_equals_a_local_folder_run(s3, demo_corpus, tmp_p
         shutil.copy(demo_corpus / name, inputs / name)
     data = tmp_path / "data"
     url = f"s3://{BUCKET}/curation/prod"
-    cmd = ["run", "--input", str(inputs), "--data-dir", str(data), "--store", url, "--model-profile", "tiny"]
+    # two shards on two worker processes: the CLI process then reads what other processes wrote
+    common = ["--input", str(inputs), "--model-profile", "tiny", "--shard-size", "2", "--workers", "2"]
+    cmd = ["run", *common, "--data-dir", str(data), "--store", url]
 
     first = _cli(cmd, tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "3 videos in 1 shards (1 new); 1 shards to run" in first.stdout
-    assert "shard-00000: ok" in first.stdout
+    assert "3 videos in 2 shards (2 new); 2 shards to run" in first.stdout
+    assert "shard-00000: ok" in first.stdout and "shard-00001: ok" in first.stdout
     # the funnel and the outputs read what the shard's steps had just written to the bucket
     assert "kept        2" in first.stdout and "failed      1" in first.stdout, first.stdout
 
@@ -115,6 +117,8 @@ def test_cli_run_on_an_s3_store_equals_a_local_folder_run(s3, demo_corpus, tmp_p
     prefix = f"{BUCKET}/curation/prod"
     for table in (*SCORE_TABLES, "raw_videos", "video_registry"):
         assert s3.isfile(f"{prefix}/tables/{table}/shard-00000.parquet"), table
+    for table in ("raw_videos", "video_registry", "curated_videos"):  # shard-00001: the empty file
+        assert s3.isfile(f"{prefix}/tables/{table}/shard-00001.parquet"), table
     assert not any(s3.find(f"{prefix}/.write-probe"))  # the start-up probe was removed
     assert not (data / "tables").exists() and not (data / "frames").exists() and not (data / "accelerated").exists()
     con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)
@@ -126,7 +130,7 @@ def test_cli_run_on_an_s3_store_equals_a_local_folder_run(s3, demo_corpus, tmp_p
         clip_keys = [k for (k,) in con.execute("select output_path from accelerated_videos "
                                                 "where status = 'accelerated'").fetchall()]
         training = con.execute("select file_path from lora_training_set where accelerated").fetchall()
-        writes = dict(con.execute("select asset, rows from shard_writes where shard = 'shard-00000'").fetchall())
+        writes = dict(con.execute("select asset, sum(rows) from shard_writes group by asset").fetchall())
     finally:
         con.close()
     # paths in rows are keys relative to the location, and each names an object in the bucket
@@ -139,14 +143,12 @@ def test_cli_run_on_an_s3_store_equals_a_local_folder_run(s3, demo_corpus, tmp_p
     before = {p: s3.info(p)["ETag"] for p in s3.find(f"{prefix}/tables") if "/shard-" in p}
     again = _cli(cmd, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "3 videos in 1 shards (0 new); 0 shards to run" in again.stdout
+    assert "3 videos in 2 shards (0 new); 0 shards to run" in again.stdout
     after = {p: s3.info(p)["ETag"] for p in s3.find(f"{prefix}/tables") if "/shard-" in p}
     assert after == before and s3.info(f"{prefix}/tables/motion/shard-00000.parquet")["LastModified"]
 
     # the same inputs on the one-machine default (a local folder) give the same scores
-    local = _cli(["run", "--input", str(inputs), "--data-dir", str(tmp_path / "local"), "--model-profile", "tiny",
-                  "--no-outputs"],
-                 tmp_path)
+    local = _cli(["run", *common, "--data-dir", str(tmp_path / "local"), "--no-outputs"], tmp_path)
     assert local.returncode == 0, local.stdout + local.stderr
     assert (tmp_path / "local" / "tables" / "motion" / "shard-00000.parquet").is_file()
     assert _scores(data / "curation.duckdb") == _scores(tmp_path / "local" / "curation.duckdb")
