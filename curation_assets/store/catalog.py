@@ -5,7 +5,7 @@ shard shows up in the next query with no refresh; only a new table, or a store m
 another folder (the views hold absolute globs), needs `refresh_catalog`, which every CLI
 command runs. Remote location (s3://, gs://, ...): DuckDB's httpfs extension is not assumed,
 and a plain `duckdb` session cannot use the fsspec filesystem, so the catalog holds *tables
-refreshed* from the objects (read through fsspec) by `refresh_catalog`; queries through the
+refreshed* from the objects (fetched through fsspec) by `refresh_catalog`; queries through the
 project itself always read the objects directly. The catalog is written under its local file
 lock; writing scores never touches it.
 """
@@ -77,20 +77,21 @@ def refresh_catalog(store: "ScoreStore") -> list[str]:
                 raise StoreError(f"{store.db_path} is in the old DuckDB-table format: run "
                                  f"`curation-assets migrate-store --data-dir {store.db_path.parent}`")
             managed = _managed(con)
-            con.execute("begin transaction")
-            for table in tables:
-                if table in existing:  # a view or a refreshed table of an earlier refresh
-                    con.execute(f'drop {"view" if existing[table] == "VIEW" else "table"} "{table}"')
-                if store.location.is_local:
-                    con.execute(store.view_sql(table))
-                else:
-                    store.location.register(con)
-                    con.execute(f'create table "{table}" as {store.select_sql(table)}')
-            for gone in managed - set(tables):  # a table whose objects were all removed
-                if gone in existing:
-                    con.execute(f'drop {"view" if existing[gone] == "VIEW" else "table"} if exists "{gone}"')
-            _write_info(con, store, "views" if store.location.is_local else "tables", tables)
-            con.execute("commit")
+            # remote: one concurrent fetch of every object, read locally (see ScoreStore.readable)
+            with store.readable(tables) as where:
+                con.execute("begin transaction")
+                for table in tables:
+                    if table in existing:  # a view or a refreshed table of an earlier refresh
+                        con.execute(f'drop {"view" if existing[table] == "VIEW" else "table"} "{table}"')
+                    if store.location.is_local:
+                        con.execute(store.view_sql(table))
+                    else:
+                        con.execute(f'create table "{table}" as {store.select_sql(table, where)}')
+                for gone in managed - set(tables):  # a table whose objects were all removed
+                    if gone in existing:
+                        con.execute(f'drop {"view" if existing[gone] == "VIEW" else "table"} if exists "{gone}"')
+                _write_info(con, store, "views" if store.location.is_local else "tables", tables)
+                con.execute("commit")
         finally:
             con.close()
     store._catalog_views = set(tables) if store.location.is_local else set()

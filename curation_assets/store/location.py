@@ -47,7 +47,10 @@ class StoreLocation:
         if self._fs is None:
             import fsspec
 
-            self._fs = fsspec.filesystem(self.protocol)
+            # no listings cache: other processes and machines add objects all the time, and
+            # s3fs/gcsfs would otherwise answer a glob or an ls from a listing made before
+            # them (a run's funnel saw none of the shards its steps had just written)
+            self._fs = fsspec.filesystem(self.protocol, use_listings_cache=False)
         return self._fs
 
     # ---- naming ------------------------------------------------------------------------
@@ -141,22 +144,15 @@ class StoreLocation:
 
     # ---- start-up check ----------------------------------------------------------------
     def check(self, setting: str = "CURATION_STORE") -> None:
-        """Fail in one readable line when the location is missing or not writable."""
+        """Fail in one readable line when the location is missing, unreachable or not writable."""
         what = f"{setting}: store location {self.url!r}"
-        if self.is_local:
-            root = Path(self.root)
-            if not root.exists():
-                raise StoreLocationError(f"{what} does not exist (create the folder or point {setting} elsewhere)")
-            if not root.is_dir():
-                raise StoreLocationError(f"{what} is not a folder")
-        else:
-            try:
-                if not self.fs.exists(self.root) and self.protocol != "memory":
-                    raise StoreLocationError(f"{what} does not exist or cannot be reached")
-            except StoreLocationError:
-                raise
-            except Exception as exc:  # credentials, DNS, ...: still one line
-                raise StoreLocationError(f"{what} cannot be reached: {type(exc).__name__}: {exc}") from None
+        if not self.is_local:
+            return self._check_remote(setting, what)
+        root = Path(self.root)
+        if not root.exists():
+            raise StoreLocationError(f"{what} does not exist (create the folder or point {setting} elsewhere)")
+        if not root.is_dir():
+            raise StoreLocationError(f"{what} is not a folder")
         probe = f".write-probe-{uuid.uuid4().hex}"
         try:
             self.write_bytes(probe, b"ok")
@@ -164,9 +160,59 @@ class StoreLocation:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             raise StoreLocationError(f"{what} is not writable: {reason}") from None
         try:
-            if self.is_local:
-                os.unlink(self.path(probe))
-            else:
-                self.fs.rm(self.path(probe))
+            os.unlink(self.path(probe))
         except OSError:
             pass
+
+    def _check_remote(self, setting: str, what: str) -> None:
+        """One probe PUT + DELETE under the prefix, through a filesystem with short timeouts.
+
+        An object store has no folders: a prefix that holds nothing yet is a fine location, so
+        only the bucket must exist. Writing the probe answers every question at once (bucket
+        there, endpoint reachable, credentials allowed to write); `exists()` cannot, because
+        s3fs turns a refused connection into False. The short timeouts and single attempt
+        make an unreachable endpoint fail in seconds instead of s3fs's and botocore's
+        default retries (~15 s for a refused port, minutes for a silent one)."""
+        where = _endpoint_hint(self.protocol)
+        try:
+            fs = self._quick_fs()
+        except Exception as exc:  # unknown protocol, missing package (s3fs / gcsfs)
+            raise StoreLocationError(f"{what} cannot be reached: {type(exc).__name__}: {_one_line(exc)}") from None
+        probe = f"{self.root}/.write-probe-{uuid.uuid4().hex}"
+        try:
+            fs.pipe_file(probe, b"ok")
+        except FileNotFoundError:  # s3fs's translation of NoSuchBucket
+            bucket = self.root.split("/", 1)[0]
+            raise StoreLocationError(f"{what} does not exist: no bucket {bucket!r}{where} "
+                                     f"(create it or point {setting} elsewhere)") from None
+        except PermissionError as exc:
+            raise StoreLocationError(f"{what} is not writable{where}: {_one_line(exc)}") from None
+        except Exception as exc:  # refused connection, DNS, timeout, bad credentials: still one line
+            raise StoreLocationError(f"{what} cannot be reached{where}: {type(exc).__name__}: {_one_line(exc)}") from None
+        try:
+            fs.rm(probe)
+        except Exception:
+            pass
+
+    def _quick_fs(self):
+        """A filesystem for the start-up probe only: short timeouts, one attempt (S3)."""
+        import fsspec
+
+        if self.protocol in ("s3", "s3a"):
+            fs = fsspec.filesystem(self.protocol, skip_instance_cache=True, config_kwargs={
+                "connect_timeout": 5, "read_timeout": 10, "retries": {"max_attempts": 1, "mode": "standard"}})
+            fs.retries = 1  # s3fs's own retry loop around botocore's
+            return fs
+        return self.fs
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _endpoint_hint(protocol: str) -> str:
+    """' at http://host:port' when an S3-compatible endpoint is configured (the usual culprit)."""
+    if protocol not in ("s3", "s3a"):
+        return ""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return f" at {endpoint}" if endpoint else ""

@@ -16,7 +16,8 @@ the shard, the row count, the code version and the write time. `shard_writes` is
 those footers, so it can never describe rows that are not there, nor miss rows that are.
 
 DuckDB stays the query engine: `query()` runs on an in-memory DuckDB whose views read the
-objects (`read_parquet` over a glob; remote locations through fsspec, registered with DuckDB).
+objects (`read_parquet` over a glob; on an object store, over a temporary local copy fetched
+concurrently through fsspec, see `readable`).
 `DIR/curation.duckdb` is the user's catalog of the same tables (see catalog.py).
 """
 
@@ -89,27 +90,55 @@ class ScoreStore:
         """Run SQL over the store's tables (only the tables the SQL names are bound)."""
         con = duckdb.connect()
         try:
-            self.location.register(con)
-            tables = self.tables()
-            for table in sorted(tables):
-                if re.search(rf"\b{table}\b", sql):
-                    con.execute(self.view_sql(table))
-            return con.execute(sql, params or []).pl()
+            named = sorted(t for t in self.tables() if re.search(rf"\b{t}\b", sql))
+            with self.readable(named) as where:
+                for table in named:
+                    con.execute(self.view_sql(table, where=where))
+                return con.execute(sql, params or []).pl()
         finally:
             con.close()
 
-    def select_sql(self, table: str) -> str:
-        """The SELECT that reads `table` from its objects (also used for the catalog file)."""
+    @contextlib.contextmanager
+    def readable(self, tables: Sequence[str]) -> Iterator[StoreLocation]:
+        """Where DuckDB reads `tables` from: the location itself when it is a folder; for an
+        object store, a temporary local copy of those tables' objects, fetched with one
+        listing and concurrent GETs. DuckDB reading each object through fsspec costs several
+        sequential requests per object (~125 ms per shard against a local S3 server; see
+        benchmarks/s3_store_benchmark.py), which a query over thousands of shards cannot
+        afford; the copy reads the same objects, so the answer is the same."""
+        if self.location.is_local:
+            yield self.location
+            return
+        import tempfile
+
+        wanted = {t for t in tables if t != SHARD_WRITES}
+        if SHARD_WRITES in tables:  # read from every table's footers
+            wanted = set(self.tables()) - {SHARD_WRITES}
+        fs = self.location.fs
+        prefix = fs._strip_protocol(self.location.path(TABLES_PREFIX)).rstrip("/")  # as find() spells paths
+        remote = [p for t in sorted(wanted) for p in fs.find(f"{prefix}/{t}")
+                  if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith(".")]
+        with tempfile.TemporaryDirectory(prefix="curation-store-read-") as tmp:
+            for path, data in (fs.cat(remote) if remote else {}).items():
+                target = Path(tmp, TABLES_PREFIX, path[len(prefix) + 1:])
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+            yield StoreLocation(tmp)
+
+    def select_sql(self, table: str, where: StoreLocation | None = None) -> str:
+        """The SELECT that reads `table` from its objects (also used for the catalog file);
+        `where`: a local copy of them (see `readable`)."""
+        where = where or self.location
         if table == SHARD_WRITES:
-            return shard_writes_select(self.location.glob_url(f"{TABLES_PREFIX}/*/*.parquet"))
+            return shard_writes_select(where.glob_url(f"{TABLES_PREFIX}/*/*.parquet"))
         _check_identifier(table)
-        glob = _sql_str(self.location.glob_url(f"{TABLES_PREFIX}/{table}/*.parquet"))
+        glob = _sql_str(where.glob_url(f"{TABLES_PREFIX}/{table}/*.parquet"))
         # union_by_name: a newer scorer version may add columns; older shards read NULL there
         return f"select * from read_parquet({glob}, union_by_name = true)"
 
-    def view_sql(self, table: str, replace: bool = False) -> str:
+    def view_sql(self, table: str, replace: bool = False, where: StoreLocation | None = None) -> str:
         create = "create or replace view" if replace else "create view"
-        return f'{create} "{table}" as {self.select_sql(table)}'
+        return f'{create} "{table}" as {self.select_sql(table, where)}'
 
     def read_shard(self, table: str, shard: str) -> pl.DataFrame:
         import pyarrow.parquet as pq

@@ -146,7 +146,7 @@ def _file_exists(path: str) -> bool:
     if "://" in path:
         import fsspec
 
-        fs, inner = fsspec.core.url_to_fs(path)
+        fs, inner = fsspec.core.url_to_fs(path, use_listings_cache=False)  # written by other processes
         return fs.isfile(inner)
     return Path(path).is_file()
 
