@@ -154,3 +154,15 @@ def test_bad_chunk_budget_is_one_readable_line(value, monkeypatch):
         chunk_budget_mb()
     monkeypatch.setenv(CHUNK_MB_ENV, "2.5")
     assert chunk_budget_mb() == 2.5
+
+
+def test_cli_refuses_a_bad_chunk_budget_at_start_up(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, CURATION_FRAMES_CHUNK_MB="lots", DAGSTER_HOME=str(tmp_path / "dagster_home"))
+    out = subprocess.run([str(Path(sys.executable).parent / "curation-assets"), "status", "--data-dir", str(tmp_path / "d")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2 and out.stderr.strip().splitlines() == [
+        f"error: {CHUNK_MB_ENV} must be a number of MiB above 0 (decoded frames per scoring chunk), got 'lots'"]
