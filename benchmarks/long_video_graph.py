@@ -124,6 +124,26 @@ def step_windows(dagster_home: Path) -> list[tuple[str, float, float]]:
     return sorted(windows, key=lambda w: w[1])
 
 
+def image_scores_chunks(dagster_home: Path) -> dict:
+    """The image_scores step's chunking as its materialization metadata reports it (frame_chunks,
+    frames_resident_peak, frames_decoded; absent before image_scores scored in chunks)."""
+    found: dict = {}
+    for db in sorted((dagster_home / "history" / "runs").glob("*.db")):
+        if db.name == "index.db":
+            continue
+        con = sqlite3.connect(db)
+        events = con.execute("select event from event_logs where step_key = 'image_scores' "
+                             "and dagster_event_type = 'ASSET_MATERIALIZATION'").fetchall()
+        con.close()
+        for (event,) in events:
+            for key in ("frame_chunks", "frames_resident_peak", "frames_decoded", "frame_chunk_budget_mb"):
+                # serialized as {"entry_data": {"__class__": ..., "value": V}, "label": KEY}
+                m = re.search(r'"value":\s*([\d.]+)\},\s*"label":\s*"%s"' % key, event)
+                if m:
+                    found[key] = float(m.group(1))
+    return found
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -169,7 +189,8 @@ def run_one(minutes: int, work: Path, width: int, height: int) -> dict:
             "peak_tree_mb": max(s[1] for s in sampler.samples) / 2**20,
             "peak_single_mb": sampler.per_process[top_pid][0] / 2**20, "peak_single_name": sampler.per_process[top_pid][1],
             "max_processes": sampler.max_processes, "samples": len(sampler.samples), "steps": steps,
-            "funnel": funnel, "load_start": load_start, "load_end": load(), "command": " ".join(cmd)}
+            "funnel": funnel, "load_start": load_start, "load_end": load(), "command": " ".join(cmd),
+            "image_scores": image_scores_chunks(data / "dagster_home")}
 
 
 def main() -> int:
@@ -189,6 +210,8 @@ def main() -> int:
         print("| step | seconds | peak tree RSS MB | largest process MB |\n|---|---|---|---|")
         for s in r["steps"]:
             print(f"| {s['step']} | {s['seconds']:.1f} | {s['tree_mb']:.0f} | {s['largest_mb']:.0f} |")
+        if r["image_scores"]:
+            print("\nimage_scores chunking: " + ", ".join(f"{k} {v:g}" for k, v in r["image_scores"].items()))
         print(flush=True)
     print("## Summary\n")
     print("| video | wall s | clips | shard | peak RSS, CLI + children MB | largest single process MB | "

@@ -163,6 +163,12 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ[settings.DATA_DIR_ENV] = str(data_dir)
     _check_store(args, data_dir)
+    try:  # checked here so a bad value fails at start-up, not in the first image_scores step
+        from curation_assets.frame_chunks import chunk_budget_mb
+
+        chunk_budget_mb()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     config = getattr(args, "config", None)
     try:
         stored = read_stored(data_dir)

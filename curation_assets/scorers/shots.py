@@ -9,7 +9,9 @@ only the cut list is kept, so memory does not grow with the video's length.
 from __future__ import annotations
 
 import math
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -164,10 +166,21 @@ def plan_clips(cuts: list[int], n_frames: int, fps: float, min_clip_s: float, ma
     return clips, dropped
 
 
+CLIPS_PREFIX = "clips"
+
+
+def clip_key(source_id: str, plan: ClipPlan) -> str:
+    """The clip's key relative to the store location, what rows record.
+
+    Named by the source's content hash and exact frames: a re-run with the same plan finds
+    the file already made, a different plan never overwrites it."""
+    return (f"{CLIPS_PREFIX}/{source_id[:2]}/{source_id[:16]}/"
+            f"clip{plan.index:05d}_f{plan.start_frame:08d}-{plan.end_frame:08d}.mp4")
+
+
 def clip_path(clips_dir: str | Path, source_id: str, plan: ClipPlan) -> Path:
-    # Named by the source's content hash and exact frames: a re-run with the same plan finds
-    # the file already made, a different plan never overwrites it.
-    return Path(clips_dir) / source_id[:2] / source_id[:16] / f"clip{plan.index:05d}_f{plan.start_frame:08d}-{plan.end_frame:08d}.mp4"
+    """Where the clip lies under a local `clips_dir` (the location's `clips/` folder)."""
+    return Path(clips_dir) / clip_key(source_id, plan).split("/", 1)[1]
 
 
 def cut_clip(src: str | Path, dst: str | Path, start_frame: int, end_frame: int, fps: float,
@@ -184,7 +197,9 @@ def cut_clip(src: str | Path, dst: str | Path, start_frame: int, end_frame: int,
     if src == dst:
         raise ValueError("refusing to overwrite the source video")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.stem + ".partial.mp4")
+    # a name of its own per writer (two runs cutting one clip never share a temp file), still
+    # ending in .mp4 for ffmpeg's muxer choice
+    tmp = dst.with_name(f"{dst.stem}.{uuid.uuid4().hex[:12]}.partial.mp4")
     n = end_frame - start_frame
     copy = start_frame in set(keyframes)
     if copy:
@@ -227,15 +242,24 @@ def _count_video_packets(path: Path) -> int:
 class SplitJob:
     source_path: str
     source_id: str
-    clips_dir: str
+    location: str  # the store location (folder or fsspec URL): clips go under its clips/
     params: ShotParams
     crf: int = 18
+    staging_dir: str | None = None  # remote locations: ffmpeg writes here first (default: temp dir)
 
 
 def split_source(job: SplitJob) -> dict:
     """Detect, plan and cut one source (picklable, for worker processes). Never raises:
     a decode failure part-way keeps the clips that end before it; a failed cut fails that
-    clip only, with ffmpeg's reason."""
+    clip only, with ffmpeg's reason.
+
+    Each clip is published atomically at `clip_key` under the store location: a local one
+    gets ffmpeg's output renamed into place; a remote one (s3://, gs://) gets it staged
+    locally, then uploaded in one PUT. Each clip dict carries its `key` (what rows record)
+    and `path` (the key resolved: a local path or URL)."""
+    from curation_assets.store.location import StoreLocation
+
+    location = StoreLocation(job.location)
     try:
         det = detect_shots(job.source_path, job.params)
     except Exception as exc:  # noqa: BLE001 - a detector failure costs this source only
@@ -251,14 +275,23 @@ def split_source(job: SplitJob) -> dict:
     out["dropped_short"] = dropped
     keyframes = set(det.keyframes)
     for plan in plans:
-        dst = clip_path(job.clips_dir, job.source_id, plan)
-        clip = {"plan": plan, "path": str(dst), "mode": None, "error": None}
+        key = clip_key(job.source_id, plan)
+        clip = {"plan": plan, "key": key, "path": location.resolve(key), "mode": None, "error": None}
         try:
-            if dst.is_file():  # made by an earlier run of the same plan: write-once
+            made = Path(location.path(key)).is_file() if location.is_local else location.exists(key)
+            if made:  # made by an earlier run of the same plan: write-once
                 clip["mode"] = "existing"
+            elif location.is_local:
+                clip["mode"] = cut_clip(job.source_path, location.path(key), plan.start_frame, plan.end_frame,
+                                        det.fps, keyframes, job.crf)
             else:
-                clip["mode"] = cut_clip(job.source_path, dst, plan.start_frame, plan.end_frame, det.fps, keyframes,
-                                        job.crf)
+                staged = Path(job.staging_dir or Path(tempfile.gettempdir()) / "curation_clip_staging") / key
+                try:
+                    clip["mode"] = cut_clip(job.source_path, staged, plan.start_frame, plan.end_frame, det.fps,
+                                            keyframes, job.crf)
+                    location.put_file(staged, key)
+                finally:
+                    staged.unlink(missing_ok=True)
         except Exception as exc:  # noqa: BLE001 - the clip fails with its reason, the others go on
             clip["error"] = str(exc)[:400]
         out["clips"].append(clip)

@@ -125,11 +125,15 @@ def run_pass_job(job: PassJob) -> dict:
     import time
 
     from curation_assets.frame_files import save_frames
+    from curation_assets.store.location import StoreLocation
 
     t0 = time.perf_counter()
     try:
-        result = video_pass(job.path, job.motion_params, job.sampling, fps=job.fps, total_frames=job.frame_count,
-                            flow_threads=job.flow_threads, backend=job.backend)
+        # a clip cut by `shots` is recorded as a key relative to the store location: open it
+        # there (fetched once when the location is remote); registered sources are absolute
+        location = job.data_dir if isinstance(job.data_dir, StoreLocation) else StoreLocation(job.data_dir)
+        result = video_pass(location.local_file(job.path), job.motion_params, job.sampling, fps=job.fps,
+                            total_frames=job.frame_count, flow_threads=job.flow_threads, backend=job.backend)
         paths = save_frames(job.data_dir, job.video_id, result.frame_indices, result.frames, job.image_format)
         height, width = result.frames[0].shape[:2] if result.frames else (None, None)
         return {"motion": result.motion, "frame_indices": result.frame_indices, "timestamps": result.frame_timestamps,

@@ -1,8 +1,9 @@
 """A store location: a local folder or an fsspec URL, and the few byte operations the store needs.
 
 Everything under a location is addressed by a *relative* key (`tables/motion/shard-00000.parquet`,
-`frames/ab/<id>/0000003.png`), so rows never carry where the store happens to be mounted: a store
-copied or mounted elsewhere still resolves. Local folders (plain paths and `file://` URLs) go
+`frames/ab/<id>/0000003.png`, `clips/ab/<source id>/clip00003_f...mp4`), so rows never carry
+where the store happens to be mounted: a store copied or mounted elsewhere still resolves.
+Local folders (plain paths and `file://` URLs) go
 through `os` directly (temp name + `os.replace`, which is atomic on one filesystem); any other
 fsspec URL (`s3://`, `gs://`, `memory://`) writes an object with one PUT, which object stores
 publish atomically. Readers therefore never see half an object.
@@ -66,6 +67,32 @@ class StoreLocation:
         if os.path.isabs(key) or "://" in key:
             return key
         return self.path(key) if self.is_local else f"{self.url}/{key}"
+
+    def local_file(self, key: str, cache_dir: str | Path | None = None) -> str:
+        """A key stored in a row -> a local file path that ffmpeg and PyAV can open. Local
+        locations (and absolute paths: rows written before relative keys, or a source video the
+        user registered) need no copy; an object at a remote location is downloaded once into
+        `cache_dir` (default: a per-location folder under the system temp dir) and reused."""
+        where = self.resolve(key)
+        if "://" not in where:
+            return where
+        import hashlib
+        import tempfile
+
+        base = Path(cache_dir) if cache_dir else (
+            Path(tempfile.gettempdir()) / "curation_store_cache" / hashlib.sha256(self.url.encode()).hexdigest()[:16])
+        target = base / key
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(self.fs.cat_file(self.path(key)))
+                os.replace(tmp, target)  # two readers fetching one clip leave one whole file
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
+        return str(target)
 
     def glob_url(self, pattern: str) -> str:
         """A path DuckDB's read_parquet understands (remote ones need `register(con)` first)."""

@@ -75,7 +75,9 @@ def build_accelerated_videos(recipe: Recipe):
                 continue
             try:
                 motion_params_, backend = split_motion_row_params(json.loads(motion_params[video["video_id"]]))
-                row.update(_accelerate(video, probe, choice.factor, params, out_dir, MotionParams(**motion_params_),
+                # a clip cut by `shots` is a key relative to the location: ffmpeg reads a local copy
+                source = {**video, "path": location.local_file(video["path"])}
+                row.update(_accelerate(source, probe, choice.factor, params, out_dir, MotionParams(**motion_params_),
                                        backend))
                 # rows hold the clip's key relative to the store location
                 key = "accelerated/" + Path(row["output_path"]).relative_to(out_dir).as_posix()

@@ -5,8 +5,11 @@ once, on a thread pool, for all of them. Each asset keeps its own table, code ve
 check, config section and metadata, and the step is subsettable: materializing one asset (or a
 recipe that leaves a scorer out, see `build_image_scores(scorers=...)`) computes only that one.
 Each scorer loads its model before touching any video; missing weights fail that asset whole
-(no rows), the others are still written, and the step then fails naming it. Frames are batched
-across the shard's videos and per-frame values are reduced per video.
+(no rows), the others are still written, and the step then fails naming it. The shard's videos
+are taken in chunks of bounded decoded size ($CURATION_FRAMES_CHUNK_MB, see frame_chunks.py),
+each chunk scored by every selected scorer while the next one decodes; frames are batched
+across a chunk's videos, per-frame values are reduced per video, and each table is written
+once, whole, at the end.
 """
 
 import time
@@ -26,6 +29,7 @@ from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorer_enabled
 from curation_assets.orchestration.resources import CurationStore, ModelResource
 from curation_assets import ray_engine
+from curation_assets.frame_chunks import FrameChunks, chunk_budget_mb, video_frame_bytes
 from curation_assets.scorers.reduce import reduce_scores
 
 CLIP_SIMILARITY, AESTHETICS, OCR_AREA = "clip_similarity", "aesthetics", "ocr_area"
@@ -132,7 +136,7 @@ def _score_ocr(detector, config, settings, ready, errors, captions):
     if not ready:
         return rows, model_id, "real"
     images, owners = _flatten(ready)
-    try:  # the whole shard at once: the detector overlaps its per-frame CPU work across frames
+    try:  # the whole chunk at once: the detector overlaps its per-frame CPU work across frames
         ratios = np.asarray(detector.area_ratios(images), dtype=np.float64)
         per_video = [ratios[owners == i] for i in range(len(ready))]
     except ray_engine.RayStepError:
@@ -193,7 +197,7 @@ def build_image_scores(recipe: Recipe, profile: str, scorers: tuple[str, ...] = 
     def image_scores(context: AssetExecutionContext, config: ImageScoresConfig, curation_store: CurationStore,
                      models: ModelResource):
         started, store, settings = time.perf_counter(), curation_store.store(), models.settings()
-        shard = context.partition_key
+        shard, budget_mb = context.partition_key, chunk_budget_mb()  # a bad setting fails before any model loads
         selected = [name for name in scorers if AssetKey(name) in context.selected_asset_keys]
         # a scorer the recipe switched off loads nothing and writes an empty shard (green, not stale)
         for name in [n for n in selected if not scorer_enabled(recipe, n)]:
@@ -218,19 +222,38 @@ def build_image_scores(recipe: Recipe, profile: str, scorers: tuple[str, ...] = 
         video_ids = list(frames_by_id) if needs_all else [vid for vid in frames_by_id if vid in captions]
         if CLIP_SIMILARITY in loaded:  # captioned videos missing from sampled_frames still get their error row
             video_ids += [vid for vid in sorted(captions) if vid not in frames_by_id]
-        decode_started = time.perf_counter()
-        ready, errors = load_videos_frames(frames_by_id, video_ids) if loaded else ([], {})
-        shared_meta = {"frames_decoded": sum(len(f) for _, f in ready),
-                       "frames_decode_seconds": round(time.perf_counter() - decode_started, 3),
-                       "assets_in_step": ", ".join(selected)}
+        # the shard's videos in chunks of bounded decoded size (the next decoding while one is
+        # scored): memory no longer grows with the shard's clip count (frame_chunks.py)
+        chunks = FrameChunks(frames_by_id, video_ids, budget_mb, load_videos_frames)
+        failed_rows = {name: [] for name in loaded}  # per table: error rows first, as today
+        scored_rows = {name: [] for name in loaded}
+        produced, scoring_seconds = {}, dict.fromkeys(loaded, 0.0)
+        for ready, errors in (chunks if loaded else ()):
+            for name, model in loaded.items():
+                scored_started = time.perf_counter()
+                rows, model_id, row_profile = SCORERS[name][1](model, getattr(config, name), settings, ready, errors,
+                                                               captions)
+                produced[name] = (model_id, row_profile)
+                for row in rows:
+                    (failed_rows if row["video_id"] in errors else scored_rows)[name].append(row)
+                scoring_seconds[name] += time.perf_counter() - scored_started
+        shared_meta = {"frames_decoded": chunks.frames_decoded,
+                       "frames_decode_seconds": round(chunks.decode_seconds, 3),
+                       "assets_in_step": ", ".join(selected),
+                       "frame_chunks": len(chunks.plan), "frame_chunk_budget_mb": chunks.budget_mb,
+                       "largest_chunk_videos": chunks.largest_chunk_videos,
+                       "frames_resident_peak": chunks.peak_resident_frames}
+        # rows in the order one whole-shard pass wrote them: videos with nothing to decode, then
+        # those whose frames failed to decode, then the scored ones (each in shard order)
+        nothing = {vid for vid in video_ids if video_frame_bytes(frames_by_id.get(vid)) == 0}
         for name, model in loaded.items():
-            scored_started = time.perf_counter()
-            rows, model_id, row_profile = SCORERS[name][1](model, getattr(config, name), settings, ready, errors, captions)
-            frame = to_frame(rows, _schema(COLUMNS[name]))
+            model_id, row_profile = produced[name]
+            failed = sorted(failed_rows[name], key=lambda row: row["video_id"] not in nothing)  # stable
+            frame = to_frame(failed + scored_rows[name], _schema(COLUMNS[name]))
             low, high = RANGES[name]
             yield write_shard(context, store, name, frame, started,
                               {**model_metadata(model_id, row_profile), **shared_meta, **ray_engine.placement_metadata(model),
-                               "scoring_seconds": round(time.perf_counter() - scored_started, 3)},
+                               "scoring_seconds": round(scoring_seconds[name], 3)},
                               check_results=[_range_check(name, frame, COLUMNS[name], low, high)], asset_key=name)
         if failures:
             name, exc = next(iter(failures.items()))

@@ -69,7 +69,7 @@ def build_raw_videos(recipe: Recipe):
         for member in members.iter_rows(named=True):
             rows.append(_probe_member(member))
             if member["path"] in split:
-                rows.extend(_split_rows(rows[-1], member, split[member["path"]]))
+                rows.extend(_split_rows(rows[-1], member, split[member["path"]], store.location))
         _mark_duplicates(rows, _known_primaries(store, shard, rows))
         frame = to_frame(rows, RAW_VIDEOS_SCHEMA)
         duplicates = int(frame["duplicate_of"].is_not_null().sum())
@@ -119,9 +119,11 @@ def _shots_by_source(store, shard: str) -> dict[str, list[dict]]:
     return out
 
 
-def _split_rows(source_row: dict, member: dict, shots: list[dict]) -> list[dict]:
+def _split_rows(source_row: dict, member: dict, shots: list[dict], location) -> list[dict]:
     """Mark the source as split and add one row per clip. A source whose detection decoded
-    nothing fails with that reason; a clip ffmpeg could not cut fails with ffmpeg's."""
+    nothing fails with that reason; a clip ffmpeg could not cut fails with ffmpeg's.
+    A clip's `path` is its key relative to the store location, as `shots` recorded it (an
+    absolute path in data dirs written before); it is probed through a local copy."""
     source = next(r for r in shots if r["kind"] == "source")
     if source_row["error"]:
         return []
@@ -140,9 +142,15 @@ def _split_rows(source_row: dict, member: dict, shots: list[dict]) -> list[dict]
         if clip["error"]:
             row.update(ProbeResult(error=f"cut failed: {clip['error']}").as_row())
         else:
-            row.update(_probe_member({"path": clip["clip_path"], "seq": member["seq"], "manifest_text": clip["caption"],
+            try:
+                local = location.local_file(clip["clip_path"])
+            except Exception as exc:  # a remote object that cannot be fetched fails this clip only
+                row.update(ProbeResult(error=f"cannot fetch clip: {type(exc).__name__}: {str(exc)[:200]}").as_row())
+                rows.append(row)
+                continue
+            row.update(_probe_member({"path": local, "seq": member["seq"], "manifest_text": clip["caption"],
                                       "registration_error": None}))
-            row["source_caption"] = clip["caption"]
+            row["path"], row["source_caption"] = clip["clip_path"], clip["caption"]
         rows.append(row)
     return rows
 

@@ -15,10 +15,12 @@ from curation_assets.scorers.probe import probe_video
 from curation_assets.scorers.shots import SplitJob, split_source
 
 SHOTS = "shots"
-CLIPS_DIRNAME = "clips"
 
 # One table, two kinds of row: per split source ("source": what detection found, its error)
 # and per clip ("clip": its file and where it sits in the source). raw_videos reads both.
+# clip_path is the clip's key relative to the store location (`clips/ab/<source id>/...`),
+# resolved by readers with StoreLocation.resolve / local_file; rows of data dirs written
+# before hold absolute paths, which resolve to themselves.
 SHOTS_SCHEMA = {
     "kind": pl.Utf8,
     "source_seq": pl.Int64,
@@ -55,8 +57,8 @@ def build_shots(recipe: Recipe):
         group_name="ingest",
         kinds={"pyav", "ffmpeg"},
         description="Shot splitting (off unless the recipe enables it): PySceneDetect cuts of each long source "
-        "video, and the clips cut there with ffmpeg under <data_dir>/clips. raw_videos scores the clips "
-        "in place of their source.",
+        "video, and the clips cut there with ffmpeg under <store location>/clips (rows hold keys relative to "
+        "it). raw_videos scores the clips in place of their source.",
     )
     def shots(context: AssetExecutionContext, config: ShotsConfig, curation_store: CurationStore):
         started = time.perf_counter()
@@ -82,8 +84,10 @@ def build_shots(recipe: Recipe):
                     continue
                 seen.add(source_id)
                 sources.append((member, source_id))
-                jobs.append(SplitJob(member["path"], source_id, str(Path(curation_store.data_dir) / CLIPS_DIRNAME),
-                                     params, config.reencode_crf))
+                # clips go under the store location (like sampled frames), so a node elsewhere
+                # reads them; remote locations stage ffmpeg's output in the data dir first
+                jobs.append(SplitJob(member["path"], source_id, curation_store.location, params, config.reencode_crf,
+                                     str(Path(curation_store.data_dir) / ".staging")))
         rows = []
         for (member, source_id), out in zip(sources, map_videos(split_source, jobs, default_workers(), 1)):
             caption = member["manifest_text"] if config.inherit_caption else None
@@ -111,7 +115,7 @@ def _rows(member: dict, source_id: str, out: dict, params_str: str, caption: str
              "dropped_short": out["dropped_short"], "detect_seconds": det.seconds, "error": det.error}]
     for clip in out["clips"]:
         plan = clip["plan"]
-        rows.append({**base, "kind": "clip", "clip_index": plan.index, "clip_path": clip["path"], "shot": plan.shot,
+        rows.append({**base, "kind": "clip", "clip_index": plan.index, "clip_path": clip["key"], "shot": plan.shot,
                      "start_frame": plan.start_frame, "end_frame": plan.end_frame,
                      "start_s": plan.start_frame / det.fps, "end_s": plan.end_frame / det.fps,
                      "cut_mode": clip["mode"], "caption": caption, "error": clip["error"]})

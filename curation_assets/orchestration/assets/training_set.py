@@ -85,6 +85,8 @@ def _candidates(store) -> pl.DataFrame:
     else:
         kept = kept.with_columns(pl.lit(None, pl.Utf8).alias("output_path"), pl.lit(None, pl.Int64).alias("new_frames"),
                                  pl.lit(None, pl.Float64).alias("motion_after"))
+    # clips cut by `shots` are keys relative to the location too (registered sources are absolute)
+    kept = kept.with_columns(pl.col("path").map_elements(store.location.resolve, return_dtype=pl.Utf8))
     kept = _with_scores_profile(store, tables, kept)
     accelerated = pl.col("output_path").is_not_null()
     return kept.with_columns(
