@@ -17,18 +17,10 @@ import pytest
 from cluster_fixtures import OBJECT_STORE, deployment_env, ray_cluster  # noqa: F401 (fixtures)
 from curation_assets.cli import main
 from curation_assets.samples.synthetic import write_moving_pattern
+from score_tables import SCORE_TABLES
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCORE_TABLES = {
-    "motion": "motion_score",
-    "resolution": "width",
-    "captions": "caption",
-    "clip_similarity": "clip_similarity",
-    "aesthetics": "aesthetics_score",
-    "ocr_area": "ocr_area_ratio",
-    "curated_videos": "status",
-}
 
 
 def _videos(folder: Path, n: int, **kwargs) -> Path:

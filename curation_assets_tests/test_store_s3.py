@@ -17,22 +17,13 @@ import duckdb
 import pytest
 
 from curation_assets.store import StoreLocation, StoreLocationError
+from score_tables import SCORE_TABLES as BASE_SCORE_TABLES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BUCKET = "curation-test"
 INPUTS = ("good_pan_right.mp4", "slow_motion.mp4", "zero_byte.mp4")  # kept, kept + accelerated, failed
-SCORE_TABLES = {
-    "motion": "motion_score",
-    "resolution": "width",
-    "captions": "caption",
-    "clip_similarity": "clip_similarity",
-    "aesthetics": "aesthetics_score",
-    "ocr_area": "ocr_area_ratio",
-    "curated_videos": "status",
-    "accelerated_videos": "output_path",
-    "sampled_frames": "frame_paths",
-}
+SCORE_TABLES = {**BASE_SCORE_TABLES, "accelerated_videos": "output_path", "sampled_frames": "frame_paths"}
 
 
 def _aws_env(endpoint: str, tmp: Path) -> dict:
