@@ -76,15 +76,17 @@ def cmd_measure(args) -> None:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(code))
     env.pop("DAGSTER_HOME", None)
     env.pop("CURATION_STORE", None)
+    if args.store:  # every process that touches the store gets it, as a deployment would set it
+        env["CURATION_STORE"] = args.store
     build = json.loads((work / "build.json").read_text())
-    out_path = Path(args.out) if args.out else HERE / "results" / f"store_scale_{build['shards']}.json"
+    out_path = Path(args.out) if args.out else HERE / "results" / f"store_scale_{build['shards']}{'_s3' if args.store else ''}.json"
     result = json.loads(out_path.read_text()) if out_path.exists() and not args.fresh else {}
     result.update(shards=build["shards"], clips=build["clips"], objects=build.get("objects"), work=str(work),
                   code=str(code), commit=_commit(code), cpu_count=os.cpu_count())
     runs = result.setdefault("probes", {})
     for probe in probes:
         print(f"{probe} ...", flush=True)
-        record = measure_one(argv(probe, python, cli, work), env, args.timeout)
+        record = measure_one(argv(probe, python, cli, work, args.store), env, args.timeout)
         record["commit"] = result["commit"]
         runs[probe] = record
         tail = record["output_tail"].strip().splitlines()
@@ -112,7 +114,7 @@ def cmd_build(args) -> None:
 
     work = Path(args.work or f"/work/scale/{args.shards}shards")
     t0 = time.perf_counter()
-    record = build(work, args.shards, args.procs, log=lambda line: print(line, flush=True))
+    record = build(work, args.shards, args.procs, log=lambda line: print(line, flush=True), store_url=args.store)
     print(json.dumps({k: v for k, v in record.items() if k != "steps"}), json.dumps(record["steps"]))
     print(f"built {work} in {time.perf_counter() - t0:.0f} s")
 
@@ -124,6 +126,7 @@ def main() -> None:
     b.add_argument("--shards", type=int, required=True)
     b.add_argument("--work", default=None)
     b.add_argument("--procs", type=int, default=2)
+    b.add_argument("--store", default=None, help="fsspec URL for the objects (e.g. s3://bucket/prefix; AWS_* from the env)")
     m = sub.add_parser("measure")
     m.add_argument("--shards", type=int, required=True)
     m.add_argument("--work", default=None)
@@ -132,6 +135,7 @@ def main() -> None:
     m.add_argument("--timeout", type=float, default=900)
     m.add_argument("--out", default=None)
     m.add_argument("--fresh", action="store_true", help="start a new results file instead of updating it")
+    m.add_argument("--store", default=None, help="the store URL the build used (s3://...)")
     args = parser.parse_args()
     {"build": cmd_build, "measure": cmd_measure}[args.command](args)
 

@@ -34,7 +34,8 @@ sys.path.insert(0, str(HERE))
 REGISTER_BATCH = 1000  # shards per register() call
 
 
-def build(work: Path, shards: int, procs: int = 2, log=print) -> dict:
+def build(work: Path, shards: int, procs: int = 2, log=print, store_url: str | None = None) -> dict:
+    """`store_url`: an fsspec URL (s3://bucket/prefix) for the objects instead of <work>/data."""
     from curation_assets import settings
     from curation_assets.ingest.discover import discover
     from curation_assets.ingest.registry import REGISTRY_TABLE, register, registered_shards
@@ -60,7 +61,8 @@ def build(work: Path, shards: int, procs: int = 2, log=print) -> dict:
     steps["video_files"] = {"made": made, "seconds": round(time.perf_counter() - t0, 1)}
     log(f"video files: {made} made in {steps['video_files']['seconds']} s")
 
-    store = ScoreStore(data / settings.DB_FILENAME, location=data)
+    location = store_url or str(data)
+    store = ScoreStore(data / settings.DB_FILENAME, location=location)
     have = set(registered_shards(store)) if REGISTRY_TABLE in store.tables() else set()
     if len(have) < shards:
         t0 = time.perf_counter()
@@ -78,12 +80,12 @@ def build(work: Path, shards: int, procs: int = 2, log=print) -> dict:
     assert first["path"].to_list()[:2] == [video_path(str(videos), 0), video_path(str(videos), 1)], first["path"][:2]
 
     t0 = time.perf_counter()
-    todo = [n for n in range(shards) if not _complete(data, n)]
+    todo = [n for n in range(shards) if not _complete(store, n)]
     log(f"score tables: {len(todo)} of {shards} shards to write on {procs} processes")
     chunks = [todo[i::procs * 8] for i in range(procs * 8)]
     done = 0
     with ProcessPoolExecutor(procs, mp_context=get_context("spawn")) as pool:
-        for written in pool.map(_write_shards, [(str(data), str(videos), c) for c in chunks if c]):
+        for written in pool.map(_write_shards, [(str(data), location, str(videos), c) for c in chunks if c]):
             done += written
             log(f"  {done}/{len(todo)} shards written ({time.perf_counter() - t0:.0f} s)")
     if todo:
@@ -97,26 +99,28 @@ def build(work: Path, shards: int, procs: int = 2, log=print) -> dict:
 
     _write_manifest(work, videos)
     record["load_end"] = os.getloadavg()
-    record["objects"] = sum(1 for _ in (data / "tables").glob("*/*.parquet"))
-    record["bytes"] = sum(f.stat().st_size for f in (data / "tables").glob("*/*.parquet"))
+    record["objects"] = sum(len(store.shards(t)) for t in store.tables() if t != "shard_writes")
+    if store.location.is_local:
+        record["bytes"] = sum(f.stat().st_size for f in (data / "tables").glob("*/*.parquet"))
+    record["store"] = store.location.url
     (work / "build.json").write_text(json.dumps(record, indent=2))
     return record
 
 
-def _complete(data: Path, number: int) -> bool:
+def _complete(store, number: int) -> bool:
     from store_scale_synthetic import SHARD_TABLES
 
-    return all((data / "tables" / t / f"shard-{number:05d}.parquet").exists() for t in SHARD_TABLES)
+    return all(store.location.exists(store.object_key(t, f"shard-{number:05d}")) for t in SHARD_TABLES)
 
 
 def _write_shards(args) -> int:
-    data, videos, numbers = args
+    data, location, videos, numbers = args
     from curation_assets import settings
     from curation_assets.orchestration.recipe import shard_code_versions
     from curation_assets.store import ScoreStore
     from store_scale_synthetic import shard_tables
 
-    store = ScoreStore(Path(data) / settings.DB_FILENAME, location=data)
+    store = ScoreStore(Path(data) / settings.DB_FILENAME, location=location)
     versions = shard_code_versions({}, "real")
     for number in numbers:
         shard = f"shard-{number:05d}"
@@ -124,9 +128,7 @@ def _write_shards(args) -> int:
             store.replace_shard(table, shard, rows, code_version=versions[table])
             if table == "accelerated_videos":
                 for key in rows["output_path"].drop_nulls().to_list():
-                    target = Path(data) / key
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.touch()
+                    store.location.write_bytes(key, b"")
     return len(numbers)
 
 

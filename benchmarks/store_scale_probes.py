@@ -23,7 +23,7 @@ os.environ.setdefault("CURATION_MODEL_PROFILE", "real")
 from curation_assets import settings
 from curation_assets.store import ScoreStore
 store = ScoreStore(data / settings.DB_FILENAME)
-last = sorted(p.name[:-8] for p in (data / "tables" / "video_registry").iterdir() if p.name.endswith(".parquet"))[-1]
+last = sorted(store.shards("video_registry"))[-1]
 def dagster_home():
     from curation_assets.orchestration.instance import ensure_dagster_home
     ensure_dagster_home(data)
@@ -111,7 +111,7 @@ with DagsterInstance.get() as instance:
     "failed_shard_lookup": """
 dagster_home()
 from curation_assets.execution.shard_runner import failed_shard_reasons
-shards = sorted(p.name[:-8] for p in (data / "tables" / "video_registry").iterdir() if p.name.endswith(".parquet"))
+shards = sorted(store.shards("video_registry"))
 t = time.perf_counter(); out = failed_shard_reasons(shards)
 print(len(shards), "shards looked up in", round(time.perf_counter() - t, 2), "s;", len(out), "failed")
 """,
@@ -129,13 +129,14 @@ PIECES = ("discover_corpus", "quadratic_loop", "registry_paths", "partition_list
           "list_objects")
 
 
-def argv(probe: str, python: str, cli: str, work: Path) -> list[str]:
+def argv(probe: str, python: str, cli: str, work: Path, store: str | None = None) -> list[str]:
     data = str(work / "data")
+    extra = ["--store", store] if store else []
     if probe == "status":
-        return [cli, "status", "--data-dir", data]
+        return [cli, "status", "--data-dir", data, *extra]
     if probe == "run_noop_corpus":
-        return [cli, "run", "--input", str(work / "videos"), "--data-dir", data, "--workers", "1"]
+        return [cli, "run", "--input", str(work / "videos"), "--data-dir", data, "--workers", "1", *extra]
     if probe == "run_noop_one_shard":
         return [cli, "run", "--input", str(work / "manifests" / "one-shard.jsonl"), "--data-dir", data,
-                "--workers", "1", "--allow-outside-paths"]
+                "--workers", "1", "--allow-outside-paths", *extra]
     return [python, "-c", textwrap.dedent(_SETUP) + textwrap.dedent(SNIPPETS[probe]), str(work)]

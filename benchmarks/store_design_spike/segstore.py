@@ -302,3 +302,27 @@ def _publish(path: str, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, target)
+
+
+def explicit_select(store: SegStore, table: str) -> str:
+    """The project's own reads: the winning files named one by one (no glob, so a file the
+    compactor deletes after its grace can only be missed by a read older than the grace), and
+    the few superseded shards a segment still holds filtered out by constant lists."""
+    entries, _ = store.entries(table)
+    best = _best(entries)
+    files = sorted({e.file for e in best.values()})
+    if not files:
+        return "select null where false"
+    folder = store.folder(table)
+    # segment rows whose shard is won elsewhere
+    losers: dict[str, list[str]] = {}
+    for e in entries:
+        if e.src != LOOSE_SRC and best[e.shard].file != e.file and e.file in files:
+            losers.setdefault(e.file, []).append(e.shard)
+    lst = ", ".join("'" + f"{folder}/{f}".replace("'", "''") + "'" for f in files)
+    sql = f"select * exclude (filename) from read_parquet([{lst}], union_by_name = true, filename = true)"
+    if losers:
+        cond = " or ".join(f"(filename = '{folder}/{f}' and shard in ({', '.join(repr(s) for s in ss)}))"
+                           for f, ss in losers.items())
+        sql += f" where not ({cond})"
+    return sql
