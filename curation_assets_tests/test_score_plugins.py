@@ -9,6 +9,7 @@ entry point at start-up, in one line naming it.
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -29,8 +30,9 @@ def _install(source: Path, target: Path) -> None:
 
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory) -> Path:
-    site = tmp_path_factory.mktemp("plugin_site")
-    _install(PLUGIN, site)
+    site, source = tmp_path_factory.mktemp("plugin_site"), tmp_path_factory.mktemp("plugin_src") / "letterbox_score"
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))  # pip builds in the tree
+    _install(source, site)
     return site
 
 
