@@ -28,8 +28,11 @@ SHOWN_ROOT = "/home/me/curation_assets"
 RUN_INFO, OUTPUT_INFO = "bash quickstart", "text quickstart-output"
 # What the temporary "clone" holds: links to the real clone's parts the commands use.
 LINKED = (".venv", "scripts", "recipes", "workspace.yaml")
-# Tools that exist only inside the venv: they must not be found on the PATH the blocks get.
+# Tools a fresh shell does not have (the venv's, and no duckdb CLI at all): the README calls them
+# through .venv/bin/. PATH entries holding the venv's own console scripts are left out of the
+# PATH the blocks get, so a bare call fails there as it would in a fresh shell.
 VENV_TOOLS = ("curation-assets", "dagster", "duckdb", "pytest")
+VENV_MARKERS = ("curation-assets", "dagster")
 BLOCK_TIMEOUT_S = 900
 
 _FENCE = re.compile(r"^```([^`\n]*)\n(.*?)^```[ \t]*$", re.M | re.S)
@@ -78,9 +81,11 @@ def normalize(text: str, roots: tuple[str, ...] = ()) -> str:
 def _clean_env() -> dict[str, str]:
     """The environment of a fresh shell: no venv tools on the PATH, no project settings."""
     path = [p for p in os.environ.get("PATH", "").split(os.pathsep)
-            if p and not any((Path(p) / tool).exists() for tool in VENV_TOOLS)]
+            if p and not any((Path(p) / tool).exists() for tool in VENV_MARKERS)]
+    # CURATION_VENV stays: it says where this machine's dependency venv is (setup_venv.sh)
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("CURATION_", "DAGSTER_")) and k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
+           if (k == "CURATION_VENV" or not k.startswith(("CURATION_", "DAGSTER_")))
+           and k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     # HF_HUB_OFFLINE as scripts/test.sh sets it (CI has no network); unbuffered, so that stdout
     # and stderr interleave as they do on a terminal
     env.update(PATH=os.pathsep.join(path), HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
