@@ -45,8 +45,8 @@ def weights(settings, config) -> list:
 
 AESTHETICS = ScoreDeclaration(
     name="aesthetics",
-    description="LAION improved aesthetic predictor v2 (sac+logos+ava1-l14-linearMSE on normalized CLIP ViT-L/14 "
-    "embeddings) per sampled frame, divided by 10, reduced per video.",
+    description="LAION aesthetic predictor v2 score / 10, averaged over the sampled frames. The improved aesthetic "
+    "predictor (sac+logos+ava1-l14-linearMSE on normalized CLIP ViT-L/14 embeddings) per frame, reduced per video.",
     reads=FRAMES,
     columns={"aesthetics_score": pl.Float64, "frame_scores": pl.List(pl.Float64)},
     bounds=(Bound("aesthetics_score_min", "min", 0.4, "LAION aesthetic score / 10 (data-juicer's default 0.4)."),),

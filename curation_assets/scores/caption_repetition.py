@@ -20,8 +20,8 @@ def repetition(caption: str, config: CaptionRepetitionConfig) -> dict:
 
 CAPTION_REPETITION = ScoreDeclaration(
     name="caption_repetition",
-    description="data-juicer's character repetition ratio of each caption (n-grams of rep_len chars): the share "
-    "of n-grams taken by the most repeated ones. Clips without a caption have no row.",
+    description="Share of repeated character n-grams in the caption (rep_len 10). data-juicer's character "
+    "repetition ratio: the share of n-grams taken by the most repeated ones. Clips without a caption have no row.",
     reads=CAPTION,
     columns={"char_rep_ratio": pl.Float64},
     bounds=(Bound("char_rep_ratio_max", "max", 0.2, "Captions that repeat a phrase of up to ~15 characters score "

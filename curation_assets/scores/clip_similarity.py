@@ -50,8 +50,8 @@ def weights(settings, config: ClipSimilarityConfig) -> list:
 
 CLIP_SIMILARITY = ScoreDeclaration(
     name="clip_similarity",
-    description="Cosine similarity of normalized CLIP image and caption embeddings per sampled frame, reduced per "
-    "video (avg by default). Videos without a caption have no row.",
+    description="CLIP ViT-B/32 cosine between the sampled frames and the caption. Normalized CLIP image and caption "
+    "embeddings per sampled frame, reduced per video (avg by default). Videos without a caption have no row.",
     reads=FRAMES,
     columns={"clip_similarity": pl.Float64, "frame_scores": pl.List(pl.Float64)},
     bounds=(Bound("clip_similarity_min", "min", 0.2, "CLIP ViT-B/32 cosine; matching frame/caption pairs score "

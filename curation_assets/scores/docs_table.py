@@ -15,35 +15,30 @@ from pathlib import Path
 
 START, END = "<!-- scores-table:start -->", "<!-- scores-table:end -->"
 FILES = ("README.md", "docs/scores.md")
-READS_TEXT = {"probe": "stream header", "decode_pass": "decode pass (2 fps)", "caption": "caption text",
-              "frames": "sampled frames"}
 
 
 def scores_table(scores=None) -> str:
-    """One row per score: what it measures, what it reads, its column(s) and thresholds."""
+    """One row per score: what it measures (its description's first sentence), its column(s)
+    in curated_videos, its threshold keys with their defaults."""
     from curation_assets.scores.registry import builtin_scores
 
     scores = builtin_scores() if scores is None else scores
-    lines = ["| score | measures | reads | column(s) | thresholds (default) |", "|---|---|---|---|---|"]
+    lines = ["| score | what it measures | column | threshold keys (default) |", "|---|---|---|---|"]
     for decl in scores:
         measures = decl.description.split(". ")[0].rstrip(".")
-        needs = []
-        if decl.model:
-            needs.append("a model" + (" (real weights in every profile)" if decl.weights_in_every_profile else ""))
-        if decl.needs_caption:
-            needs.append("captioned clips only")
-        if decl.switchable:
-            needs.append("can be switched off")
-        if needs:
-            measures += f" ({'; '.join(needs)})"
+        notes = [note for flag, note in ((decl.needs_caption, "captioned clips only"),
+                                         (decl.model and not decl.weights_in_every_profile, "a model"),
+                                         (decl.switchable, "can be switched off")) if flag]
+        if notes:
+            measures += f" ({'; '.join(notes)})"
         columns = ", ".join(f"`{curated}`" for curated in decl.value_columns)
         bounds = ", ".join(f"`{b.key}` ({_default(b.default)})" for b in decl.bounds) or "-"
-        lines.append(f"| `{decl.name}` | {measures} | {READS_TEXT[decl.reads]} | {columns} | {bounds} |")
+        lines.append(f"| {decl.name} | {measures} | {columns} | {bounds} |")
     return "\n".join(lines)
 
 
 def _default(value) -> str:
-    return "null: off" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+    return "null" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def replace_table(text: str, table: str) -> str:

@@ -65,8 +65,8 @@ class MotionConfig(Config):
 
 MOTION = ScoreDeclaration(
     name="motion",
-    description="Farneback optical-flow motion (data-juicer's video_motion_score): grayscale frames at 2 fps, "
-    "mean flow magnitude per pair, averaged over the pairs.",
+    description="Mean optical-flow magnitude (Farneback) over frame pairs sampled at 2 fps. data-juicer's "
+    "video_motion_score: grayscale frames, mean flow magnitude per pair, averaged over the pairs.",
     reads=DECODE_PASS,
     columns={"motion_score": pl.Float64, "pair_scores": pl.List(pl.Float64), "frame_indices": pl.List(pl.Int64),
              "frames_decoded": pl.Int64, "seconds": pl.Float64},

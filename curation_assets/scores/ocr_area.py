@@ -71,8 +71,8 @@ def weights(settings, config) -> list:
 
 OCR_AREA = ScoreDeclaration(
     name="ocr_area",
-    description="Share of each sampled frame covered by EasyOCR (CRAFT detector) text boxes, mean per video "
-    "(data-juicer's video_ocr_area_ratio).",
+    description="Share of the frame covered by detected text (EasyOCR's CRAFT detector). data-juicer's "
+    "video_ocr_area_ratio: text boxes' area over the frame's, mean over the sampled frames.",
     reads=FRAMES,
     columns={"ocr_area_ratio": pl.Float64, "frame_scores": pl.List(pl.Float64)},
     bounds=(Bound("ocr_area_ratio_max", "max", 0.1, "Share of the frame covered by text boxes; burnt-in titles and "

@@ -17,8 +17,8 @@ def from_probe(row: dict, config) -> dict:
 
 RESOLUTION = ScoreDeclaration(
     name="resolution",
-    description="Coded width/height (as data-juicer reports them), display size after rotation, fps and duration, "
-    "from the stream header: nothing is decoded. The bounds apply to the display size.",
+    description="Display size after rotation, from the stream header. Also the coded width/height (as data-juicer "
+    "reports them), fps and duration; nothing is decoded. The bounds apply to the display size.",
     reads=PROBE,
     columns=_COLUMNS,
     values={"width": "display_width", "height": "display_height"},

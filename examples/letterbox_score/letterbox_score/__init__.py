@@ -50,8 +50,8 @@ def score_clip(frames: list[np.ndarray], config: LetterboxConfig) -> dict:
 
 LETTERBOX = ScoreDeclaration(
     name="letterbox",
-    description="Share of the frame covered by black bars (letterbox top/bottom, pillarbox left/right) on the sampled "
-    "frames, median over the frames (plugin: curation-letterbox-score).",
+    description="Share of the frame covered by black bars (letterbox, pillarbox). Measured on the sampled frames, "
+    "median over them (plugin: curation-letterbox-score).",
     reads=FRAMES,
     columns={"letterbox_ratio": pl.Float64, "frame_scores": pl.List(pl.Float64)},
     bounds=(Bound("letterbox_ratio_max", "max", 0.3, "Bars on more than this share of the frame reject the clip "
