@@ -22,22 +22,25 @@ import polars as pl
 from curation_assets.ingest.registry import REGISTRY_SCHEMA
 from curation_assets.orchestration.assets.accelerated_videos import ACCELERATED_VIDEOS
 from curation_assets.orchestration.assets.accelerated_videos import SCHEMA as ACCELERATED_SCHEMA
-from curation_assets.orchestration.assets.caption_repetition import CAPTION_REPETITION
-from curation_assets.orchestration.assets.caption_repetition import SCHEMA as REPETITION_SCHEMA
 from curation_assets.orchestration.assets.captions import CAPTIONS, CAPTIONS_SCHEMA
 from curation_assets.orchestration.assets.curated_videos import CURATED_VIDEOS
-from curation_assets.orchestration.assets.curated_videos import SCHEMA as CURATED_SCHEMA
-from curation_assets.orchestration.assets.image_scores import AESTHETICS, CLIP_SIMILARITY, COLUMNS, OCR_AREA, _schema
+from curation_assets.orchestration.assets.curated_videos import schema as curated_schema
+CURATED_SCHEMA_ = curated_schema()
 from curation_assets.orchestration.assets.near_duplicates import NEAR_DUPLICATES
 from curation_assets.orchestration.assets.near_duplicates import SCHEMA as NEAR_DUP_SCHEMA
 from curation_assets.orchestration.assets.raw_videos import RAW_VIDEOS_SCHEMA
-from curation_assets.orchestration.assets.resolution import COLUMNS as RESOLUTION_COLUMNS
-from curation_assets.orchestration.assets.resolution import RESOLUTION
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS
 from curation_assets.orchestration.assets.shots import SHOTS, SHOTS_SCHEMA
 from curation_assets.orchestration.assets.video_hashes import SCHEMA as HASHES_SCHEMA
 from curation_assets.orchestration.assets.video_hashes import VIDEO_HASHES
-from curation_assets.orchestration.assets.video_pass import FRAMES_SCHEMA, MOTION, MOTION_SCHEMA, SAMPLED_FRAMES
+from curation_assets.orchestration.assets.video_pass import FRAMES_SCHEMA, MOTION, SAMPLED_FRAMES
+from curation_assets.scores import all_scores
+
+# the declared scores' tables (issue 22): schema and value column of each, as the assets write them
+SCORES = {d.name: d for d in all_scores()}
+RESOLUTION, CAPTION_REPETITION = "resolution", "caption_repetition"
+CLIP_SIMILARITY, AESTHETICS, OCR_AREA = "clip_similarity", "aesthetics", "ocr_area"
+COLUMNS = {t: SCORES[t].value for t in (CLIP_SIMILARITY, AESTHETICS, OCR_AREA)}
 
 CLIPS_PER_SHARD = 64
 FRAMES = 8  # sampled frames per video
@@ -112,11 +115,11 @@ def shard_tables(shard: str, number: int, videos_root: str, versions: dict[str, 
     out: dict[str, pl.DataFrame] = {}
     out[SHOTS] = pl.DataFrame(schema=SHOTS_SCHEMA)  # no long sources split: an empty shard, as written
     out[RAW_VIDEOS] = raw
-    out[RESOLUTION] = primary.select(RESOLUTION_COLUMNS).with_columns(pl.lit(None, pl.Utf8).alias("error"))
+    out[RESOLUTION] = primary.with_columns(pl.lit(None, pl.Utf8).alias("error")).select(list(SCORES[RESOLUTION].table_schema()))
     out[MOTION] = pl.DataFrame({
         "video_id": pids, "motion_score": motion, "pair_scores": per_frame(motion),
         "frame_indices": frame_idx, "frames_decoded": primary["frame_count"], "params": ['{"sampling_fps": 2}'] * m,
-        "seconds": rng.random(m), "error": [None] * m}, schema=MOTION_SCHEMA)
+        "seconds": rng.random(m), "error": [None] * m}, schema=SCORES[MOTION].table_schema())
     out[SAMPLED_FRAMES] = pl.DataFrame({
         "video_id": pids, "frame_indices": frame_idx, "timestamps": [[i / 24 for i in range(0, FRAMES * 10, 10)]] * m,
         "frame_paths": [[f"frames/{v[:2]}/{v}/{i:07d}.png" for i in range(0, FRAMES * 10, 10)] for v in pids],
@@ -127,12 +130,12 @@ def shard_tables(shard: str, number: int, videos_root: str, versions: dict[str, 
         "model": ["Salesforce/blip2-opt-2.7b"] * m, "profile": ["real"] * m, "error": [None] * m}, schema=CAPTIONS_SCHEMA)
     out[CAPTION_REPETITION] = pl.DataFrame({
         "video_id": pids, "char_rep_ratio": rep, "caption_source": ["generated"] * m,
-        "params": ['{"rep_len": 10}'] * m, "error": [None] * m}, schema=REPETITION_SCHEMA)
+        "params": ['{"rep_len": 10}'] * m, "error": [None] * m}, schema=SCORES[CAPTION_REPETITION].table_schema())
     for table, values, model in ((CLIP_SIMILARITY, clip_sim, "openai/clip-vit-base-patch32"),
                                  (AESTHETICS, aesthetic, "laion/aesthetic-v2"), (OCR_AREA, ocr, "easyocr/craft")):
         out[table] = pl.DataFrame({
             "video_id": pids, COLUMNS[table]: values, "frame_scores": per_frame(values), "model": [model] * m,
-            "profile": ["real"] * m, "params": ['{"reduce": "avg"}'] * m, "error": [None] * m}, schema=_schema(COLUMNS[table]))
+            "profile": ["real"] * m, "params": ['{"reduce": "avg"}'] * m, "error": [None] * m}, schema=SCORES[table].table_schema())
     out[VIDEO_HASHES] = pl.DataFrame({
         "video_id": pids, "frame_hashes": [list(map(int, rng.integers(-2**62, 2**62, FRAMES))) for _ in range(m)],
         "frame_indices": frame_idx, "error": [None] * m}, schema=HASHES_SCHEMA)
@@ -154,7 +157,7 @@ def _curated(raw, primary, motion, clip_sim, aesthetic, ocr, rep, captions_text,
     by_id = {v: k for k, v in enumerate(primary["video_id"].to_list())}
     rows = []
     for r in raw.iter_rows(named=True):
-        base = {c: None for c in CURATED_SCHEMA}
+        base = {c: None for c in CURATED_SCHEMA_}
         base.update(path=r["path"], video_id=r["video_id"], width=r["width"], height=r["height"],
                     model_profile="real", scorers_off=[], thresholds=THRESHOLDS)
         if r["error"]:
@@ -180,7 +183,7 @@ def _curated(raw, primary, motion, clip_sim, aesthetic, ocr, rep, captions_text,
                         clip_similarity=float(clip_sim[k]), aesthetics_score=float(aesthetic[k]),
                         ocr_area_ratio=float(ocr[k]))
         rows.append(base)
-    return pl.DataFrame(rows, schema=CURATED_SCHEMA, orient="row")
+    return pl.DataFrame(rows, schema=CURATED_SCHEMA_, orient="row")
 
 
 def _accelerated(curated: pl.DataFrame, primary: pl.DataFrame, rng) -> pl.DataFrame:
