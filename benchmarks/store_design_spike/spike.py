@@ -42,7 +42,11 @@ def timed(fn, n=1):
 def run_probe(layout, probe: str, work: Path) -> dict:
     import pyarrow.parquet as pq
 
-    shards = pq.read_table(work / "rows" / "writes.parquet", columns=["shard"]).column("shard").unique().to_pylist()
+    rows_dir = work / "rows" if (work / "rows").exists() else Path(os.environ["SPIKE_ROWS"])
+    if (work / "rows").exists():
+        shards = pq.read_table(rows_dir / "writes.parquet", columns=["shard"]).column("shard").unique().to_pylist()
+    else:  # a store built without rows (the 10M point): its registry's shards
+        shards = list(layout.store.winners("video_registry"))
     shards.sort()
     rng = random.Random(7)
     sample = rng.sample(shards[:-150], 20)
@@ -83,15 +87,25 @@ def run_probe(layout, probe: str, work: Path) -> dict:
                "join3": JOIN}[probe]
         times, out = timed(lambda: con.execute(sql).fetchall(), 3)
         res = {"median_ms": 1000 * statistics.median(times), "first_ms": 1000 * times[0], "answer": str(out)[:200]}
+    elif probe == "count_explicit":  # seg: the project's own read path (named files, no glob)
+        import duckdb
+
+        from segstore import explicit_select
+        con = duckdb.connect()
+        def q():
+            return con.execute(f"select status, count(*) from ({explicit_select(layout.store, 'curated_videos')}) "
+                               "group by 1 order by 1").fetchall()
+        times, out = timed(q, 3)
+        res = {"median_ms": 1000 * statistics.median(times), "first_ms": 1000 * times[0], "answer": str(out)[:200]}
     elif probe in ("write_new", "rewrite", "write_all_tables"):
         tables = ("curated_videos",) if probe != "write_all_tables" else None
         import pyarrow as pa
 
-        template = {t: pq.read_table(work / "rows" / f"{t}.parquet", filters=[("shard", "=", shards[0])])
+        template = {t: pq.read_table(rows_dir / f"{t}.parquet", filters=[("shard", "=", "shard-00000")])
                     for t in (tables or __import__("layouts").TABLES)}
         times = []
         n = 10 if probe != "write_all_tables" else 3
-        targets = sample[:n] if probe == "rewrite" else [f"shard-{90000 + rng.randrange(9999):05d}" for _ in range(n)]
+        targets = sample[:n] if probe == "rewrite" else [f"shard-{900000 + rng.randrange(9999):06d}" for _ in range(n)]
         for s in targets:
             t0 = time.perf_counter()
             for t, rows in template.items():
@@ -103,10 +117,10 @@ def run_probe(layout, probe: str, work: Path) -> dict:
     elif probe == "compact_100":
         import pyarrow as pa
 
-        rows0 = pq.read_table(work / "rows" / "curated_videos.parquet", filters=[("shard", "=", shards[0])])
+        rows0 = pq.read_table(rows_dir / "curated_videos.parquet", filters=[("shard", "=", "shard-00000")])
         t0 = time.perf_counter()
         for i in range(100):
-            s = f"shard-{80000 + i:05d}"
+            s = f"shard-{800000 + i:06d}"
             layout.write("curated_videos", s, rows0.set_column(rows0.schema.get_field_index("shard"), "shard",
                                                                  pa.array([s] * rows0.num_rows, pa.string())), "cv")
         res["write_100_s"] = time.perf_counter() - t0
