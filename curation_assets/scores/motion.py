@@ -51,7 +51,7 @@ class MotionConfig(Config):
         "cpu",
         description="Where Farneback runs: 'cpu' (data-juicer's exact path), 'opencl' (OpenCV's OpenCL kernels on "
         "its default device, e.g. a GPU with OPENCV_OPENCL_DEVICE=':GPU:'; no device fails at start-up) or 'auto' "
-        "(OpenCL on a GPU device, else cpu). OpenCL scores are close to, not equal to, the CPU's: see README.",
+        "(OpenCL on a GPU device, else cpu). OpenCL scores are close to, not equal to, the CPU's: see docs/gpu.md.",
     )
 
     def params(self) -> MotionParams:
