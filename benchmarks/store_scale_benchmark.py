@@ -61,7 +61,8 @@ def measure_one(cmd: list[str], env: dict, timeout: float) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join(5)
     out = "".join(chunks)
-    return {"seconds": round(wall, 2), "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3), "rc": proc.returncode,
+    timed = [float(line.split()[1]) for line in out.splitlines() if line.startswith("TIMED ")]
+    return {"seconds": round(wall, 2), "inproc_s": timed[-1] if timed else None, "peak_rss_gb": round(usage.ru_maxrss / 2**20, 3), "rc": proc.returncode,
             "timed_out": timed_out, "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2),
             "output_tail": out[-1500:]}
 
@@ -90,7 +91,8 @@ def cmd_measure(args) -> None:
         record["commit"] = result["commit"]
         runs[probe] = record
         tail = record["output_tail"].strip().splitlines()
-        print(f"  {record['seconds']} s, {record['peak_rss_gb']} GB, rc {record['rc']}"
+        inproc = f" (call {record['inproc_s']} s)" if record.get("inproc_s") is not None else ""
+        print(f"  {record['seconds']} s{inproc}, {record['peak_rss_gb']} GB, rc {record['rc']}"
               f"{' TIMED OUT' if record['timed_out'] else ''}, load {record['load_before']}->{record['load_after']}"
               f" | {tail[-1][:160] if tail else ''}", flush=True)
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +116,8 @@ def cmd_build(args) -> None:
 
     work = Path(args.work or f"/work/scale/{args.shards}shards")
     t0 = time.perf_counter()
-    record = build(work, args.shards, args.procs, log=lambda line: print(line, flush=True), store_url=args.store)
+    record = build(work, args.shards, args.procs, log=lambda line: print(line, flush=True), store_url=args.store,
+                   compact_every=args.compact_every, loose_tail=args.loose_tail)
     print(json.dumps({k: v for k, v in record.items() if k != "steps"}), json.dumps(record["steps"]))
     print(f"built {work} in {time.perf_counter() - t0:.0f} s")
 
@@ -127,6 +130,8 @@ def main() -> None:
     b.add_argument("--work", default=None)
     b.add_argument("--procs", type=int, default=2)
     b.add_argument("--store", default=None, help="fsspec URL for the objects (e.g. s3://bucket/prefix; AWS_* from the env)")
+    b.add_argument("--compact-every", type=int, default=1024, help="shards written between two compaction passes")
+    b.add_argument("--loose-tail", type=int, default=128, help="shards written after the last pass (left loose)")
     m = sub.add_parser("measure")
     m.add_argument("--shards", type=int, required=True)
     m.add_argument("--work", default=None)

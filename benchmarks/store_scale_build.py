@@ -10,7 +10,10 @@
 - the 14 shard tables: `ScoreStore.replace_shard` per (table, shard) with rows from
   store_scale_synthetic (the asset modules' schemas, `shard` + `code_version` columns as
   write_shard adds them, the footer's code version from `shard_code_versions`, so a no-op run
-  finds nothing stale), on `--procs` processes;
+  finds nothing stale), on `--procs` processes, in chunks; between chunks the head node's
+  compaction pass (curation/upkeep.py) runs as `run` does while shards finish, and the last
+  `loose_tail` shards are written after the last pass (a store as a run leaves it: mostly
+  segments, a few hundred loose objects per table);
 - accelerated clips named by rows get an empty file (the training set checks they exist);
 - the Dagster instance: the shards as dynamic partitions, added as the CLI adds them.
 
@@ -34,7 +37,8 @@ sys.path.insert(0, str(HERE))
 REGISTER_BATCH = 1000  # shards per register() call
 
 
-def build(work: Path, shards: int, procs: int = 2, log=print, store_url: str | None = None) -> dict:
+def build(work: Path, shards: int, procs: int = 2, log=print, store_url: str | None = None,
+          compact_every: int = 1024, loose_tail: int = 128) -> dict:
     """`store_url`: an fsspec URL (s3://bucket/prefix) for the objects instead of <work>/data."""
     from curation_assets import settings
     from curation_assets.ingest.discover import discover
@@ -66,13 +70,17 @@ def build(work: Path, shards: int, procs: int = 2, log=print, store_url: str | N
     have = set(registered_shards(store)) if REGISTRY_TABLE in store.tables() else set()
     if len(have) < shards:
         t0 = time.perf_counter()
-        entries = discover(videos)
+        if shards * CLIPS_PER_SHARD <= 1_100_000:  # as a first ingest of the folder would (discover)
+            entries = discover(videos)
+            assert len(entries) == shards * CLIPS_PER_SHARD, len(entries)
+        else:  # 10M InputEntry objects would not fit the head node's budget: the same entries, lazily
+            entries = _LazyEntries(str(videos), shards * CLIPS_PER_SHARD)
         t_discover = time.perf_counter() - t0
-        assert len(entries) == shards * CLIPS_PER_SHARD, len(entries)
         step = REGISTER_BATCH * CLIPS_PER_SHARD
         for start in range(len(have) * CLIPS_PER_SHARD, len(entries), step):
             tb = time.perf_counter()
             new = register(store, entries[start:start + step], CLIPS_PER_SHARD)
+            _compact(store)  # the registering head node compacts (the sensor does after each tick)
             log(f"registered {len(new)} shards from {new[0] if new else '-'} in {time.perf_counter() - tb:.1f} s")
         steps["register"] = {"discover_s": round(t_discover, 1), "seconds": round(time.perf_counter() - t0, 1)}
     # the registry's own assignment must match the synthetic layout the score rows assume
@@ -80,18 +88,28 @@ def build(work: Path, shards: int, procs: int = 2, log=print, store_url: str | N
     assert first["path"].to_list()[:2] == [video_path(str(videos), 0), video_path(str(videos), 1)], first["path"][:2]
 
     t0 = time.perf_counter()
-    todo = [n for n in range(shards) if not _complete(store, n)]
+    done_shards = _complete_shards(store)
+    todo = [n for n in range(shards) if f"shard-{n:05d}" not in done_shards]
     log(f"score tables: {len(todo)} of {shards} shards to write on {procs} processes")
-    chunks = [todo[i::procs * 8] for i in range(procs * 8)]
-    done = 0
+    compact_s, done = 0.0, 0
+    tail = todo[-loose_tail:] if loose_tail and len(todo) > loose_tail else []
+    body = todo[: len(todo) - len(tail)]
     with ProcessPoolExecutor(procs, mp_context=get_context("spawn")) as pool:
-        for written in pool.map(_write_shards, [(str(data), location, str(videos), c) for c in chunks if c]):
-            done += written
-            log(f"  {done}/{len(todo)} shards written ({time.perf_counter() - t0:.0f} s)")
+        for part, last_part in ((body, False), (tail, True)):
+            for c0 in range(0, len(part), compact_every):
+                chunk = part[c0:c0 + compact_every]
+                pieces = [chunk[i::procs] for i in range(procs)]
+                for written in pool.map(_write_shards, [(str(data), location, str(videos), c) for c in pieces if c]):
+                    done += written
+                if not last_part:  # the head node's pass, as `run` does while shards finish
+                    tc = time.perf_counter()
+                    _compact(store)
+                    compact_s += time.perf_counter() - tc
+                log(f"  {done}/{len(todo)} shards written ({time.perf_counter() - t0:.0f} s, compaction {compact_s:.0f} s)")
     if todo:
         steps["score_tables"] = {"shards": len(todo), "seconds": round(time.perf_counter() - t0, 1),
-                                 "per_shard_ms": round(1000 * (time.perf_counter() - t0) / len(todo) * procs, 1),
-                                 "procs": procs}
+                                 "per_shard_ms": round(1000 * (time.perf_counter() - t0 - compact_s) / len(todo) * procs, 1),
+                                 "procs": procs, "compaction_s": round(compact_s, 1), "loose_tail": len(tail)}
 
     t0 = time.perf_counter()
     _ensure_partitions(data, shards)
@@ -99,18 +117,46 @@ def build(work: Path, shards: int, procs: int = 2, log=print, store_url: str | N
 
     _write_manifest(work, videos)
     record["load_end"] = os.getloadavg()
-    record["objects"] = sum(len(store.shards(t)) for t in store.tables() if t != "shard_writes")
+    record["shard_objects"] = sum(len(store.shards(t)) for t in store.tables() if t != "shard_writes")
     if store.location.is_local:
-        record["bytes"] = sum(f.stat().st_size for f in (data / "tables").glob("*/*.parquet"))
+        files = [f for f in (data / "tables").rglob("*") if f.is_file()]
+        record["files"] = len(files)
+        record["bytes"] = sum(f.stat().st_size for f in files)
     record["store"] = store.location.url
     (work / "build.json").write_text(json.dumps(record, indent=2))
     return record
 
 
-def _complete(store, number: int) -> bool:
+class _LazyEntries:
+    """discover()'s entries for the synthetic layout (sorted folders, sorted names), made per slice."""
+
+    def __init__(self, root: str, n: int):
+        self.root, self.n = root, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, part: slice):
+        from curation_assets.ingest.discover import InputEntry
+        from store_scale_synthetic import video_path
+
+        return [InputEntry(video_path(self.root, i), None, self.root) for i in range(*part.indices(self.n))]
+
+
+def _complete_shards(store) -> set[str]:
+    """Shards written in every shard table (the build resumes after them)."""
     from store_scale_synthetic import SHARD_TABLES
 
-    return all(store.location.exists(store.object_key(t, f"shard-{number:05d}")) for t in SHARD_TABLES)
+    tables = store.tables()
+    if not all(t in tables for t in SHARD_TABLES):
+        return set()
+    return set.intersection(*(set(store.shards(t)) for t in SHARD_TABLES))
+
+
+def _compact(store) -> None:
+    from curation_assets.curation.upkeep import upkeep
+
+    upkeep(store, catalog=False)
 
 
 def _write_shards(args) -> int:
