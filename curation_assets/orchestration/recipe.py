@@ -54,7 +54,7 @@ CODE_REVISIONS = {
 }
 # Config keys that choose how a score is computed, not what it is: left out of the code
 # version so switching them does not re-score every shard (the rows record what ran).
-EXECUTION_KEYS = {"motion": {"backend"}}
+EXECUTION_KEYS = {"motion": {"backend", "decoder"}}
 # Assets over all shards at once: no per-shard rows, so not part of shard staleness.
 UNPARTITIONED_ASSETS = {"lora_training_set", "score_report"}
 # Their scores depend on the model profile (real weights or tiny random ones).

@@ -225,7 +225,12 @@ def gaussian_blur(img: torch.Tensor, ksize: int, sigma: float) -> torch.Tensor:
     taps left to right as fused multiply-adds (RowVec_32f), the columns the centre tap then
     symmetric pairs (SymmColumnVec_32f); a 3-tap row fuses the centre tap onto the side pair
     (SymmRowSmallVec_32f). A fused multiply-add is computed in float64 and rounded once."""
-    k = gaussian_kernel(ksize, sigma)
+    return blur_with_kernel(img, gaussian_kernel(ksize, sigma))
+
+
+def blur_with_kernel(img: torch.Tensor, k: tuple[float, ...]) -> torch.Tensor:
+    """gaussian_blur with the kernel given (so torch.compile sees plain constants)."""
+    ksize = len(k)
     n = ksize // 2
     height, width = img.shape[-2:]
     padded = F.pad(img.unsqueeze(1), (n, n, 0, 0), mode="reflect").squeeze(1) if n else img
@@ -267,7 +272,12 @@ def resize_bilinear(img: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def poly_expansion(img: torch.Tensor, n: int, sigma: float) -> torch.Tensor:
     """FarnebackPolyExp of float32 frames [B, H, W] -> [B, 5, H, W] float32, in OpenCV's
     channel order: (y, x, yy, xx, xy) coefficients."""
-    c = poly_constants(n, sigma)
+    return expand_with_constants(img, poly_constants(n, sigma))
+
+
+def expand_with_constants(img: torch.Tensor, c: PolyConstants) -> torch.Tensor:
+    """poly_expansion with its constants given (so torch.compile sees plain constants)."""
+    n = len(c.g) - 1
     height, width = img.shape[-2:]
     padded = F.pad(img.unsqueeze(1), (0, 0, n, n), mode="replicate").squeeze(1)
     # vertical pass, float32
@@ -305,9 +315,14 @@ def poly_expansion(img: torch.Tensor, n: int, sigma: float) -> torch.Tensor:
                         (b1 * c.ig03 + b4 * c.ig33).float(), (b6 * c.ig55).float()), 1)
 
 
-def update_matrices(r0: torch.Tensor, r1: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+def border_damping(height: int, width: int, device) -> torch.Tensor:
+    return torch.as_tensor(_border_damping(height, width), device=device)
+
+
+def update_matrices(r0: torch.Tensor, r1: torch.Tensor, flow: torch.Tensor, damp: torch.Tensor) -> torch.Tensor:
     """FarnebackUpdateMatrices for pairs [N, 5, H, W] (coefficients of frame 0 and 1) and the
-    current flow [N, 2, H, W] -> the 5 matrix channels [N, 5, H, W], float32 throughout."""
+    current flow [N, 2, H, W] -> the 5 matrix channels [N, 5, H, W], float32 throughout.
+    damp: border_damping(H, W) on the flow's device."""
     n, _, height, width = r0.shape
     dx, dy = flow[:, 0], flow[:, 1]
     xs = torch.arange(width, device=flow.device, dtype=torch.float32)
@@ -342,7 +357,6 @@ def update_matrices(r0: torch.Tensor, r1: torch.Tensor, flow: torch.Tensor) -> t
     c3 = (r0[:, 1] - c3) * 0.5
     c2 = c2 + (c4 * dy + c6 * dx)
     c3 = c3 + (c6 * dy + c5 * dx)
-    damp = torch.as_tensor(_border_damping(height, width), device=flow.device)
     c2, c3, c4, c5, c6 = (v * damp for v in (c2, c3, c4, c5, c6))
     return torch.stack((c4 * c4 + c6 * c6, (c4 + c5) * c6, c5 * c5 + c6 * c6, c4 * c2 + c6 * c3, c6 * c2 + c5 * c3), 1)
 
@@ -392,16 +406,41 @@ def solve_flow(matrices: torch.Tensor, winsize: int) -> torch.Tensor:
 # --------------------------------------------------------------------------- flow
 
 
+_compiled_steps = None
+
+
+def compiled_steps() -> dict:
+    """The per-level steps through torch.compile (fused kernels: far less memory traffic on a
+    GPU). Fusion must not change the arithmetic: Triton's fused multiply-adds are switched
+    off (inductor's emulate_precision_casts), so compiled steps round as eager ones do (on
+    the CPU they are bit-identical; docs/gpu.md has the GPU check). Compiling takes about a
+    minute per process, once; shapes are dynamic, so new frame sizes do not recompile."""
+    global _compiled_steps
+    if _compiled_steps is None:
+        import torch._inductor.config as inductor_config
+
+        if hasattr(inductor_config, "emulate_precision_casts"):
+            inductor_config.emulate_precision_casts = True
+        _compiled_steps = {name: torch.compile(fn, dynamic=True) for name, fn in _eager_steps().items()}
+    return _compiled_steps
+
+
+def _eager_steps() -> dict:
+    return {"blur": blur_with_kernel, "expand": expand_with_constants, "update": update_matrices, "solve": solve_flow}
+
+
 def farneback_pairs(frames: torch.Tensor, pairs: torch.Tensor | list[tuple[int, int]],
-                    settings: FarnebackSettings = FarnebackSettings()) -> torch.Tensor:
+                    settings: FarnebackSettings = FarnebackSettings(), compiled: bool = False) -> torch.Tensor:
     """Flow of frame pairs that share frames: frames [F, H, W] (uint8 or float32, one size),
     pairs [N, 2] indices into frames (first -> second) -> flow [N, 2, H, W] float32 (x, y).
 
     Each frame's pyramid and polynomial expansion is computed once, however many pairs use it
-    (a video's consecutive samples: every frame is in two pairs).
+    (a video's consecutive samples: every frame is in two pairs). compiled: the steps through
+    torch.compile (compiled_steps).
     """
     if frames.dim() != 3:
         raise ValueError(f"frames must be [F, H, W], got shape {tuple(frames.shape)}")
+    step = compiled_steps() if compiled else _eager_steps()
     pairs = torch.as_tensor(pairs, dtype=torch.long, device=frames.device).reshape(-1, 2)
     height, width = frames.shape[-2:]
     source = frames.float()
@@ -409,8 +448,8 @@ def farneback_pairs(frames: torch.Tensor, pairs: torch.Tensor | list[tuple[int, 
     flow = None
     for k in range(levels, -1, -1):
         geo = level_geometry(height, width, k, settings.pyr_scale)
-        level = resize_bilinear(gaussian_blur(source, geo.ksize, geo.sigma), geo.height, geo.width)
-        coeffs = poly_expansion(level, settings.poly_n, settings.poly_sigma)
+        level = resize_bilinear(step["blur"](source, gaussian_kernel(geo.ksize, geo.sigma)), geo.height, geo.width)
+        coeffs = step["expand"](level, poly_constants(settings.poly_n, settings.poly_sigma))
         del level
         r0 = coeffs.index_select(0, pairs[:, 0])
         r1 = coeffs.index_select(0, pairs[:, 1])
@@ -419,11 +458,12 @@ def farneback_pairs(frames: torch.Tensor, pairs: torch.Tensor | list[tuple[int, 
             flow = torch.zeros((pairs.shape[0], 2, geo.height, geo.width), dtype=torch.float32, device=frames.device)
         else:
             flow = resize_bilinear(flow, geo.height, geo.width) * float(np.float32(1.0 / settings.pyr_scale))
-        matrices = update_matrices(r0, r1, flow)
+        damp = border_damping(geo.height, geo.width, frames.device)
+        matrices = step["update"](r0, r1, flow, damp)
         for i in range(settings.iterations):
-            flow = solve_flow(matrices, settings.winsize)
+            flow = step["solve"](matrices, settings.winsize)
             if i < settings.iterations - 1:
-                matrices = update_matrices(r0, r1, flow)
+                matrices = step["update"](r0, r1, flow, damp)
         del r0, r1, matrices
     return flow
 
