@@ -31,6 +31,8 @@ MODULES = (
     "curation_assets.scorers.torch_pass",
     "gpu_benchmark",
     "motion_gpu_benchmark",
+    "farneback_parity",
+    "gpu_graph_benchmark",
 )
 
 
