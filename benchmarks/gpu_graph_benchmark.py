@@ -76,7 +76,7 @@ class GpuSampler:
             self.error = "no nvidia-smi"
             return
         self._proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used",
-                                       "--format=csv,noheader,nounits", f"-lms={interval_ms}"],
+                                       "--format=csv,noheader,nounits", f"--loop-ms={interval_ms}"],
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()

@@ -194,6 +194,50 @@ def test_nvdec_that_cannot_run_falls_back_per_video(clips):
     assert all(np.array_equal(a, b) for a, b in zip(got.grays, ref.grays))
 
 
+class PyAVServedDecoder:
+    """Stands in for PyNvVideoCodec's SimpleDecoder, which cannot run without an NVIDIA GPU:
+    it serves PyAV's RGB frames by index, so everything around the decoder call (the plan,
+    the chunked decode, the gray conversion, the sampled frames) is checked here."""
+
+    def __init__(self, path):
+        import av
+
+        with av.open(str(path)) as container:
+            self.frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        self.calls = []
+
+    def __len__(self):
+        return len(self.frames)
+
+    def get_batch_frames_by_index(self, indices):
+        self.calls.append(list(indices))
+        return [self.frames[i] for i in indices]
+
+
+@pytest.mark.parametrize("params", [MotionParams(), MotionParams(size=64, scale_to_source=True)], ids=["exact", "size64"])
+def test_nvdec_path_around_the_decoder_equals_pyav(clips, monkeypatch, params):
+    served = {}
+
+    def decoder(path, gpu_id):
+        served[path] = PyAVServedDecoder(path)
+        return served[path]
+
+    monkeypatch.setattr(decoders, "_nvdec_decoder", decoder)
+    monkeypatch.setattr(decoders, "NVDEC_CHUNK", 5)
+    sampling = FrameSamplingParams()
+    for name in ("diagonal", "wide"):
+        got = decoders.decode_with_nvdec(clips[name], params, sampling, None, None, "cpu")
+        ref = decoders.decode_with_pyav(clips[name], params, sampling)
+        assert got.decoder == "nvdec" and got.motion_indices == ref.motion_indices
+        assert got.frame_indices == ref.frame_indices and got.frame_timestamps == ref.frame_timestamps
+        assert got.source_hw == ref.source_hw and got.frames_decoded == ref.frames_decoded
+        assert torch.equal(got.grays, torch.from_numpy(np.stack(ref.grays)))  # OpenCV's gray, bit for bit
+        assert all(np.array_equal(a, b) for a, b in zip(got.frames, ref.frames))
+        calls = served[str(clips[name])].calls
+        assert max(len(c) for c in calls) <= 5 and sorted(i for c in calls for i in c) == sorted(
+            set(ref.motion_indices) | set(ref.frame_indices))
+
+
 # --------------------------------------------------------------------------- the pass
 
 

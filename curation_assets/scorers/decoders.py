@@ -222,6 +222,9 @@ def _frame_tensor(frame, device):
     return t.to(device).clone()
 
 
+NVDEC_CHUNK = 64  # frames per decode call: bounds the RGB frames held on the GPU for a long video
+
+
 def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: FrameSamplingParams,
                       fps: float | None, total_frames: int | None, device: str) -> DecodedVideo:
     """The planned frames decoded on the GPU; raises on anything unexpected (the caller falls back)."""
@@ -238,25 +241,39 @@ def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: F
     available = len(dec)
     if needed[-1] >= available:
         raise DecoderError(f"the GPU decoder counts {available} frames, the plan needs frame {needed[-1]}")
-    decoded = dec.get_batch_frames_by_index(needed)
-    if len(decoded) != len(needed):
-        raise DecoderError(f"the GPU decoder returned {len(decoded)} of {len(needed)} frames")
-    rgb = torch.stack([_frame_tensor(f, dev) for f in decoded])
-    del decoded
-    if rgb.dim() != 4 or rgb.shape[-1] != 3 or rgb.dtype != torch.uint8:
-        raise DecoderError(f"unexpected frames from the GPU decoder: {tuple(rgb.shape)} {rgb.dtype}")
-    torch.cuda.synchronize(dev)
-    pos = {index: n for n, index in enumerate(needed)}
-    motion_rgb = rgb[[pos[i] for i in plan.motion_indices]]
     exact = motion_params.size is None and motion_params.max_size is None and not motion_params.skip_levels
-    if exact:
-        grays = gray_from_rgb(motion_rgb)
-    else:  # fast modes resize on the host with OpenCV's own resize, as the CPU path does
-        grays = torch.from_numpy(np.stack([to_gray(np.ascontiguousarray(f[..., ::-1]), motion_params)
-                                           for f in motion_rgb.cpu().numpy()])).to(dev)
-    samples = rgb[[pos[i] for i in plan.frame_indices]].cpu().numpy()
-    return DecodedVideo(list(plan.motion_indices), grays, tuple(rgb.shape[1:3]), list(plan.frame_indices),
-                        list(plan.frame_timestamps), list(samples), plan.frames_decoded, None, "nvdec")
+    wanted_gray, wanted_rgb = set(plan.motion_indices), set(plan.frame_indices)
+    grays, samples, size = {}, {}, None
+    for start in range(0, len(needed), NVDEC_CHUNK):  # in order, a chunk at a time: only grays are kept
+        chunk = needed[start:start + NVDEC_CHUNK]
+        decoded = dec.get_batch_frames_by_index(chunk)
+        if len(decoded) != len(chunk):
+            raise DecoderError(f"the GPU decoder returned {len(decoded)} of {len(chunk)} frames")
+        rgb = torch.stack([_frame_tensor(f, dev) for f in decoded])
+        del decoded
+        if rgb.dim() != 4 or rgb.shape[-1] != 3 or rgb.dtype != torch.uint8:
+            raise DecoderError(f"unexpected frames from the GPU decoder: {tuple(rgb.shape)} {rgb.dtype}")
+        if size is None:
+            size = tuple(rgb.shape[1:3])
+        elif tuple(rgb.shape[1:3]) != size:
+            raise DecoderError(f"the frame size changes mid-stream ({size} -> {tuple(rgb.shape[1:3])})")
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        motion = [n for n, index in enumerate(chunk) if index in wanted_gray]
+        if motion:
+            if exact:
+                gray = gray_from_rgb(rgb[motion])
+            else:  # fast modes resize on the host with OpenCV's own resize, as the CPU path does
+                gray = torch.from_numpy(np.stack([to_gray(np.ascontiguousarray(f[..., ::-1]), motion_params)
+                                                  for f in rgb[motion].cpu().numpy()])).to(dev)
+            grays.update({chunk[n]: g for n, g in zip(motion, gray)})
+        samples.update({chunk[n]: rgb[n].cpu().numpy() for n, index in enumerate(chunk) if index in wanted_rgb})
+        del rgb
+    sequence = torch.stack([grays[i] for i in plan.motion_indices]) if plan.motion_indices else \
+        torch.zeros((0, *size), dtype=torch.uint8, device=dev)
+    return DecodedVideo(list(plan.motion_indices), sequence, size, list(plan.frame_indices),
+                        list(plan.frame_timestamps), [samples[i] for i in plan.frame_indices], plan.frames_decoded,
+                        None, "nvdec")
 
 
 # --------------------------------------------------------------------------- either
