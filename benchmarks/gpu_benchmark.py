@@ -4,7 +4,7 @@ decoding (PNG vs JPEG, one thread vs a pool; JPEG on the GPU with torchvision wh
 and optionally the whole graph's videos/s over N shards.
 
 Runs on any machine with the project's model layer: it imports curation_assets.models and
-curation_assets.frame_files only (neither dagster nor duckdb), so on a bare GPU box it needs
+curation_assets.frames.files only (neither dagster nor duckdb), so on a bare GPU box it needs
 torch, opencv, open_clip_torch (+ ftfy, wcwidth), easyocr (+ python-bidi, pyclipper, shapely),
 transformers, the source tree and the frames. `--graph N` alone needs the whole project.
 
@@ -107,7 +107,7 @@ def bench_decode(frames, args, results):
     """PNG (as sampled_frames writes them) vs JPEG q95: files -> RGB arrays."""
     import cv2
 
-    from curation_assets.frame_files import decode_threads, read_frames_parallel
+    from curation_assets.frames.files import decode_threads, read_frames_parallel
 
     with tempfile.TemporaryDirectory(prefix="gpu_bench_frames_") as tmp:
         paths = {"png": [], "jpg": []}
@@ -266,8 +266,11 @@ def full_size_random_captioner(device: str):
     from transformers import Blip2Config, Blip2QFormerConfig, Blip2VisionConfig, OPTConfig
 
     from curation_assets.models import videoblip as vb
+    from curation_assets.models.videoblip.architecture import ensure_image_token, model_classes
+    from curation_assets.models.videoblip.captioner import blip_image_processor
+    from curation_assets.models.videoblip.tiny import tiny_tokenizer
 
-    tokenizer = vb._tiny_tokenizer()
+    tokenizer = tiny_tokenizer()
     vision = Blip2VisionConfig(hidden_size=1408, intermediate_size=6144, num_hidden_layers=39, num_attention_heads=16,
                                image_size=vb.IMAGE_SIZE, patch_size=14)
     qformer = Blip2QFormerConfig(encoder_hidden_size=1408)
@@ -276,15 +279,15 @@ def full_size_random_captioner(device: str):
                      eos_token_id=2, dropout=0.0, attention_dropout=0.0)
     config = Blip2Config(vision_config=vision.to_dict(), qformer_config=qformer.to_dict(), text_config=text.to_dict(),
                          num_query_tokens=32)
-    _, model_class = vb._model_classes()
+    _, model_class = model_classes()
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     with torch.random.fork_rng(devices=[]), torch.device(device):
         torch.manual_seed(0)
         model = model_class(config)
     model = model.to(dtype).eval()
-    vb._ensure_image_token(model, tokenizer)
+    ensure_image_token(model, tokenizer)
     params = sum(p.numel() for p in model.parameters())
-    cap = vb.VideoCaptioner(model, tokenizer, vb._image_processor(None), model_id="videoblip-opt-2.7b (random)",
+    cap = vb.VideoCaptioner(model, tokenizer, blip_image_processor(None), model_id="videoblip-opt-2.7b (random)",
                             profile="bench", device=device, batch_size=vb.caption_batch_size(device))
     return cap, params
 

@@ -363,7 +363,7 @@ class Models:
 
 def score_shard(models: Models, outs: list[dict], captions: list[str], data_dir: str, busy: dict, args) -> None:
     """The model steps of one shard: captions for videos without one, then image_scores."""
-    from curation_assets.frame_files import read_frames_parallel
+    from curation_assets.frames.files import read_frames_parallel
     from curation_assets.models.clip import frame_text_similarity
 
     ok = [(o, c) for o, c in zip(outs, captions) if not o["error"] and o["frame_paths"]]

@@ -53,7 +53,7 @@ def build_store(data: Path, clips: int, width: int, height: int) -> None:
     import numpy as np
     import polars as pl
 
-    from curation_assets.frame_files import save_frames
+    from curation_assets.frames.files import save_frames
     from curation_assets.store import ScoreStore
 
     store = ScoreStore(data / "curation.duckdb")

@@ -73,21 +73,21 @@ def _motion_one(item: tuple[str, dict]) -> dict:
 
 def task_motion_parallel(videos: list[dict], params: dict) -> dict:
     """motion_score over the videos spread across worker processes, the way the graph's
-    video_pass asset spreads a shard (curation_assets.parallel.map_videos when the product
+    video_pass asset spreads a shard (curation_assets.execution.local_pool.map_videos when the product
     has it). Per-video wall = elapsed / videos, so videos/s includes worker start-up."""
     workers = int(params.get("workers", os.cpu_count() or 1))
     items = [(v["path"], params.get("motion", {})) for v in videos]
     t0 = time.perf_counter()
     try:
-        from curation_assets.parallel import map_videos
+        from curation_assets.execution.local_pool import map_videos
 
-        how = "curation_assets.parallel.map_videos"
+        how = "curation_assets.execution.local_pool.map_videos"
         out = map_videos(_motion_one, items, workers)
     except ImportError:
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
 
-        how = "ProcessPoolExecutor(spawn) (the product has no curation_assets.parallel)"
+        how = "ProcessPoolExecutor(spawn) (the product has no curation_assets.execution.local_pool)"
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
             out = list(pool.map(_motion_one, items))
     elapsed = time.perf_counter() - t0

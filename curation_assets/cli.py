@@ -12,9 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 from curation_assets import settings
@@ -111,12 +109,16 @@ def _deployment_args(p: argparse.ArgumentParser) -> None:
 
 def _setup_deployment(args):
     """Resolve, export to child processes, and check the deployment: one readable line if bad."""
-    from curation_assets import deployment
+    from curation_assets.execution import deployment
 
     try:
         dep = deployment.resolve(getattr(args, "engine", None), getattr(args, "ray_address", None),
                                  getattr(args, "instance", None), getattr(args, "deployment", None))
         deployment.check(dep)
+        if dep.uses_ray:
+            from curation_assets.execution import ray_cluster
+
+            ray_cluster.check_joins(dep.ray_address)
     except deployment.DeploymentError as exc:
         raise CliError(str(exc)) from None
     deployment.export(dep)
@@ -164,7 +166,7 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     os.environ[settings.DATA_DIR_ENV] = str(data_dir)
     _check_store(args, data_dir)
     try:  # checked here so a bad value fails at start-up, not in the first image_scores step
-        from curation_assets.frame_chunks import chunk_budget_mb
+        from curation_assets.frames.chunks import chunk_budget_mb
 
         chunk_budget_mb()
     except ValueError as exc:
@@ -216,7 +218,8 @@ def _check_store(args, data_dir: Path) -> None:
 
 
 def cmd_run(args) -> int:
-    from curation_assets.funnel import funnel
+    from curation_assets.curation.funnel import funnel
+    from curation_assets.execution import shard_runner
     from curation_assets.ingest.discover import InputError, discover
     from curation_assets.ingest.registry import REGISTRY_TABLE, register
     from curation_assets.orchestration.instance import ensure_dagster_home
@@ -266,29 +269,15 @@ def cmd_run(args) -> int:
     stored = store_recipe(data_dir, str(setup.recipe_path) if setup.recipe_path else None, recipe, setup.profile)
     os.environ[RECIPE_ENV] = str(stored.path)
 
-    _ensure_partitions(input_shards)
-    from curation_assets import ray_engine
+    shard_runner.ensure_partitions(input_shards)
+    failures = shard_runner.run_shards(todo, args.workers, report=lambda line: print(line, flush=True))
 
-    on_ray = ray_engine.enabled()
-    if on_ray:  # one lease holder for this run's processes (shard workers inherit it)
-        import uuid
-
-        os.environ[ray_engine.HOLDER_ENV] = f"cli-{uuid.uuid4().hex[:12]}"
-    # On Ray the cores are the cluster's: one shard driver per node keeps every node fed.
-    default_workers = ray_engine.node_count() if on_ray else (os.cpu_count() or 1)
-    workers = max(1, min(args.workers or default_workers, len(todo) or 1))
-    try:
-        failures = _run_shards(todo, workers)
-    finally:
-        if on_ray:  # models stay loaded across this run's shards, then free their GPU memory
-            _release_models(ray_engine)
-
-    result = funnel(store, paths=paths, shard_failures=_failed_shards(failures))
+    result = funnel(store, paths=paths, shard_failures=shard_runner.failed_shard_reasons(failures))
     print(f"\nFunnel for {args.input}:")
     for line in result.lines():
         print("  " + line)
     if not args.no_outputs and not failures:
-        ok, lines = run_outputs()
+        ok, lines = shard_runner.run_outputs()
         print("\n" + "\n".join(lines))
         if not ok:
             failures.append("build_outputs")
@@ -298,17 +287,6 @@ def cmd_run(args) -> int:
         print(f"{len(failures)} shard runs failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
-
-
-def _release_models(ray_engine) -> None:
-    """End this run's leases: an actor exits unless another run (the daemon's, another CLI's)
-    still holds it; that run keeps using it, and it exits when that run lets go."""
-    holder = os.environ.pop(ray_engine.HOLDER_ENV)
-    for actor in ray_engine.release_models(holder):
-        others = [h for h in actor["holders"] if h != holder]
-        print(f"Ray model actor {actor['name']}: loaded once on node {actor['node_id'][:12]} in "
-              f"{actor['load_seconds']:.1f} s, {actor['calls']} calls, " + (
-                  "released" if actor["released"] else f"kept: in use by {len(others)} other run(s)"))
 
 
 def _check_motion_backend(recipe) -> None:
@@ -351,127 +329,6 @@ def _preflight(recipe: dict, profile: str, manifest_texts: list) -> None:
         raise CliError(f"{exc}\nNothing was run.") from None
 
 
-def _failed_shards(shards: list[str]) -> dict[str, str]:
-    """shard -> why its latest run failed, from the run history (the CLI's and the UI's runs)."""
-    if not shards:
-        return {}
-    from dagster import DagsterInstance
-
-    from curation_assets.orchestration.run_history import failed_shards
-
-    with DagsterInstance.get() as instance:
-        return failed_shards(instance, shards)
-
-
-def _ensure_partitions(shards: list[str]) -> None:
-    from dagster import DagsterInstance
-
-    from curation_assets.orchestration.partitions import shard_partitions
-
-    with DagsterInstance.get() as instance:
-        existing = set(instance.get_dynamic_partitions(shard_partitions.name))
-        missing = [s for s in shards if s not in existing]
-        if missing:
-            instance.add_dynamic_partitions(shard_partitions.name, missing)
-
-
-def _run_shards(shards: list[str], workers: int) -> list[str]:
-    failures = []
-    if workers == 1:
-        for shard in shards:
-            ok, line = run_shard(shard)
-            print(line, flush=True)
-            if not ok:
-                failures.append(shard)
-        return failures
-    # Shards run side by side: split the cores between them instead of each spawning a full pool.
-    from curation_assets.parallel import WORKERS_ENV
-
-    os.environ.setdefault(WORKERS_ENV, str(max(1, (os.cpu_count() or 1) // workers)))
-    # spawn: a forked child would inherit the parent's Dagster/SQLite handles
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_shard, shard): shard for shard in shards}
-        for future in as_completed(futures):
-            ok, line = future.result()
-            print(line, flush=True)
-            if not ok:
-                failures.append(futures[future])
-    return sorted(failures)
-
-
-def run_shard(shard: str) -> tuple[bool, str]:
-    """Execute the curate_shards job for one partition; returns (success, progress line)."""
-    from dagster import DagsterInstance
-
-    from curation_assets.orchestration.definitions import build_definitions
-    from curation_assets.funnel import funnel
-    from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
-    from curation_assets.orchestration.recipe import recipe_from_env, run_config
-    from curation_assets.store import ScoreStore
-
-    t0 = time.perf_counter()
-    recipe = recipe_from_env()
-    defs = build_definitions(recipe)
-    job = defs.resolve_job_def(CURATE_SHARDS_JOB)
-    config = run_config(recipe)
-    config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
-    with DagsterInstance.get() as instance:
-        result = job.execute_in_process(partition_key=shard, instance=instance, run_config=config, raise_on_error=False)
-    store = ScoreStore(settings.data_dir() / settings.DB_FILENAME)
-    counts = funnel(store, shards=[shard])
-    status = "ok" if result.success else "FAILED"
-    line = (f"{shard}: {status} in {time.perf_counter() - t0:.1f} s - {counts.videos_in} videos: "
-            f"kept {counts.status['kept']}, rejected {counts.status['rejected']}, failed {counts.status['failed']} "
-            f"(run {result.run_id[:8]})")
-    if not result.success:
-        errors = [e.message for e in result.all_events if e.is_failure][:3]
-        line += "\n    " + "\n    ".join(errors)
-    return result.success, line
-
-
-def run_outputs() -> tuple[bool, list[str]]:
-    """Build the training set and the score report over every shard in the store."""
-    import json
-
-    from dagster import DagsterInstance
-
-    from curation_assets.orchestration.definitions import build_definitions
-    from curation_assets.orchestration.jobs import BUILD_OUTPUTS_JOB
-    from curation_assets.orchestration.recipe import recipe_from_env, run_config
-
-    recipe = recipe_from_env()
-    job = build_definitions(recipe).resolve_job_def(BUILD_OUTPUTS_JOB)
-    config = run_config(recipe)
-    config["ops"] = {k: v for k, v in config["ops"].items() if k in ("lora_training_set", "score_report")}
-    config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
-    with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
-    if not result.success:
-        errors = [e.message for e in result.all_events if e.is_failure][:3]
-        return False, ["training set / report FAILED:", *errors]
-    mats = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("lora_training_set")}
-    meta = mats.get("lora_training_set", {})
-    out_dir = Path(meta["output_dir"].value) if "output_dir" in meta else None
-    lines = []
-    if out_dir and (out_dir / "summary.json").exists():
-        summary = json.loads((out_dir / "summary.json").read_text())
-        shape = f"{summary['frames']}x{summary['height']}x{summary['width']}"
-        name = shape if summary["preset"] == shape else f"{summary['preset']} {shape}"  # presets are named by shape
-        lines.append(f"Training set {name}, {summary['epochs']} epoch(s): {summary['clips']} clips of "
-                     f"{summary['eligible_clips']} eligible ({summary['kept_clips']} kept, "
-                     f"{summary['accelerated_clips']} accelerated); "
-                     f"pixels {summary['pixels_used']:.3g} / {summary['pixel_budget']:.3g}")
-        lines.append(f"  written to {out_dir}/metadata.json, data_juicer.jsonl, summary.json")
-        if summary.get("warning"):
-            lines.append(f"  WARNING: {summary['warning']}")
-    report = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("score_report")}
-    report_meta = report.get("score_report", {})
-    lines.append(f"Score report: {settings.data_dir() / 'reports' / 'score_report.md'}")
-    if "WARNING" in report_meta:
-        lines.append(f"  WARNING: {report_meta['WARNING'].value}")
-    return True, lines
-
-
 def cmd_demo(args) -> int:
     from curation_assets.samples.synthetic import write_demo_set
 
@@ -482,7 +339,8 @@ def cmd_demo(args) -> int:
 
 def cmd_status(args) -> int:
     from curation_assets.orchestration.recipe import shard_code_versions
-    from curation_assets.funnel import funnel
+    from curation_assets.curation.funnel import funnel
+    from curation_assets.execution import shard_runner
     from curation_assets.orchestration.staleness import shards_needing_run
     from curation_assets.store import ScoreStore
 
@@ -493,7 +351,7 @@ def cmd_status(args) -> int:
     print(setup.profile_line() + "\n")
     counts = funnel(store)
     if counts.not_curated_by_shard:
-        counts = funnel(store, shard_failures=_failed_shards(sorted(counts.not_curated_by_shard)))
+        counts = funnel(store, shard_failures=shard_runner.failed_shard_reasons(sorted(counts.not_curated_by_shard)))
     for line in counts.lines():
         print(line)
     todo = shards_needing_run(store, shard_code_versions(setup.recipe, setup.profile))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation_assets.curation_rules import FAILED, KEPT, REJECTED, Verdict, judge, rule_name
+from curation_assets.curation.rules import FAILED, KEPT, REJECTED, Verdict, judge, rule_name
 
 THRESHOLDS = {
     "motion_min": 0.25,

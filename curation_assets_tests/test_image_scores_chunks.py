@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 from dagster import AssetKey, instance_for_test
 
-from curation_assets.frame_chunks import CHUNK_MB_ENV, FrameChunks, chunk_budget_mb, plan_chunks, video_frame_bytes
-from curation_assets.frame_files import save_frames
+from curation_assets.frames.chunks import CHUNK_MB_ENV, FrameChunks, chunk_budget_mb, plan_chunks, video_frame_bytes
+from curation_assets.frames.files import save_frames
 from curation_assets.orchestration.assets.image_scores import IMAGE_SCORERS
 from curation_assets.orchestration.assets.shard_io import load_videos_frames, shard_frames
 from curation_assets.orchestration.definitions import build_definitions

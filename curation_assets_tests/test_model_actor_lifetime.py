@@ -30,11 +30,11 @@ LEASE_TTL_S, IDLE_S = "15", "1"  # short, so the test sees the reaping rule; def
 OTHER_RUN = """
 import json, sys
 import numpy as np
-from curation_assets import ray_engine
+from curation_assets.execution import model_actors
 from curation_assets.models.aesthetics import load_aesthetic_scorer
 from curation_assets.orchestration.resources import ModelResource
 
-scorer = ray_engine.load_model(load_aesthetic_scorer, ModelResource().settings())
+scorer = model_actors.load_model(load_aesthetic_scorer, ModelResource().settings())
 print(json.dumps(scorer.placement()), flush=True)
 for line in sys.stdin:
     image = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
@@ -60,7 +60,7 @@ def test_a_run_ending_keeps_the_actor_another_run_holds(ray_cluster, isolated_en
                                                          monkeypatch, capsys):
     import ray
 
-    from curation_assets import ray_engine
+    from curation_assets.execution import model_actors
 
     monkeypatch.setenv("CURATION_RAY_LEASE_TTL_S", LEASE_TTL_S)
     monkeypatch.setenv("CURATION_RAY_MODEL_IDLE_S", IDLE_S)
@@ -89,13 +89,13 @@ def test_a_run_ending_keeps_the_actor_another_run_holds(ray_cluster, isolated_en
         assert sum(line.endswith(", released") for line in lines) == len(lines) - 1 >= 2, out
         assert _model_actors() == {held}
 
-        stats = ray_engine.actor_stats()[held]
+        stats = model_actors.actor_stats()[held]
         assert stats["pid"] == placement["pid"] and stats["calls"] >= 1  # the CLI scored with the same load
         other.stdin.write("score\n")
         other.stdin.flush()
         scores = json.loads(other.stdout.readline() or "null")
         assert scores and len(scores) == 1, "the other run lost its model when the CLI run ended"
-        assert ray_engine.actor_stats()[held]["calls"] == stats["calls"] + 1  # still the one load
+        assert model_actors.actor_stats()[held]["calls"] == stats["calls"] + 1  # still the one load
 
         # the other run dies without releasing: its lease lapses (TTL), then the idle rule reaps
         os.kill(other.pid, signal.SIGKILL)
@@ -112,9 +112,9 @@ def test_a_run_ending_keeps_the_actor_another_run_holds(ray_cluster, isolated_en
     from curation_assets.models.aesthetics import load_aesthetic_scorer
     from curation_assets.orchestration.resources import ModelResource
 
-    ray_engine.load_model(load_aesthetic_scorer, ModelResource().settings())
+    model_actors.load_model(load_aesthetic_scorer, ModelResource().settings())
     assert len(_model_actors()) == 1
-    released = ray_engine.release_models()
+    released = model_actors.release_models()
     assert [a["released"] for a in released] == [True]
     assert not _model_actors()
     assert ray.is_initialized()
@@ -128,23 +128,23 @@ def test_a_closing_actor_refuses_leases_and_a_new_one_starts(ray_cluster, deploy
 
     import ray
 
-    from curation_assets import ray_engine
+    from curation_assets.execution import model_actors
 
     monkeypatch.setenv("CURATION_ENGINE", "ray")
     monkeypatch.setenv("CURATION_RAY_ADDRESS", ray_cluster.address)
-    first = ray_engine.load_model(dict)
-    handle = ray.get_actor(first.placement()["actor"], namespace=ray_engine.NAMESPACE)
-    closing = ray.get(handle.release.remote(ray_engine.lease_holder(), True))
+    first = model_actors.load_model(dict)
+    handle = ray.get_actor(first.placement()["actor"], namespace=model_actors.NAMESPACE)
+    closing = ray.get(handle.release.remote(model_actors.lease_holder(), True))
     assert closing["closing"] and closing["held"]  # closed, not yet killed
     assert ray.get(handle.acquire.remote("another-run")) is None  # no new lease on a closing actor
     killer = threading.Timer(1.0, lambda: ray.kill(handle, no_restart=True))
     killer.start()
-    second = ray_engine.load_model(dict)  # waits out the dying actor, then starts a fresh one
+    second = model_actors.load_model(dict)  # waits out the dying actor, then starts a fresh one
     killer.join()
     assert second.placement()["pid"] != first.placement()["pid"]
-    assert ray_engine.actor_stats()[second.placement()["actor"]]["holders"] == [ray_engine.lease_holder()]
-    assert [a["released"] for a in ray_engine.release_models()] == [True]
+    assert model_actors.actor_stats()[second.placement()["actor"]]["holders"] == [model_actors.lease_holder()]
+    assert [a["released"] for a in model_actors.release_models()] == [True]
 
     # a loader that fails reads as its own error, at once (no retry loop)
-    with pytest.raises(ray_engine.RayStepError, match=r"loading int in a Ray actor failed: ValueError: invalid literal for int\(\)"):
-        ray_engine.load_model(int, "not a number")
+    with pytest.raises(model_actors.RayStepError, match=r"loading int in a Ray actor failed: ValueError: invalid literal for int\(\)"):
+        model_actors.load_model(int, "not a number")

@@ -17,7 +17,7 @@ ABSENT = ("dagster", "dagster_ray", "duckdb", "polars", "ray", "deltalake", "psy
           "upath", "imageio_ffmpeg", "ffmpeg")
 
 MODULES = (
-    "curation_assets.frame_files",
+    "curation_assets.frames.files",
     "curation_assets.models.clip",
     "curation_assets.models.aesthetics",
     "curation_assets.models.ocr",

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from dagster import instance_for_test
 
-from curation_assets.curation_rules import judge, rule_name
+from curation_assets.curation.rules import judge, rule_name
 from curation_assets.ingest.discover import discover
 from curation_assets.ingest.registry import register
 from curation_assets.orchestration.definitions import build_definitions

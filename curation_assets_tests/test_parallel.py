@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from curation_assets.parallel import threads_per_process, worker_processes
+from curation_assets.execution.local_pool import threads_per_process, worker_processes
 
 
 @pytest.mark.parametrize(

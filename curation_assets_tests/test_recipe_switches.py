@@ -2,7 +2,7 @@
 
 import pytest
 
-from curation_assets.curation_rules import KEPT, REJECTED, judge, required_scores, without_scorers
+from curation_assets.curation.rules import KEPT, REJECTED, judge, required_scores, without_scorers
 from curation_assets.models.registry import ModelSettings
 from curation_assets.orchestration.preflight import (
     MissingWeights, check_weights, missing_weights, needs_captioner, scorers_needing_weights,

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey
 
-from curation_assets.frame_files import load_frames, save_frames
+from curation_assets.frames.files import load_frames, save_frames
 from curation_assets.ingest.discover import InputEntry
 from curation_assets.ingest.registry import REGISTRY_TABLE, register, registered_shards, shard_members
 from curation_assets.orchestration.assets.shard_io import shard_frames

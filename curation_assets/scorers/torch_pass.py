@@ -45,7 +45,7 @@ def default_decode_threads(decoder: str) -> int:
 
 
 def _decode_job(job: PassJob, options: TorchPassOptions) -> dict:
-    from curation_assets.frame_files import save_frames
+    from curation_assets.frames.files import save_frames
     from curation_assets.store.location import StoreLocation
 
     t0 = time.perf_counter()

@@ -153,7 +153,7 @@ def run_pass_job(job: PassJob) -> dict:
     """Decode once, score motion, store the sampled frames; errors come back as values."""
     import time
 
-    from curation_assets.frame_files import save_frames
+    from curation_assets.frames.files import save_frames
     from curation_assets.store.location import StoreLocation
 
     t0 = time.perf_counter()

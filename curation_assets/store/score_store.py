@@ -3,7 +3,7 @@
 Layout under the location (a local folder by default, or an fsspec URL such as s3://bucket/prefix):
 
     tables/<table>/<shard>.parquet     a shard's rows for one table, replaced whole
-    frames/..., accelerated/...        sampled frames and sped-up clips (see frame_files.py)
+    frames/..., accelerated/...        sampled frames and sped-up clips (see frames/files.py)
 
 A write is one atomic publish of a whole object (temp name + rename locally, one PUT on an
 object store), so any number of processes on any number of machines write shards at once

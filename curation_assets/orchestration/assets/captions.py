@@ -10,7 +10,7 @@ from curation_assets.orchestration.pools import MODEL_POOL
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorer_enabled
 from curation_assets.orchestration.resources import CurationStore, ModelResource
-from curation_assets import ray_engine
+from curation_assets.execution import model_actors
 from curation_assets.scorers.caption_text import clean_caption
 
 CAPTIONS = "captions"
@@ -82,7 +82,7 @@ def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> dict:
     from curation_assets.models.videoblip import load_captioner
 
     # Load before the loop: missing weights fail the asset whole, with no partial rows.
-    captioner = ray_engine.load_model(load_captioner, config.model_id, settings)
+    captioner = model_actors.load_model(load_captioner, config.model_id, settings)
     batch_size = captioner.batch_size  # chosen for the device (videoblip.caption_batch_size)
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
@@ -100,7 +100,7 @@ def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> dict:
         try:
             texts = captioner.caption(clips, prompt=config.prompt, max_new_tokens=config.max_new_tokens,
                                       num_beams=config.num_beams)
-        except ray_engine.RayStepError:
+        except model_actors.RayStepError:
             raise  # a lost node is no caption error: the step fails whole and is re-run
         except Exception as exc:
             for row in ready:
@@ -112,4 +112,4 @@ def _generate(config, settings, rows: list[dict], frames_by_id: dict) -> dict:
                 row["caption"] = text
             else:
                 row["error"] = "the captioner returned an empty caption"
-    return ray_engine.placement_metadata(captioner)
+    return model_actors.placement_metadata(captioner)

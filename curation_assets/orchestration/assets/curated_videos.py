@@ -12,7 +12,7 @@ from curation_assets.orchestration.assets.video_pass import MOTION, SAMPLED_FRAM
 from curation_assets.orchestration.assets.near_duplicates import NEAR_DUPLICATES
 from curation_assets.orchestration.assets.resolution import RESOLUTION
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, to_frame, write_shard
-from curation_assets.curation_rules import FAILED, KEPT, REJECTED, SPLIT, judge, required_scores, rule_name, without_scorers
+from curation_assets.curation.rules import FAILED, KEPT, REJECTED, SPLIT, judge, required_scores, rule_name, without_scorers
 from curation_assets.ingest.registry import shard_members
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorers_off

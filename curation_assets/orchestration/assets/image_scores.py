@@ -6,7 +6,7 @@ check, config section and metadata, and the step is subsettable: materializing o
 recipe that leaves a scorer out, see `build_image_scores(scorers=...)`) computes only that one.
 Each scorer loads its model before touching any video; missing weights fail that asset whole
 (no rows), the others are still written, and the step then fails naming it. The shard's videos
-are taken in chunks of bounded decoded size ($CURATION_FRAMES_CHUNK_MB, see frame_chunks.py),
+are taken in chunks of bounded decoded size ($CURATION_FRAMES_CHUNK_MB, see frames/chunks.py),
 each chunk scored by every selected scorer while the next one decodes; frames are batched
 across a chunk's videos, per-frame values are reduced per video, and each table is written
 once, whole, at the end.
@@ -28,8 +28,8 @@ from curation_assets.orchestration.pools import MODEL_POOL
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, scorer_enabled
 from curation_assets.orchestration.resources import CurationStore, ModelResource
-from curation_assets import ray_engine
-from curation_assets.frame_chunks import FrameChunks, chunk_budget_mb, video_frame_bytes
+from curation_assets.execution import model_actors
+from curation_assets.frames.chunks import FrameChunks, chunk_budget_mb, video_frame_bytes
 from curation_assets.scorers.reduce import reduce_scores
 
 CLIP_SIMILARITY, AESTHETICS, OCR_AREA = "clip_similarity", "aesthetics", "ocr_area"
@@ -83,7 +83,7 @@ def _flatten(ready):
 def _load_clip(config, settings):
     from curation_assets.models.clip import load_clip
 
-    return ray_engine.load_model(load_clip, config.model_name, config.pretrained, settings)
+    return model_actors.load_model(load_clip, config.model_name, config.pretrained, settings)
 
 
 def _score_clip(encoder, config, settings, ready, errors, captions):
@@ -106,7 +106,7 @@ def _score_clip(encoder, config, settings, ready, errors, captions):
 def _load_aesthetics(config, settings):
     from curation_assets.models.aesthetics import load_aesthetic_scorer
 
-    return ray_engine.load_model(load_aesthetic_scorer, settings)
+    return model_actors.load_model(load_aesthetic_scorer, settings)
 
 
 def _score_aesthetics(scorer, config, settings, ready, errors, captions):
@@ -124,7 +124,7 @@ def _score_aesthetics(scorer, config, settings, ready, errors, captions):
 def _load_ocr(config, settings):
     from curation_assets.models.ocr import load_text_detector
 
-    return ray_engine.load_model(load_text_detector, settings, languages=tuple(config.languages),
+    return model_actors.load_model(load_text_detector, settings, languages=tuple(config.languages),
                                  max_side=config.max_side, precision=config.precision)
 
 
@@ -139,14 +139,14 @@ def _score_ocr(detector, config, settings, ready, errors, captions):
     try:  # the whole chunk at once: the detector overlaps its per-frame CPU work across frames
         ratios = np.asarray(detector.area_ratios(images), dtype=np.float64)
         per_video = [ratios[owners == i] for i in range(len(ready))]
-    except ray_engine.RayStepError:
+    except model_actors.RayStepError:
         raise  # a lost node is no OCR error of any video: the step fails whole and is re-run
     except Exception:  # find the video(s) at fault: one failing video must not fail the shard
         per_video = []
         for _, frames in ready:
             try:
                 per_video.append(detector.area_ratios(frames))
-            except ray_engine.RayStepError:
+            except model_actors.RayStepError:
                 raise
             except Exception as exc:
                 per_video.append(exc)
@@ -223,7 +223,7 @@ def build_image_scores(recipe: Recipe, profile: str, scorers: tuple[str, ...] = 
         if CLIP_SIMILARITY in loaded:  # captioned videos missing from sampled_frames still get their error row
             video_ids += [vid for vid in sorted(captions) if vid not in frames_by_id]
         # the shard's videos in chunks of bounded decoded size (the next decoding while one is
-        # scored): memory no longer grows with the shard's clip count (frame_chunks.py)
+        # scored): memory no longer grows with the shard's clip count (frames/chunks.py)
         chunks = FrameChunks(frames_by_id, video_ids, budget_mb, load_videos_frames)
         failed_rows = {name: [] for name in loaded}  # per table: error rows first, as today
         scored_rows = {name: [] for name in loaded}
@@ -252,7 +252,7 @@ def build_image_scores(recipe: Recipe, profile: str, scorers: tuple[str, ...] = 
             frame = to_frame(failed + scored_rows[name], _schema(COLUMNS[name]))
             low, high = RANGES[name]
             yield write_shard(context, store, name, frame, started,
-                              {**model_metadata(model_id, row_profile), **shared_meta, **ray_engine.placement_metadata(model),
+                              {**model_metadata(model_id, row_profile), **shared_meta, **model_actors.placement_metadata(model),
                                "scoring_seconds": round(scoring_seconds[name], 3)},
                               check_results=[_range_check(name, frame, COLUMNS[name], low, high)], asset_key=name)
         if failures:

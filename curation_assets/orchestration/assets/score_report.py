@@ -8,7 +8,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, ass
 from curation_assets.orchestration.assets.accelerated_videos import ACCELERATED_VIDEOS
 from curation_assets.orchestration.assets.curated_videos import CURATED_VIDEOS
 from curation_assets.orchestration.assets.training_set import LORA_TRAINING_SET
-from curation_assets.curation_rules import rule_name
+from curation_assets.curation.rules import rule_name
 from curation_assets.ingest.registry import REGISTRY_TABLE
 from curation_assets.orchestration.assets.caption_repetition import CAPTION_REPETITION
 from curation_assets.orchestration.assets.captions import CAPTIONS

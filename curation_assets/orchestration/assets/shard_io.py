@@ -83,7 +83,7 @@ def shard_frames(store: ScoreStore, shard: str) -> dict[str, dict]:
 
 def frames_or_error(frame_row: dict | None) -> tuple[list, str | None]:
     """Load a video's sampled frames; a missing or failed row becomes the reason, not an exception."""
-    from curation_assets.frame_files import load_frames
+    from curation_assets.frames.files import load_frames
 
     if frame_row is None:
         return [], "no sampled frames recorded (materialize sampled_frames)"
@@ -102,7 +102,7 @@ def load_videos_frames(frames_by_id: dict[str, dict], video_ids: list[str], thre
     Every frame file of every listed video goes through one thread pool (cv2.imread releases
     the GIL), so a shard's frames are decoded once, in parallel, for all the scorers that use them.
     """
-    from curation_assets.frame_files import read_frames_parallel
+    from curation_assets.frames.files import read_frames_parallel
 
     errors: dict[str, str] = {}
     wanted: list[tuple[str, list[str]]] = []

@@ -9,7 +9,7 @@ from curation_assets.orchestration.assets.shard_io import params_json, to_frame,
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore
-from curation_assets.parallel import default_workers, map_videos
+from curation_assets.execution.local_pool import default_workers, map_videos
 from curation_assets.scorers.hashing import content_hash
 from curation_assets.scorers.probe import probe_video
 from curation_assets.scorers.shots import SplitJob, split_source

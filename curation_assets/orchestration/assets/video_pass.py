@@ -5,8 +5,8 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Ass
 from pydantic import Field, create_model
 
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
-from curation_assets import ray_engine
-from curation_assets.parallel import default_workers, map_videos, threads_per_process
+from curation_assets.execution import ray_cluster
+from curation_assets.execution.local_pool import default_workers, map_videos, threads_per_process
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore
@@ -76,7 +76,7 @@ def build_video_pass(recipe: Recipe):
         motion_json, frames_json = params_json(motion_base), params_json(frames_base)
         motion_rows, frame_rows = [], []
         videos = list(primary_videos(store, context.partition_key).iter_rows(named=True))
-        on_ray = ray_engine.enabled() and backend.backend != "torch"
+        on_ray = ray_cluster.enabled() and backend.backend != "torch"
         workers = 0 if on_ray else default_workers()
         # a shard too small for worker processes still gets every core: flow on threads
         flow_threads = 1 if on_ray else min(4, threads_per_process(len(videos), workers))
@@ -98,7 +98,7 @@ def build_video_pass(recipe: Recipe):
                          "decoder_fallbacks": sum(1 for o in outs if o.get("decoder_fallback")),
                          "flow_fallbacks": sum(1 for o in outs if o.get("flow_fallback"))}
         elif on_ray:  # one Ray task per video, one core each: Ray spreads the shard over the cluster
-            outs, nodes = ray_engine.map_on_ray(run_pass_job, jobs, num_cpus=1, what="decode task")
+            outs, nodes = ray_cluster.map_on_ray(run_pass_job, jobs, num_cpus=1, what="decode task")
             placement = {"ray_nodes": MetadataValue.json(sorted(set(nodes))),
                          "ray_node_per_video": MetadataValue.json(dict(zip((j.video_id for j in jobs), nodes)))}
         else:

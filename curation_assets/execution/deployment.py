@@ -30,7 +30,6 @@ INSTANCE_ENV = "CURATION_INSTANCE"
 DEPLOYMENT_ENV = "CURATION_DEPLOYMENT"
 ENGINES = ("local", "ray")
 CONNECT_TIMEOUT_S = 3.0
-RAY_JOIN_TIMEOUT_S = 15.0
 
 
 class DeploymentError(RuntimeError):
@@ -99,7 +98,8 @@ def export(dep: Deployment) -> None:
 
 
 def check(dep: Deployment) -> None:
-    """Fail fast, one readable line per bad setting, before anything is registered or run."""
+    """Fail fast, one readable line per bad setting, before anything is registered or run.
+    A Ray address is only probed here (TCP); `ray_cluster.check_joins` joins it."""
     if dep.engine not in ENGINES:
         raise DeploymentError(f"--engine {dep.engine!r}: expected one of {', '.join(ENGINES)}")
     if dep.uses_ray:
@@ -131,31 +131,7 @@ def check_ray_address(address: str) -> None:
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise DeploymentError(f"--ray-address {address}: no Ray cluster answers there ({reason})") from None
-    import threading
-
-    from curation_assets import ray_engine
-
-    # ray.init keeps retrying for ~20 s when something other than Ray listens there: join from
-    # a daemon thread and give up after RAY_JOIN_TIMEOUT_S (the thread dies with the process).
-    outcome: list = []
-
-    def join() -> None:
-        try:
-            ray_engine.connect(address)
-            outcome.append(None)
-        except BaseException as exc:  # ray raises ConnectionError, RuntimeError, ValueError...
-            outcome.append(exc)
-
-    thread = threading.Thread(target=join, name="ray-join", daemon=True)
-    thread.start()
-    thread.join(RAY_JOIN_TIMEOUT_S)
-    if not outcome:
-        raise DeploymentError(f"--ray-address {address}: something answers there but no Ray cluster joined "
-                              f"within {RAY_JOIN_TIMEOUT_S:.0f} s (wrong port?)")
-    if outcome[0] is not None:
-        exc = outcome[0]
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise DeploymentError(f"--ray-address {address}: could not join the Ray cluster ({first})") from None
+    # Joining for real needs Ray: ray_cluster.check_joins does it after this probe.
 
 
 def check_instance(path: str) -> None:

@@ -1,15 +1,7 @@
-"""Running a shard's heavy work on a Ray cluster: decode tasks and long-lived model actors.
+"""Learned models on a Ray cluster: one named, detached actor per model, shared by every run.
 
-Chosen over dagster-ray's `ray_executor` (each Dagster step a Ray job) by measurement
-(benchmarks/ray_benchmark.py, README "Running on a cluster"): a step-per-job executor starts
-a fresh Python process per step, which re-imports the code location and reloads the step's
-model for every 64-video shard. Here the Dagster run stays one process (the Ray driver) and:
-
-- the decode pass sends one Ray task per video (num_cpus=1), so Ray spreads a shard's videos
-  over every node's cores; no process pool of our own competes with Ray;
-- each learned model lives in one named, detached Ray actor (GPU when the cluster has one),
-  loaded once and reused by every shard and every run, so a node does not reload VideoBLIP
-  per shard.
+Each learned model lives in one actor (GPU when the cluster has one), loaded once and reused by
+every shard and every run, so a node does not reload VideoBLIP per shard.
 
 Model-actor lifetime: leases. Every process using an actor holds a lease on it under a
 *holder* id (a `curation-assets run` invocation: one id for all its shard processes; any
@@ -32,15 +24,11 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
-from curation_assets import deployment
+from curation_assets.execution.ray_cluster import NAMESPACE, RayStepError, connect, enabled, init_error, reason
 
-NAMESPACE = "curation_assets"
 ACTOR_PREFIX = "curation-model:"
-#: Ray re-submits a task lost to a dead node this many times (0: the shard fails, readable, and
-#: Dagster's run retry or a re-run of the CLI does it again; frames and rows are rewritten whole).
-TASK_RETRIES_ENV = "CURATION_RAY_TASK_RETRIES"
 #: GPU share each model actor asks for when the cluster has GPUs (4 models fit one GPU).
 GPUS_PER_MODEL_ENV = "CURATION_RAY_GPUS_PER_MODEL"
 #: Who holds leases on model actors: `curation-assets run` sets one id for all its processes.
@@ -53,82 +41,6 @@ IDLE_ENV = "CURATION_RAY_MODEL_IDLE_S"
 DEFAULT_IDLE_S = 600.0
 
 
-class RayStepError(RuntimeError):
-    """Work of a shard was lost with the Ray worker or node running it."""
-
-
-def enabled() -> bool:
-    return deployment.from_env().uses_ray
-
-
-def connect(address: str | None = None) -> None:
-    """Join the cluster once per process (the CLI, a shard worker, a Dagster run worker)."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = address or deployment.from_env().ray_address
-    ray.init(address=address, namespace=NAMESPACE, log_to_driver=False, logging_level="ERROR",
-             ignore_reinit_error=True)
-
-
-def node_count() -> int:
-    import ray
-
-    return sum(1 for n in ray.nodes() if n.get("Alive"))
-
-
-def _task_retries() -> int:
-    return int(os.environ.get(TASK_RETRIES_ENV, "0"))
-
-
-def _on_node(fn: Callable, item: Any) -> tuple[str, Any]:
-    import ray
-
-    import cv2
-
-    cv2.setNumThreads(1)  # num_cpus=1 per task: one core each, as the local pool does
-    return ray.get_runtime_context().get_node_id(), fn(item)
-
-
-def map_on_ray(fn: Callable, items: Iterable, num_cpus: float = 1, what: str = "task") -> tuple[list, list[str]]:
-    """fn over items as Ray tasks, in order; returns (results, node id per item)."""
-    import ray
-
-    connect()
-    items = list(items)
-    task = ray.remote(_on_node).options(num_cpus=num_cpus, max_retries=_task_retries())
-    refs = [task.remote(fn, item) for item in items]
-    try:
-        pairs = ray.get(refs)
-    except (ray.exceptions.RayError, ray.exceptions.RaySystemError) as exc:
-        for ref in refs:
-            ray.cancel(ref, force=True)
-        raise RayStepError(f"a {what} was lost on the Ray cluster ({_reason(exc)}); nothing of this shard was "
-                           "written: re-run it") from exc
-    return [r for _, r in pairs], [n for n, _ in pairs]
-
-
-def _init_error(exc: BaseException) -> str:
-    """The loader's own error (e.g. MissingWeightsError: ...): it reads best as itself. Ray puts
-    it on the last line of the creation task's traceback, after colour codes and its frames."""
-    import re
-
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    if getattr(exc, "actor_init_failed", False) and "\n" in text:
-        lines = text.splitlines()
-        start = max((i for i, line in enumerate(lines) if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b", line)),
-                    default=len(lines) - 1)
-        return " ".join(" ".join(lines[start:]).split())[:600]
-    return _reason(exc)
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text[:240]}"
-
-
-# ---- model actors ------------------------------------------------------------------------
 def _env_seconds(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
@@ -270,7 +182,7 @@ class RemoteModel:
             try:
                 return ray.get(self._handle.call.remote(name, args, kwargs))
             except (ray.exceptions.RayActorError, ray.exceptions.RaySystemError) as exc:
-                raise RayStepError(f"the model actor {self._name} was lost on the Ray cluster ({_reason(exc)}); "
+                raise RayStepError(f"the model actor {self._name} was lost on the Ray cluster ({reason(exc)}); "
                                    "nothing of this shard was written: re-run it") from exc
 
         return remote_call
@@ -319,7 +231,7 @@ def load_model(loader: Callable, *args, **kwargs):
             info = ray.get(handle.acquire.remote(holder))
         except ray.exceptions.RayActorError as exc:
             if getattr(exc, "actor_init_failed", False) or time.monotonic() > deadline:
-                raise RayStepError(f"loading {loader.__qualname__} in a Ray actor failed: {_init_error(exc)}") from exc
+                raise RayStepError(f"loading {loader.__qualname__} in a Ray actor failed: {init_error(exc)}") from exc
             info = None  # closed (or its node lost) between get_if_exists and acquire: start a new one
         if info is not None:
             break
@@ -394,7 +306,7 @@ def _release(handle, holder: str, close: bool = True, timeout: float = 10) -> di
     try:
         stats = ray.get(handle.release.remote(holder, close), timeout=timeout)
     except Exception as exc:  # a dead or hung actor: nothing more to release
-        return {"error": _reason(exc)}
+        return {"error": reason(exc)}
     if stats.get("closing"):
         ray.kill(handle, no_restart=True)
     return stats

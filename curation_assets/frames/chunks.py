@@ -5,7 +5,7 @@ splitting puts all clips of a long source in its shard (a 1000-shot 1080p film: 
 frames). So the image scorers take the shard's videos in chunks: consecutive videos whose
 decoded frames fit a byte budget (width x height x 3 per frame, known from the sampled_frames
 row before decoding), a video larger than the budget alone. While a chunk is scored, the next
-one decodes on a background thread (itself fanning out over frame_files' decode pool), so at
+one decodes on a background thread (itself fanning out over files.py's decode pool), so at
 most two chunks are resident: the one being scored and the one being decoded.
 
 The budget is $CURATION_FRAMES_CHUNK_MB (MiB of decoded RGB frames per chunk, default 64):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from curation_assets.curation_rules import FAILED, KEPT, REJECTED, SPLIT, rule_name
+from curation_assets.curation.rules import FAILED, KEPT, REJECTED, SPLIT, rule_name
 from curation_assets.ingest.registry import REGISTRY_TABLE
 from curation_assets.store import ScoreStore
 

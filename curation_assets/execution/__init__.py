@@ -1,0 +1,1 @@
+"""Where shard work runs: the deployment switch, the local process pool, the in-process shard runner, and the Ray engine."""

@@ -1,0 +1,179 @@
+"""Runs shards in-process through Dagster: the engine behind `curation-assets run`.
+
+Each shard executes the same `curate_shards` job the UI launches, with `execute_in_process`
+against the persistent Dagster instance (so the run shows up in the UI's history), several
+shards side by side in spawned worker processes. A worker keeps its imports and loaded models
+for every shard it runs, which is what makes this path cheap. On the Ray engine every process
+of one call shares one lease holder, so the model actors stay loaded across its shards and
+are released at the end.
+
+Reports progress through a `report(line)` callback; knows nothing of argument parsing.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from typing import Callable
+
+from curation_assets import settings
+
+Report = Callable[[str], None]
+
+
+def run_shards(shards: list[str], workers: int | None = None, report: Report = print) -> list[str]:
+    """Run every shard; `workers` at a time (default: one per core, or one per Ray node).
+    Returns the shards whose run failed."""
+    from curation_assets.execution import model_actors, ray_cluster
+
+    on_ray = ray_cluster.enabled()
+    if on_ray:  # one lease holder for this call's processes (shard workers inherit it)
+        import uuid
+
+        os.environ[model_actors.HOLDER_ENV] = f"cli-{uuid.uuid4().hex[:12]}"
+    # On Ray the cores are the cluster's: one shard driver per node keeps every node fed.
+    default = ray_cluster.node_count() if on_ray else (os.cpu_count() or 1)
+    workers = max(1, min(workers or default, len(shards) or 1))
+    try:
+        return _run_pool(shards, workers, report)
+    finally:
+        if on_ray:  # models stay loaded across this call's shards, then free their GPU memory
+            _release_models(report)
+
+
+def _run_pool(shards: list[str], workers: int, report: Report) -> list[str]:
+    failures = []
+    if workers == 1:
+        for shard in shards:
+            ok, line = run_shard(shard)
+            report(line)
+            if not ok:
+                failures.append(shard)
+        return failures
+    # Shards run side by side: split the cores between them instead of each spawning a full pool.
+    from curation_assets.execution.local_pool import WORKERS_ENV
+
+    os.environ.setdefault(WORKERS_ENV, str(max(1, (os.cpu_count() or 1) // workers)))
+    # spawn: a forked child would inherit the parent's Dagster/SQLite handles
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_shard, shard): shard for shard in shards}
+        for future in as_completed(futures):
+            ok, line = future.result()
+            report(line)
+            if not ok:
+                failures.append(futures[future])
+    return sorted(failures)
+
+
+def _release_models(report: Report) -> None:
+    """End this call's leases: an actor exits unless another run (the daemon's, another CLI's)
+    still holds it; that run keeps using it, and it exits when that run lets go."""
+    from curation_assets.execution import model_actors
+
+    holder = os.environ.pop(model_actors.HOLDER_ENV)
+    for actor in model_actors.release_models(holder):
+        others = [h for h in actor["holders"] if h != holder]
+        report(f"Ray model actor {actor['name']}: loaded once on node {actor['node_id'][:12]} in "
+               f"{actor['load_seconds']:.1f} s, {actor['calls']} calls, " + (
+                   "released" if actor["released"] else f"kept: in use by {len(others)} other run(s)"))
+
+
+def run_shard(shard: str) -> tuple[bool, str]:
+    """Execute the curate_shards job for one partition; returns (success, progress line)."""
+    from dagster import DagsterInstance
+
+    from curation_assets.curation.funnel import funnel
+    from curation_assets.orchestration.definitions import build_definitions
+    from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
+    from curation_assets.orchestration.recipe import recipe_from_env, run_config
+    from curation_assets.store import ScoreStore
+
+    t0 = time.perf_counter()
+    recipe = recipe_from_env()
+    defs = build_definitions(recipe)
+    job = defs.resolve_job_def(CURATE_SHARDS_JOB)
+    config = run_config(recipe)
+    config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(partition_key=shard, instance=instance, run_config=config, raise_on_error=False)
+    store = ScoreStore(settings.data_dir() / settings.DB_FILENAME)
+    counts = funnel(store, shards=[shard])
+    status = "ok" if result.success else "FAILED"
+    line = (f"{shard}: {status} in {time.perf_counter() - t0:.1f} s - {counts.videos_in} videos: "
+            f"kept {counts.status['kept']}, rejected {counts.status['rejected']}, failed {counts.status['failed']} "
+            f"(run {result.run_id[:8]})")
+    if not result.success:
+        errors = [e.message for e in result.all_events if e.is_failure][:3]
+        line += "\n    " + "\n    ".join(errors)
+    return result.success, line
+
+
+def run_outputs() -> tuple[bool, list[str]]:
+    """Build the training set and the score report over every shard in the store."""
+    import json
+    from pathlib import Path
+
+    from dagster import DagsterInstance
+
+    from curation_assets.orchestration.definitions import build_definitions
+    from curation_assets.orchestration.jobs import BUILD_OUTPUTS_JOB
+    from curation_assets.orchestration.recipe import recipe_from_env, run_config
+
+    recipe = recipe_from_env()
+    job = build_definitions(recipe).resolve_job_def(BUILD_OUTPUTS_JOB)
+    config = run_config(recipe)
+    config["ops"] = {k: v for k, v in config["ops"].items() if k in ("lora_training_set", "score_report")}
+    config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
+    if not result.success:
+        errors = [e.message for e in result.all_events if e.is_failure][:3]
+        return False, ["training set / report FAILED:", *errors]
+    mats = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("lora_training_set")}
+    meta = mats.get("lora_training_set", {})
+    out_dir = Path(meta["output_dir"].value) if "output_dir" in meta else None
+    lines = []
+    if out_dir and (out_dir / "summary.json").exists():
+        summary = json.loads((out_dir / "summary.json").read_text())
+        shape = f"{summary['frames']}x{summary['height']}x{summary['width']}"
+        name = shape if summary["preset"] == shape else f"{summary['preset']} {shape}"  # presets are named by shape
+        lines.append(f"Training set {name}, {summary['epochs']} epoch(s): {summary['clips']} clips of "
+                     f"{summary['eligible_clips']} eligible ({summary['kept_clips']} kept, "
+                     f"{summary['accelerated_clips']} accelerated); "
+                     f"pixels {summary['pixels_used']:.3g} / {summary['pixel_budget']:.3g}")
+        lines.append(f"  written to {out_dir}/metadata.json, data_juicer.jsonl, summary.json")
+        if summary.get("warning"):
+            lines.append(f"  WARNING: {summary['warning']}")
+    report = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("score_report")}
+    report_meta = report.get("score_report", {})
+    lines.append(f"Score report: {settings.data_dir() / 'reports' / 'score_report.md'}")
+    if "WARNING" in report_meta:
+        lines.append(f"  WARNING: {report_meta['WARNING'].value}")
+    return True, lines
+
+
+def failed_shard_reasons(shards: list[str]) -> dict[str, str]:
+    """shard -> why its latest run failed, from the run history (the CLI's and the UI's runs)."""
+    if not shards:
+        return {}
+    from dagster import DagsterInstance
+
+    from curation_assets.orchestration.run_history import failed_shards
+
+    with DagsterInstance.get() as instance:
+        return failed_shards(instance, shards)
+
+
+def ensure_partitions(shards: list[str]) -> None:
+    """The shards as dynamic partitions of the instance (the UI's partition list)."""
+    from dagster import DagsterInstance
+
+    from curation_assets.orchestration.partitions import shard_partitions
+
+    with DagsterInstance.get() as instance:
+        existing = set(instance.get_dynamic_partitions(shard_partitions.name))
+        missing = [s for s in shards if s not in existing]
+        if missing:
+            instance.add_dynamic_partitions(shard_partitions.name, missing)
