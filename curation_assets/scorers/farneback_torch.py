@@ -234,20 +234,20 @@ def blur_with_kernel(img: torch.Tensor, k: tuple[float, ...]) -> torch.Tensor:
     n = ksize // 2
     height, width = img.shape[-2:]
     padded = F.pad(img.unsqueeze(1), (n, n, 0, 0), mode="reflect").squeeze(1) if n else img
+    # A float32 x float32 product is exact in float64, so torch.add(acc, x, alpha=k) in float64
+    # (one kernel, fused or not) rounds once, as a fused multiply-add does, before the float32 cast.
     if ksize == 3:  # SymmRowSmallFilter: the centre fused onto the rounded side pair
         side = (padded[..., 0:width] + padded[..., 2:2 + width]) * k[0]
-        rows = (padded[..., 1:1 + width].double() * k[1] + side.double()).float()
+        rows = torch.add(side.double(), padded[..., 1:1 + width], alpha=k[1]).float()
     else:
-        wide = padded.double()
         rows = padded[..., 0:width] * k[0]
         for j in range(1, ksize):
-            rows = (wide[..., j:j + width] * k[j] + rows).float()
-        del wide
+            rows = torch.add(rows.double(), padded[..., j:j + width], alpha=k[j]).float()
     padded = F.pad(rows.unsqueeze(1), (0, 0, n, n), mode="reflect").squeeze(1) if n else rows
     cols = padded[..., n:n + height, :] * k[n]
     for i in range(1, n + 1):
         pair = padded[..., n + i:n + i + height, :] + padded[..., n - i:n - i + height, :]
-        cols = (pair.double() * k[n + i] + cols).float()
+        cols = torch.add(cols.double(), pair, alpha=k[n + i]).float()
     return cols
 
 
@@ -304,13 +304,13 @@ def expand_with_constants(img: torch.Tensor, c: PolyConstants) -> torch.Tensor:
     for k in range(1, n + 1):
         right = rows[..., n + k:n + k + width]
         left = rows[..., n - k:n - k + width]
-        tg = (right[:, 0] + left[:, 0]).double()
-        b1 = b1 + tg * c.g[k]
-        b4 = b4 + tg * c.xxg[k]
-        b2 = b2 + ((right[:, 0] - left[:, 0]) * c.xg[k]).double()
-        b3 = b3 + ((right[:, 1] + left[:, 1]) * c.g[k]).double()
-        b6 = b6 + ((right[:, 1] - left[:, 1]) * c.xg[k]).double()
-        b5 = b5 + ((right[:, 2] + left[:, 2]) * c.g[k]).double()
+        tg = right[:, 0] + left[:, 0]  # float32, taken to float64 by the adds (exact products there)
+        b1 = torch.add(b1, tg, alpha=c.g[k])
+        b4 = torch.add(b4, tg, alpha=c.xxg[k])
+        b2 = b2 + (right[:, 0] - left[:, 0]) * c.xg[k]  # float32 products, added in float64
+        b3 = b3 + (right[:, 1] + left[:, 1]) * c.g[k]
+        b6 = b6 + (right[:, 1] - left[:, 1]) * c.xg[k]
+        b5 = b5 + (right[:, 2] + left[:, 2]) * c.g[k]
     return torch.stack(((b3 * c.ig11).float(), (b2 * c.ig11).float(), (b1 * c.ig03 + b5 * c.ig33).float(),
                         (b1 * c.ig03 + b4 * c.ig33).float(), (b6 * c.ig55).float()), 1)
 

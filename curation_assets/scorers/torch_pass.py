@@ -64,37 +64,45 @@ def _decode_job(job: PassJob, options: TorchPassOptions) -> dict:
         return {"error": f"{type(exc).__name__}: {str(exc)[:300]}", "seconds": time.perf_counter() - t0}
 
 
+def _batch_key(job: PassJob, out: dict) -> tuple:
+    """Videos scored together: one motion setting and one frame size (a flow call takes one size)."""
+    video = out["video"]
+    size = tuple(video.grays[0].shape[-2:]) if video.pair_count else None
+    return job.motion_params, size
+
+
 def run_torch_pass(jobs: list[PassJob], options: TorchPassOptions, stats: dict | None = None) -> list[dict]:
     """run_pass_job's result for every job, in order, with the torch backend's extras:
     decoder, decoder_fallback, flow_backend ("torch", or "cpu" when OpenCV scored it) and
-    flow_fallback. stats (optional) collects the time spent decoding and in flow calls."""
+    flow_fallback. stats (optional) collects the time spent decoding and in flow calls.
+
+    Decoded videos wait, grouped by frame size, until a group holds batch_pairs pairs (or
+    nothing is left to decode), so each flow call gets full batches of one size.
+    """
     results: list[dict | None] = [None] * len(jobs)
-    pending: list[tuple[int, dict]] = []
+    groups: dict[tuple, list[tuple[int, dict]]] = {}
     stats = stats if stats is not None else {}
     stats.update(flow_seconds=0.0, flow_calls=0, decode_seconds=0.0, pairs=0)
 
-    def flush() -> None:
-        groups: dict = {}
-        for i, out in pending:
-            groups.setdefault(jobs[i].motion_params, []).append((i, out))
-        for params, members in groups.items():
-            t0 = time.perf_counter()
-            scored = score_sequences([Sequence(out["video"].grays, out["video"].source_hw) for _, out in members], params,
-                                     options.device, options.memory_fraction, options.batch_pairs,
-                                     compiled=options.compiled)
-            spent = time.perf_counter() - t0
-            pairs = sum(out["video"].pair_count for _, out in members) or 1
-            stats["flow_seconds"] += spent
-            stats["flow_calls"] += 1
-            stats["pairs"] += pairs
-            for (i, out), scores in zip(members, scored):
-                video = out.pop("video")
-                out["motion"] = motion_result(scores.pair_scores, video.motion_indices, video.frames_decoded, params,
-                                              video.error)
-                out["flow_backend"], out["flow_fallback"] = scores.backend, scores.fallback
-                out["seconds"] = out.pop("decode_seconds") + spent * video.pair_count / pairs
-                results[i] = out
-        pending.clear()
+    def flush(key: tuple) -> None:
+        members = groups.pop(key)
+        params = key[0]
+        t0 = time.perf_counter()
+        scored = score_sequences([Sequence(out["video"].grays, out["video"].source_hw) for _, out in members], params,
+                                 options.device, options.memory_fraction, options.batch_pairs,
+                                 compiled=options.compiled)
+        spent = time.perf_counter() - t0
+        pairs = sum(out["video"].pair_count for _, out in members)
+        stats["flow_seconds"] += spent
+        stats["flow_calls"] += 1 if pairs else 0
+        stats["pairs"] += pairs
+        for (i, out), scores in zip(members, scored):
+            video = out.pop("video")
+            out["motion"] = motion_result(scores.pair_scores, video.motion_indices, video.frames_decoded, params,
+                                          video.error)
+            out["flow_backend"], out["flow_fallback"] = scores.backend, scores.fallback
+            out["seconds"] = out.pop("decode_seconds") + spent * video.pair_count / max(pairs, 1)
+            results[i] = out
 
     threads = options.threads()
     with ThreadPoolExecutor(threads, thread_name_prefix="decode") as pool:
@@ -110,7 +118,6 @@ def run_torch_pass(jobs: list[PassJob], options: TorchPassOptions, stats: dict |
                 inflight[pool.submit(_decode_job, nxt[1], options)] = nxt[0]
 
         submit()
-        held = 0
         while inflight:
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for future in done:
@@ -120,10 +127,9 @@ def run_torch_pass(jobs: list[PassJob], options: TorchPassOptions, stats: dict |
                     results[i] = out
                     continue
                 stats["decode_seconds"] += out["decode_seconds"]
-                pending.append((i, out))
-                held += out["video"].pair_count
+                groups.setdefault(_batch_key(jobs[i], out), []).append((i, out))
             submit()
-            if held >= options.batch_pairs or (not inflight and pending):
-                flush()
-                held = 0
+            for key in [k for k, members in groups.items()
+                        if not inflight or sum(o["video"].pair_count for _, o in members) >= options.batch_pairs]:
+                flush(key)
     return results  # type: ignore[return-value]
