@@ -289,6 +289,7 @@ def decode_video(path: str | Path, motion_params: MotionParams, sampling: FrameS
         try:
             return decode_with_nvdec(path, motion_params, sampling, fps, total_frames, device)
         except Exception as exc:
+            _local.decoder = None  # a session that failed is not reused for the next video
             fallback = f"nvdec failed, decoded with pyav: {type(exc).__name__}: {str(exc).strip()[:200]}"
     elif decoder != "pyav":
         raise DecoderError(f"decode_video takes a resolved decoder ('pyav' or 'nvdec'), got {decoder!r}")
