@@ -160,6 +160,8 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     from curation_assets.orchestration.recipe import RECIPE_ENV, RecipeError, load_recipe
     from curation_assets.orchestration.stored_recipe import read_stored, resolve_profile
 
+    _check_scores()
+
     dep = _setup_deployment(args)
     data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +195,17 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     if dagster_home:
         ensure_dagster_home(data_dir, dep.instance)
     return Setup(data_dir, recipe, recipe_path, stored, profile, profile_from, dep)
+
+
+def _check_scores() -> None:
+    """Every installed score plugin loads and declares a score that can work, or one line says
+    which does not, before anything runs."""
+    from curation_assets.scores import DeclarationError, PluginError, all_scores
+
+    try:
+        all_scores()
+    except (PluginError, DeclarationError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _check_store(args, data_dir: Path) -> None:
@@ -262,15 +275,16 @@ def cmd_run(args) -> int:
     paths = sorted({e.path for e in entries})
     registry = store.query(f"select path, shard from {REGISTRY_TABLE}")
     input_shards = sorted({s for p, s in registry.iter_rows() if p in set(paths)})
-    todo = input_shards if args.force else sorted(
-        s for s in shards_needing_run(store, expected) if s in set(input_shards))
+    stale = {} if args.force else shards_needing_run(store, expected)
+    todo = input_shards if args.force else sorted(s for s in stale if s in set(input_shards))
     print(f"{len(paths)} videos in {len(input_shards)} shards ({len(new_shards)} new); "
           f"{len(todo)} shards to run; data in {store.db_path}")
     stored = store_recipe(data_dir, str(setup.recipe_path) if setup.recipe_path else None, recipe, setup.profile)
     os.environ[RECIPE_ENV] = str(stored.path)
 
     shard_runner.ensure_partitions(input_shards)
-    failures = shard_runner.run_shards(todo, args.workers, report=lambda line: print(line, flush=True))
+    failures = shard_runner.run_shards(todo, args.workers, report=lambda line: print(line, flush=True),
+                                       stale=None if args.force else stale)
 
     result = funnel(store, paths=paths, shard_failures=shard_runner.failed_shard_reasons(failures))
     print(f"\nFunnel for {args.input}:")

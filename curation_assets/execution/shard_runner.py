@@ -23,9 +23,12 @@ from curation_assets import settings
 Report = Callable[[str], None]
 
 
-def run_shards(shards: list[str], workers: int | None = None, report: Report = print) -> list[str]:
+def run_shards(shards: list[str], workers: int | None = None, report: Report = print,
+               stale: dict[str, list[str]] | None = None) -> list[str]:
     """Run every shard; `workers` at a time (default: one per core, or one per Ray node).
-    Returns the shards whose run failed."""
+    `stale` (shard -> assets missing or stale there, see staleness.py): run only those assets
+    and what depends on them, so a changed threshold re-judges without re-scoring; without
+    it, a shard's whole job runs. Returns the shards whose run failed."""
     from curation_assets.execution import model_actors, ray_cluster
 
     on_ray = ray_cluster.enabled()
@@ -36,18 +39,19 @@ def run_shards(shards: list[str], workers: int | None = None, report: Report = p
     # On Ray the cores are the cluster's: one shard driver per node keeps every node fed.
     default = ray_cluster.node_count() if on_ray else (os.cpu_count() or 1)
     workers = max(1, min(workers or default, len(shards) or 1))
+    work = [(shard, tuple((stale or {}).get(shard, ())) or None) for shard in shards]
     try:
-        return _run_pool(shards, workers, report)
+        return _run_pool(work, workers, report)
     finally:
         if on_ray:  # models stay loaded across this call's shards, then free their GPU memory
             _release_models(report)
 
 
-def _run_pool(shards: list[str], workers: int, report: Report) -> list[str]:
+def _run_pool(work: list[tuple[str, tuple[str, ...] | None]], workers: int, report: Report) -> list[str]:
     failures = []
     if workers == 1:
-        for shard in shards:
-            ok, line = run_shard(shard)
+        for shard, assets in work:
+            ok, line = run_shard(shard, assets)
             report(line)
             if not ok:
                 failures.append(shard)
@@ -58,7 +62,7 @@ def _run_pool(shards: list[str], workers: int, report: Report) -> list[str]:
     os.environ.setdefault(WORKERS_ENV, str(max(1, (os.cpu_count() or 1) // workers)))
     # spawn: a forked child would inherit the parent's Dagster/SQLite handles
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_shard, shard): shard for shard in shards}
+        futures = {pool.submit(run_shard, shard, assets): shard for shard, assets in work}
         for future in as_completed(futures):
             ok, line = future.result()
             report(line)
@@ -80,8 +84,9 @@ def _release_models(report: Report) -> None:
                    "released" if actor["released"] else f"kept: in use by {len(others)} other run(s)"))
 
 
-def run_shard(shard: str) -> tuple[bool, str]:
-    """Execute the curate_shards job for one partition; returns (success, progress line)."""
+def run_shard(shard: str, assets: tuple[str, ...] | None = None) -> tuple[bool, str]:
+    """Execute the curate_shards job for one partition (only `assets` and their downstream,
+    when given); returns (success, progress line)."""
     from dagster import DagsterInstance
 
     from curation_assets.curation.funnel import funnel
@@ -96,8 +101,10 @@ def run_shard(shard: str) -> tuple[bool, str]:
     job = defs.resolve_job_def(CURATE_SHARDS_JOB)
     config = run_config(recipe)
     config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+    selection = _with_downstream(defs, job, assets) if assets else None
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(partition_key=shard, instance=instance, run_config=config, raise_on_error=False)
+        result = job.execute_in_process(partition_key=shard, instance=instance, run_config=config, raise_on_error=False,
+                                        asset_selection=selection)
     store = ScoreStore(settings.data_dir() / settings.DB_FILENAME)
     counts = funnel(store, shards=[shard])
     status = "ok" if result.success else "FAILED"
@@ -108,6 +115,21 @@ def run_shard(shard: str) -> tuple[bool, str]:
         errors = [e.message for e in result.all_events if e.is_failure][:3]
         line += "\n    " + "\n    ".join(errors)
     return result.success, line
+
+
+def _with_downstream(defs, job, assets: tuple[str, ...]) -> list:
+    """The job's assets that depend on `assets` (them included), widened to whole steps where a
+    step cannot run part of its assets (the decode pass makes motion and the frames together)."""
+    from dagster import AssetKey, AssetSelection
+
+    graph = defs.resolve_asset_graph()
+    in_job = set(job.asset_layer.asset_graph.get_all_asset_keys()) if hasattr(job, "asset_layer") else None
+    keys = AssetSelection.assets(*[AssetKey(a) for a in assets]).downstream().resolve(graph)
+    if in_job is not None:
+        keys &= in_job
+    for key in list(keys):
+        keys |= set(graph.get(key).execution_set_asset_keys)
+    return sorted(keys, key=lambda k: k.to_user_string())
 
 
 def run_outputs() -> tuple[bool, list[str]]:

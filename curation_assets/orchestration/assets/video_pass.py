@@ -4,27 +4,19 @@ import polars as pl
 from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, AssetOut, Config, Failure, MetadataValue, multi_asset
 from pydantic import Field, create_model
 
-from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
 from curation_assets.execution import ray_cluster
 from curation_assets.execution.local_pool import default_workers, map_videos, threads_per_process
+from curation_assets.orchestration.assets.score_assets import score_kinds
+from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, params_json, primary_videos, to_frame, write_shard
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore
 from curation_assets.scorers.video_pass import PassJob, run_pass_job
+from curation_assets.scores.motion import MOTION as MOTION_SCORE
 
-MOTION = "motion"
+MOTION = MOTION_SCORE.name
 SAMPLED_FRAMES = "sampled_frames"
-
-MOTION_SCHEMA = {
-    "video_id": pl.Utf8,
-    "motion_score": pl.Float64,
-    "pair_scores": pl.List(pl.Float64),
-    "frame_indices": pl.List(pl.Int64),
-    "frames_decoded": pl.Int64,
-    "params": pl.Utf8,
-    "seconds": pl.Float64,
-    "error": pl.Utf8,
-}
+MOTION_SCHEMA = MOTION_SCORE.table_schema()
 FRAMES_SCHEMA = {
     "video_id": pl.Utf8,
     "frame_indices": pl.List(pl.Int64),
@@ -50,11 +42,11 @@ def build_video_pass(recipe: Recipe):
         name="video_pass",
         outs={
             MOTION: AssetOut(
-                code_version=code_version(MOTION, recipe), group_name="scores", kinds={"duckdb", "opencv"},
-                description="Farneback optical-flow motion score (data-juicer compatible), with per-pair values.",
+                code_version=code_version(MOTION, recipe), group_name="scores", kinds=score_kinds(MOTION_SCORE),
+                description=MOTION_SCORE.description + " Per-pair values kept beside the score.",
             ),
             SAMPLED_FRAMES: AssetOut(
-                code_version=code_version(SAMPLED_FRAMES, recipe), group_name="frames", kinds={"duckdb", "pyav"},
+                code_version=code_version(SAMPLED_FRAMES, recipe), group_name="frames", kinds={"parquet", "duckdb", "pyav"},
                 description="The frames every image scorer reads (first/middle/last by default), as image files "
                 "under <store location>/frames, indexed here by relative key.",
             ),
