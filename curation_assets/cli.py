@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     models.add_argument("--model-dir", default=None, help="defaults to $CURATION_MODEL_DIR")
 
     devices = sub.add_parser("devices", help="the OpenCL devices OpenCV sees and what each motion backend runs on here")
-    devices.add_argument("--config", help="recipe whose motion backend to check (exit 1 when it cannot run here)")
+    devices.add_argument("--config", help="recipe whose motion backend to check (exit 2 when it cannot run here)")
     cal = sub.add_parser("calibrate-motion", help="fit fast motion mode to exact (data-juicer) scores on a sample of "
                          "your clips and write the map into a recipe")
     cal.add_argument("--input", required=True, help="folder (searched recursively), video file, or manifest")
@@ -91,13 +91,13 @@ class CliError(Exception):
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None, help="where curation.duckdb and the Dagster home live (default: ./data)")
+    p.add_argument("--data-dir", default=None, help="where curation.duckdb, the recipe and the Dagster home live (default: $CURATION_DATA_DIR, else data/ in this clone)")
     p.add_argument("--store", default=None, help="store location for score objects, frames and clips: a folder or "
                    f"an fsspec URL (s3://bucket/prefix); sets ${settings.STORE_ENV} (default: the data dir)")
 
 
 def _deployment_args(p: argparse.ArgumentParser) -> None:
-    """The one switch between this machine and a cluster (README "Running on a cluster")."""
+    """The one switch between this machine and a cluster (docs/clusters.md)."""
     g = p.add_argument_group("deployment (default: this machine, no Ray, SQLite instance)")
     g.add_argument("--deployment", help="deployment YAML with engine, ray_address, instance ($CURATION_DEPLOYMENT)")
     g.add_argument("--engine", choices=["local", "ray"], default=None,
@@ -477,7 +477,7 @@ def cmd_models(args) -> int:
     motion = resolve_backend("auto")
     print(f"motion backend 'auto' runs {motion.backend} on {motion.device} here (`curation-assets devices` for OpenCL)")
     if missing:
-        print(f"\n{missing} missing: see README 'Models' for the download commands, or run with "
+        print(f"\n{missing} missing: see docs/models.md for the download commands, or run with "
               "CURATION_MODEL_PROFILE=tiny (random weights, for tests).")
     return 1 if missing else 0
 

@@ -10,7 +10,7 @@ The flow itself is not bit-identical: OpenCV's OpenCL Farneback is a separate fl
 implementation (the CPU path accumulates the polynomial expansion, the box-filtered
 matrices and the 2x2 solve in float64, and treats borders slightly differently). Where a
 region is nearly textureless the solve is ill-conditioned and the two differ by more than
-rounding; the README's "Motion on a GPU" section has the measured per-clip differences.
+rounding; docs/gpu.md ("Motion on a GPU") has the measured per-clip differences.
 
 Backends:
 - ``cpu``: OpenCV's C++ loop (data-juicer's exact path).
