@@ -229,10 +229,11 @@ def stage_decoder(args, report) -> dict:
         return {"skipped": f"NVDEC not usable: {why}"}
     params, sampling = MotionParams(), FrameSamplingParams()
     rows = []
-    for path in real_clips(args):
-        row = {"clip": path.name}
+    for path, decoder in [(p, d) for p in real_clips(args) for d in ("nvdec", "nvdec-gpu")]:
+        row = {"clip": path.name, "decoder": decoder}
         try:
-            gpu = decode_with_nvdec(path, params, sampling, None, None, args.device)
+            gpu = decode_with_nvdec(path, params, sampling, None, None, args.device,
+                                    colour_on_gpu=decoder == "nvdec-gpu")
             cpu = decode_with_pyav(path, params, sampling)
             row["same_indices"] = gpu.motion_indices == cpu.motion_indices and gpu.frame_indices == cpu.frame_indices
             row["sampled_rgb"] = _stats(np.stack(gpu.frames), np.stack(cpu.frames))
@@ -272,7 +273,7 @@ def stage_decode(args, report, sampler: GpuSampler) -> dict:
     rows = []
     variants = [("pyav", "threads", args.decode_threads), ("pyav", "processes", args.cpu_processes)]
     if args.device.startswith("cuda") and nvdec_status()[0]:
-        variants = [("nvdec", "threads", t) for t in args.nvdec_threads] + variants
+        variants = [(args.nvdec_decoder, "threads", t) for t in args.nvdec_threads] + variants
     for decoder, how, n in variants:
         items = [(str(p), decoder, args.device) for p in videos]
         if how == "processes":
@@ -316,13 +317,15 @@ def run_motion(args, videos, decoder: str, compiled: bool, sampler: GpuSampler, 
             "decoder_fallbacks": sum(1 for o in outs if o.get("decoder_fallback")),
             "first_decoder_fallback": next((o["decoder_fallback"] for o in outs if o.get("decoder_fallback")), None),
             "flow_fallbacks": sum(1 for o in outs if o.get("flow_fallback")), "errors": errors[:3],
+            "compile_failure": stats.get("compile_failure"),
             **sampler.summary(t0, t1)}
 
 
 def stage_motion(args, report, sampler: GpuSampler, compiled: bool = False) -> dict:
     videos = workload(args)
     rows = []
-    decoders = [resolved_decoder(args)] + (["pyav"] if resolved_decoder(args) != "pyav" else [])
+    decoders = [d for d in args.motion_decoders.split(",") if d] or \
+        [resolved_decoder(args)] + (["pyav"] if resolved_decoder(args) != "pyav" else [])
     with tempfile.TemporaryDirectory(prefix="gpu_graph_motion_") as data_dir:
         for decoder in decoders:
             rows.append(run_motion(args, videos, decoder, compiled, sampler, data_dir))
@@ -421,7 +424,7 @@ def stage_graph(args, report, sampler: GpuSampler) -> dict:
                              "aesthetics_s", "ocr_s")}
     busy.update(captioned=0, frames_scored=0, flow_calls=0)
     options = TorchPassOptions(device=args.device, decoder=decoder, decode_threads=args.decode_threads_torch,
-                               batch_pairs=args.batch_pairs)
+                               batch_pairs=args.batch_pairs, compiled=args.graph_compiled)
     shards = [list(range(i, min(i + args.shard_size, len(videos)))) for i in range(0, len(videos), args.shard_size)]
     with tempfile.TemporaryDirectory(prefix="gpu_graph_") as data_dir:
         # warm every model and the video pass once, off the clock
@@ -462,7 +465,9 @@ def stage_graph(args, report, sampler: GpuSampler) -> dict:
         sync(args.device)
         t1 = time.perf_counter()
     wall = t1 - t0
-    return {"decoder": decoder, "videos": len(videos), "shards": len(shards), "shard_size": args.shard_size,
+    return {"decoder": decoder, "compiled_flow": args.graph_compiled, "decode_threads": options.threads(),
+            "craft_weights": "random" if args.craft_weights == "random" else "real (float16-rounded)",
+            "videos": len(videos), "shards": len(shards), "shard_size": args.shard_size,
             "videos_per_s": round(len(videos) / wall, 2), "wall_s": round(wall, 1), "models_build_s": models.build_seconds,
             "busy_s": {k: round(v, 2) if isinstance(v, float) else v for k, v in busy.items()},
             "video_errors": video_errors, "errors": errors[:1], "videoblip": args.videoblip, **sampler.summary(t0, t1)}
@@ -492,14 +497,15 @@ def markdown(report: dict) -> str:
         if "skipped" in dec:
             out += [dec["skipped"], ""]
         else:
-            out += ["| clip | same indices | sampled RGB mean / max / share differing | motion gray mean / max / share "
-                    "| motion (PyAV frames) | motion (NVDEC frames) | relative difference |", "|---|---|---|---|---|---|---|"]
+            out += ["| clip | decoder | same indices | sampled RGB mean / max / share differing | motion gray mean / max / "
+                    "share | motion (PyAV frames) | motion (NVDEC frames) | relative difference |",
+                    "|---|---|---|---|---|---|---|---|"]
             for c in dec["clips"]:
                 if "error" in c:
-                    out.append(f"| {c['clip']} | error: {c['error']} | | | | | |")
+                    out.append(f"| {c['clip']} | {c.get('decoder', 'nvdec')} | error: {c['error']} | | | | | |")
                     continue
                 s, g = c["sampled_rgb"], c["motion_gray"]
-                out.append(f"| {c['clip']} | {c['same_indices']} | {s['mean_abs']} / {s['max_abs']} / "
+                out.append(f"| {c['clip']} | {c.get('decoder', 'nvdec')} | {c['same_indices']} | {s['mean_abs']} / {s['max_abs']} / "
                            f"{s['share_differing']} | {g['mean_abs']} / {g['max_abs']} / {g['share_differing']} | "
                            f"{c['motion_pyav_frames']:.4f} | {c['motion_nvdec_frames']:.4f} | "
                            f"{c['motion_relative_difference']:+.1e} |")
@@ -515,7 +521,8 @@ def markdown(report: dict) -> str:
     g = report.get("graph")
     if isinstance(g, dict) and "videos_per_s" in g:
         out += ["## Whole graph", "", f"{g['videos']} videos in {g['shards']} shards of {g['shard_size']}, decoder "
-                f"{g['decoder']}, VideoBLIP {g['videoblip']}: **{g['videos_per_s']} videos/s** ({g['wall_s']} s); GPU "
+                f"{g['decoder']} ({g.get('decode_threads')} threads), flow compiled {g.get('compiled_flow')}, CRAFT "
+                f"{g.get('craft_weights')}, VideoBLIP {g['videoblip']}: **{g['videos_per_s']} videos/s** ({g['wall_s']} s); GPU "
                 f"utilization mean {g.get('gpu_util_mean_pct')}%, busy share {g.get('gpu_util_busy_share')}.", "",
                 "Busy time per stage (s): " + ", ".join(f"{k} {v}" for k, v in g["busy_s"].items()), ""]
     for key, value in report.items():
@@ -531,8 +538,11 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=int, default=0, help="first N clips only (0: all)")
     ap.add_argument("--copies", type=int, default=48, help="each clip this many times in the throughput stages")
     ap.add_argument("--stages", default=",".join(STAGES))
-    ap.add_argument("--decoder", default="auto", choices=["auto", "pyav", "nvdec"])
+    ap.add_argument("--decoder", default="auto", choices=["auto", "pyav", "nvdec", "nvdec-gpu"])
+    ap.add_argument("--motion-decoders", default="", help="motion stages: decoders to run (default: the resolved "
+                    "one, then pyav)")
     ap.add_argument("--nvdec-threads", default="2,4,8", help="decode stage: NVDEC thread counts")
+    ap.add_argument("--nvdec-decoder", default="nvdec", choices=["nvdec", "nvdec-gpu"], help="decode stage: which")
     ap.add_argument("--decode-threads", type=int, default=16, help="decode stage: PyAV threads in one process")
     ap.add_argument("--cpu-processes", type=int, default=os.cpu_count() or 1, help="decode stage: PyAV processes")
     ap.add_argument("--decode-threads-torch", type=int, default=0, help="torch pass decode threads (0: its default)")
@@ -541,6 +551,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shard-size", type=int, default=64)
     ap.add_argument("--clip-batch", type=int, default=256)
     ap.add_argument("--craft-weights", default=None, help="CRAFT weights file (gpu_benchmark.py --write-craft-fp16)")
+    ap.add_argument("--graph-compiled", action="store_true", help="graph stage: the flow through torch.compile")
     ap.add_argument("--videoblip", default="full-random", choices=["full-random", "tiny"])
     ap.add_argument("--caption-tokens", type=int, default=30)
     ap.add_argument("--deadline", type=float, default=0, help="seconds from start; skip stages that would not fit")

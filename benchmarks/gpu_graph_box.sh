@@ -8,6 +8,10 @@
 #   call 2, within ~30 s so the box is still warm (carry benchmarks/out/gpu_carry/stage2):
 #     benchmarks/gpu_graph_box.sh run "$OUT" [gpu_graph_benchmark.py arguments...]
 #
+# or in one call on a fresh box, OCR on CRAFT's architecture with random weights
+# (carry benchmarks/out/gpu_carry/one):
+#     benchmarks/gpu_graph_box.sh one "$OUT" [gpu_graph_benchmark.py arguments...]
+#
 # `stage` installs stage1's wheels into /tmp/site, PyNvVideoCodec beside them, and keeps the
 # CRAFT weights in /tmp/gpu_graph_stage (outside the source tree: they survive until the box
 # is released). `run` adds stage2's PyAV wheel, registers nothing else, and runs the benchmark
@@ -21,7 +25,7 @@ CARRY=benchmarks/out/gpu_carry
 STAGE=/tmp/gpu_graph_stage
 SITE=/tmp/site
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 PYTHONPATH=$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
-mode=${1:?usage: gpu_graph_box.sh stage | run OUT [benchmark args]}; shift
+mode=${1:?usage: gpu_graph_box.sh stage | run OUT [benchmark args] | one OUT [benchmark args]}; shift
 
 install_wheels() {
   # shellcheck disable=SC2086
@@ -39,11 +43,19 @@ case $mode in
     "$PY" -c 'import PyNvVideoCodec as n; print("PyNvVideoCodec", n.__version__)' 2>&1 | tail -1
     ls -la "$STAGE"
     ;;
-  run)
-    OUT_DIR=${1:?usage: gpu_graph_box.sh run OUT [benchmark args]}; shift
+  run|one)
+    OUT_DIR=${1:?usage: gpu_graph_box.sh run|one OUT [benchmark args]}; shift
     mkdir -p "$OUT_DIR"
-    [ -f "$STAGE/craft16.pth" ] || { echo "gpu_graph_box: run 'stage' first (in the call just before)" >&2; exit 1; }
-    install_wheels "$(ls $CARRY/stage2/*.whl)"
+    if [ "$mode" = one ]; then
+      mkdir -p "$SITE"
+      install_wheels "$(ls $CARRY/one/*.whl)"
+      tar -xzf "$CARRY/one/pynvvideocodec-slim.tar.gz" -C "$SITE"
+      CLIPS=$CARRY/one/clips CRAFT=random
+    else
+      [ -f "$STAGE/craft16.pth" ] || { echo "gpu_graph_box: run 'stage' first (in the call just before)" >&2; exit 1; }
+      install_wheels "$(ls $CARRY/stage2/*.whl)"
+      CLIPS=$CARRY/stage2/clips CRAFT=$STAGE/craft16.pth
+    fi
     {
       date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
       "$PY" -c 'import cv2, numpy, torch, transformers, av; print("opencv", cv2.__version__, "numpy", numpy.__version__,
@@ -51,9 +63,9 @@ case $mode in
       ldconfig -p | grep -E "libnvcuvid|libnvidia-encode" || echo "no libnvcuvid / libnvidia-encode in ldconfig"
     } 2>&1 | tee "$OUT_DIR/machine.log"
     LIMIT=${BENCH_TIMEOUT:-520}
-    timeout "$LIMIT" "$PY" benchmarks/gpu_graph_benchmark.py --device cuda --videos "$CARRY/stage2/clips" \
-      --craft-weights "$STAGE/craft16.pth" --deadline $((LIMIT - 40)) --out "$OUT_DIR" "$@" 2>&1 \
+    timeout "$LIMIT" "$PY" benchmarks/gpu_graph_benchmark.py --device cuda --videos "$CLIPS" \
+      --craft-weights "$CRAFT" --deadline $((LIMIT - 40)) --out "$OUT_DIR" "$@" 2>&1 \
       | tee "$OUT_DIR/graph.log"
     ;;
-  *) echo "unknown mode $mode (stage, run)" >&2; exit 2 ;;
+  *) echo "unknown mode $mode (stage, run, one)" >&2; exit 2 ;;
 esac

@@ -7,6 +7,7 @@
 #            PyNvVideoCodec without its FFmpeg sources and samples (pynvvideocodec-slim.tar.gz);
 #            craft16.pth (EasyOCR's CRAFT weights rounded to float16, gpu_benchmark.py --write-craft-fp16)
 #   stage2/  (~44 MiB) the PyAV wheel; clips/ = the real clips and their manifest
+#   one/     (~57 MiB) stage1 without the CRAFT weights + stage2: a single call (gpu_graph_box.sh one)
 #
 #   benchmarks/gpu_graph_prepare.sh            # here (PyPI reachable), with the project venv
 # Environment: PYVER (the box's Python, default 3.12), CLIPS (default ../shared/data/real_videos).
@@ -54,4 +55,9 @@ EOF
 HF_HUB_OFFLINE=1 "$PY" benchmarks/gpu_benchmark.py --write-craft-fp16 "$OUT/stage1/craft16.pth"
 cp "$CLIPS"/*.mp4 "$CLIPS"/manifest.jsonl "$OUT/stage2/clips/"
 rm -rf "$OUT/tmp"
-du -sh "$OUT/stage1" "$OUT/stage2"
+# one/: everything but the CRAFT weights in a single payload (~57 MiB), for a one-call rerun on a
+# fresh box (gpu_graph_box.sh one): OCR then runs CRAFT's architecture with random weights
+mkdir -p "$OUT/one/clips"
+cp -l "$OUT"/stage1/*.whl "$OUT/stage1/pynvvideocodec-slim.tar.gz" "$OUT"/stage2/*.whl "$OUT/one/"
+cp -l "$OUT"/stage2/clips/* "$OUT/one/clips/"
+du -sh "$OUT/stage1" "$OUT/stage2" "$OUT/one"

@@ -146,3 +146,22 @@ def test_magnitude_means_follow_flow_score_scaling():
     want = flow_score(flow.copy(), params, source_hw=(96, 160))
     got = float(ft.flow_magnitude_means(torch.from_numpy(flow).permute(2, 0, 1)[None], (96, 160))[0])
     assert got == pytest.approx(want, rel=1e-6)
+
+
+def test_a_compiler_that_fails_leaves_the_eager_flow(monkeypatch):
+    """torch 2.11's inductor failed on these dynamic shapes on an H200: the flow must then run
+    eagerly with the same numbers, the reason kept for the run's metadata, not crash a shard."""
+    def broken_compiler():
+        def fail(*args, **kwargs):
+            raise RuntimeError("InductorError: ValueError: The argument '-5 + ((0))' is not comparable.")
+        return {"blur": fail, "expand": fail, "update": fail, "solve": fail}
+
+    rng = np.random.default_rng(3)
+    frames = torch.from_numpy(rng.integers(0, 256, (3, 40, 48), dtype=np.uint8))
+    eager = ft.farneback_pairs(frames, [(0, 1), (1, 2)])
+    monkeypatch.setattr(ft, "compiled_steps", broken_compiler)
+    monkeypatch.setattr(ft, "compile_failure", None)
+    got = ft.farneback_pairs(frames, [(0, 1), (1, 2)], compiled=True)
+    assert torch.equal(got, eager)
+    assert ft.compile_failure.startswith("RuntimeError: InductorError")
+    assert torch.equal(ft.farneback_pairs(frames, [(0, 1), (1, 2)], compiled=True), eager)  # not retried

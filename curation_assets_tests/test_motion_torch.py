@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -196,15 +197,33 @@ def test_nvdec_that_cannot_run_falls_back_per_video(clips):
 
 class PyAVServedDecoder:
     """Stands in for PyNvVideoCodec's SimpleDecoder, which cannot run without an NVIDIA GPU:
-    it serves PyAV's RGB frames by index, so everything around the decoder call (the plan,
-    the chunked decode, the gray conversion, the sampled frames) is checked here."""
+    it serves PyAV's decoded frames by index, as RGB (NVDEC's own conversion, nvdec-gpu) or as
+    NV12 surfaces 8 rows taller than the picture (its native output, nvdec), so everything
+    around the decoder call (the plan, the chunked decode, the NV12 repacking and swscale
+    conversion, the gray conversion, the sampled frames) is checked here."""
 
-    def __init__(self, path):
+    PAD = 8  # surface rows below the picture (decoders align the height)
+
+    def __init__(self, path, rgb):
         import av
 
         with av.open(str(path)) as container:
-            self.frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+            decoded = list(container.decode(video=0))
+        self.height, self.width = decoded[0].height, decoded[0].width
+        self.frames = [f.to_ndarray(format="rgb24") if rgb else self._nv12(f) for f in decoded]
         self.calls = []
+
+    def _nv12(self, frame):
+        h, w = self.height, self.width
+        yuv = frame.to_ndarray(format="yuv420p")
+        u = yuv[h:h + h // 4].reshape(h // 2, w // 2)
+        v = yuv[h + h // 4:].reshape(h // 2, w // 2)
+        luma = np.vstack([yuv[:h], np.full((self.PAD, w), 77, np.uint8)])
+        chroma = np.vstack([np.stack([u, v], -1).reshape(h // 2, w), np.full((self.PAD // 2, w), 200, np.uint8)])
+        return np.vstack([luma, chroma])
+
+    def get_stream_metadata(self):
+        return SimpleNamespace(height=self.height, width=self.width)
 
     def __len__(self):
         return len(self.frames)
@@ -214,21 +233,24 @@ class PyAVServedDecoder:
         return [self.frames[i] for i in indices]
 
 
+@pytest.mark.parametrize("decoder", ["nvdec", "nvdec-gpu"])
 @pytest.mark.parametrize("params", [MotionParams(), MotionParams(size=64, scale_to_source=True)], ids=["exact", "size64"])
-def test_nvdec_path_around_the_decoder_equals_pyav(clips, monkeypatch, params):
+def test_nvdec_path_around_the_decoder_equals_pyav(clips, monkeypatch, params, decoder):
     served = {}
 
-    def decoder(path, gpu_id):
-        served[path] = PyAVServedDecoder(path)
+    def serve(path, gpu_id, rgb=False):
+        assert rgb == (decoder == "nvdec-gpu")
+        served[path] = PyAVServedDecoder(path, rgb)
         return served[path]
 
-    monkeypatch.setattr(decoders, "_nvdec_decoder", decoder)
+    monkeypatch.setattr(decoders, "_nvdec_decoder", serve)
     monkeypatch.setattr(decoders, "NVDEC_CHUNK", 5)
     sampling = FrameSamplingParams()
     for name in ("diagonal", "wide"):
-        got = decoders.decode_with_nvdec(clips[name], params, sampling, None, None, "cpu")
+        got = decoders.decode_with_nvdec(clips[name], params, sampling, None, None, "cpu",
+                                         colour_on_gpu=decoder == "nvdec-gpu")
         ref = decoders.decode_with_pyav(clips[name], params, sampling)
-        assert got.decoder == "nvdec" and got.motion_indices == ref.motion_indices
+        assert got.decoder == decoder and got.motion_indices == ref.motion_indices
         assert got.frame_indices == ref.frame_indices and got.frame_timestamps == ref.frame_timestamps
         assert got.source_hw == ref.source_hw and got.frames_decoded == ref.frames_decoded
         assert torch.equal(got.grays, torch.from_numpy(np.stack(ref.grays)))  # OpenCV's gray, bit for bit

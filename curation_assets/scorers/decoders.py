@@ -7,11 +7,16 @@ data-juicer's 2 fps picks for motion and its uniform picks for the sampled frame
 - ``nvdec``: the frame indices are planned first from the container's packets (a PyAV demux,
   no decoding): the same rules (MotionFrames' indices, FrameCollector's picks) walked over
   the packets' timestamps and keyframe flags in presentation order. PyNvVideoCodec then
-  decodes exactly those frames on the GPU as RGB; motion's gray frames are made there (OpenCV's
-  fixed-point BGR2GRAY, bit for bit on equal RGB) and stay on the GPU for the flow; only the
-  few sampled frames come back to the host, to be saved for the image scorers.
-  NVDEC's YUV->RGB conversion is its own, so its pixels can differ from swscale's by a level
-  or two (benchmarks/gpu_graph_benchmark.py measures it and the effect on motion).
+  decodes exactly those frames on the GPU in their native NV12; the planned frames' YUV planes
+  (1.5 bytes a pixel) come to the host, where FFmpeg's own swscale (through PyAV) converts
+  them, so the pixels are PyAV's bit for bit (H.264/HEVC decoding is exact; only colour
+  conversion differs between decoders) and motion is the CPU path's exactly. Motion's grays
+  go back to the flow device.
+- ``nvdec-gpu``: the same plan and decode, but NVDEC's own YUV->RGB conversion on the GPU and
+  the grays made there (OpenCV's fixed-point BGR2GRAY, bit for bit on equal RGB): frames stay
+  on the GPU from decoding to flow. NVDEC's conversion is not swscale's: on the real clips its
+  pixels differ by 0.6-3.0 levels on average (up to 26) and motion scores by up to 0.6%
+  (docs/gpu.md), so data-juicer's thresholds no longer transfer exactly.
 - ``auto``: nvdec when the flow runs on CUDA and PyNvVideoCodec loads, else pyav.
 
 A video the GPU decoder cannot take (codec or profile NVDEC lacks, a corrupt stream, a
@@ -34,7 +39,8 @@ from curation_assets.scorers.flow_backends import BackendError
 from curation_assets.scorers.frame_sampling import FrameCollector, FrameSamplingParams
 from curation_assets.scorers.motion import MotionFrames, MotionParams, SampledIndices, to_gray
 
-DECODERS = ("auto", "pyav", "nvdec")
+DECODERS = ("auto", "pyav", "nvdec", "nvdec-gpu")
+NVDEC_DECODERS = ("nvdec", "nvdec-gpu")
 NVDEC_PACKAGE = "PyNvVideoCodec"
 NVDEC_INSTALL = "pip install 'curation_assets[gpu]' (PyNvVideoCodec)"
 
@@ -95,6 +101,7 @@ class DecodePlan:
     frame_timestamps: list[float | None]
     frames_decoded: int  # frames the sequential decode reads before it can stop
     packet_frames: int  # frames the container's packets hold
+    colour: tuple = (None, None)  # the stream's (colorspace, color_range) as PyAV reports them
 
     @property
     def needed(self) -> list[int]:
@@ -103,24 +110,30 @@ class DecodePlan:
 
 def stream_packets(path: str | Path) -> tuple[float, int, int | None, list[PacketFrame]]:
     """(fps, declared frames, duration in pts, the frames in presentation order) from a demux."""
+    return _stream_packets(path)[:4]
+
+
+def _stream_packets(path: str | Path) -> tuple[float, int, int | None, list[PacketFrame], tuple]:
     import av
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
+        context = stream.codec_context
+        colour = (getattr(context, "colorspace", None), getattr(context, "color_range", None))
         fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate)
         declared = int(stream.frames or 0)
         base = stream.time_base
         packets = [(p.pts, bool(p.is_keyframe)) for p in container.demux(stream) if p.size and p.pts is not None]
         packets.sort(key=lambda item: item[0])
         frames = [PacketFrame(pts, key, float(pts * base) if base is not None else None) for pts, key in packets]
-        return fps, declared, stream.duration, frames
+        return fps, declared, stream.duration, frames, colour
 
 
 def plan_decode(path: str | Path, motion_params: MotionParams, sampling: FrameSamplingParams,
                 fps: float | None = None, total_frames: int | None = None) -> DecodePlan:
     """The frames a sequential decode would hand to motion and keep as samples, from the
     packets alone: the same rules walked over the same order, stopping where it stops."""
-    stream_fps, declared, duration, frames = stream_packets(path)
+    stream_fps, declared, duration, frames, colour = _stream_packets(path)
     fps = stream_fps if fps is None else fps
     total = declared if total_frames is None or total_frames <= 0 else total_frames
     motion = SampledIndices(fps, total, motion_params)
@@ -139,7 +152,8 @@ def plan_decode(path: str | Path, motion_params: MotionParams, sampling: FrameSa
     if not stopped_early and declared and decoded < 0.9 * declared:
         raise DecoderError(f"the container holds {decoded} of the {declared} frames its header declares")
     picks = collector.finish(last_index, last_frame, last_index if last_frame is not None else None)
-    return DecodePlan(motion.used_indices, picks, [collector.timestamps[i] for i in picks], decoded, len(frames))
+    return DecodePlan(motion.used_indices, picks, [collector.timestamps[i] for i in picks], decoded, len(frames),
+                      colour)
 
 
 # --------------------------------------------------------------------------- NVDEC
@@ -179,34 +193,71 @@ def resolve_decoder(requested: str, backend: str, flow_device: str = "") -> str:
         return "nvdec" if on_cuda and nvdec_status()[0] else "pyav"
     if not on_cuda:
         runs = f"torch on {flow_device!r}" if backend == "torch" else backend
-        raise DecoderError(f"motion decoder 'nvdec' hands GPU frames to the torch backend on CUDA, but motion runs "
-                           f"{runs}: set the motion recipe key backend: torch (or auto) on a CUDA machine, or decoder: pyav")
+        raise DecoderError(f"motion decoder {requested!r} hands GPU frames to the torch backend on CUDA, but motion "
+                           f"runs {runs}: set the motion recipe key backend: torch (or auto) on a CUDA machine, or "
+                           "decoder: pyav")
     usable, why = nvdec_status()
     if not usable:
-        raise DecoderError(f"motion decoder 'nvdec' cannot run here: {why}; or set the motion recipe key decoder: pyav "
-                           "(or auto)")
-    return "nvdec"
+        raise DecoderError(f"motion decoder {requested!r} cannot run here: {why}; or set the motion recipe key decoder: "
+                           "pyav (or auto)")
+    return requested
 
 
 _local = threading.local()
 
 
-def _nvdec_decoder(path: str, gpu_id: int):
-    """One PyNvVideoCodec SimpleDecoder per thread, reconfigured for each new file (creating a
-    decoder session costs far more than decoding a short clip)."""
+def _nvdec_decoder(path: str, gpu_id: int, rgb: bool = False):
+    """One PyNvVideoCodec SimpleDecoder per thread and output (NV12 or RGB), reconfigured for
+    each new file (creating a decoder session costs far more than decoding a short clip)."""
     import PyNvVideoCodec as nvc
 
-    dec = getattr(_local, "decoder", None)
+    key = "decoder_rgb" if rgb else "decoder"
+    dec = getattr(_local, key, None)
     if dec is not None:
         try:
             dec.reconfigure_decoder(path)
             return dec
         except Exception:
-            _local.decoder = None
-    dec = nvc.SimpleDecoder(path, gpu_id=gpu_id, use_device_memory=True,
-                            output_color_type=nvc.OutputColorType.RGB)
-    _local.decoder = dec
+            setattr(_local, key, None)
+    output = nvc.OutputColorType.RGB if rgb else nvc.OutputColorType.NATIVE
+    dec = nvc.SimpleDecoder(path, gpu_id=gpu_id, use_device_memory=True, output_color_type=output)
+    setattr(_local, key, dec)
     return dec
+
+
+def _nv12_frame(frame, height: int, width: int, colour: tuple):
+    """A decoded NV12 surface as a PyAV yuv420p frame (on the host), tagged with the stream's
+    colorspace and range, so swscale converts it exactly as it converts PyAV's own frames."""
+    import av
+    import torch
+
+    if isinstance(frame, np.ndarray):  # the test's stand-in decoder serves host arrays
+        planes = frame
+    else:
+        try:
+            planes = torch.from_dlpack(frame)
+        except Exception:  # older builds: the CUDA array interface only
+            planes = torch.as_tensor(frame)
+        planes = planes.cpu().numpy()
+    if planes.ndim == 3 and planes.shape[-1] == 1:
+        planes = planes[..., 0]
+    # one luma plane over the interleaved chroma plane; a surface may be taller than the picture
+    # (height aligned for the decoder): the picture is its top-left corner
+    rows = planes.shape[0] * 2 // 3 if planes.ndim == 2 else 0
+    if (planes.dtype != np.uint8 or planes.ndim != 2 or planes.shape[0] != rows * 3 // 2 or rows < height
+            or planes.shape[1] < width or height % 2 or width % 2):
+        raise DecoderError(f"unexpected NV12 surface from the GPU decoder: {planes.shape} {planes.dtype} for "
+                           f"{width}x{height}")
+    chroma = planes[rows:rows + height // 2, :width].reshape(height // 2, width // 2, 2)
+    yuv = np.concatenate([planes[:height, :width].reshape(-1), chroma[..., 0].reshape(-1),
+                          chroma[..., 1].reshape(-1)])
+    out = av.VideoFrame.from_ndarray(yuv.reshape(height * 3 // 2, width), format="yuv420p")
+    colorspace, color_range = colour
+    if colorspace is not None:
+        out.colorspace = colorspace
+    if color_range is not None:
+        out.color_range = color_range
+    return out
 
 
 def _frame_tensor(frame, device):
@@ -226,21 +277,25 @@ NVDEC_CHUNK = 64  # frames per decode call: bounds the RGB frames held on the GP
 
 
 def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: FrameSamplingParams,
-                      fps: float | None, total_frames: int | None, device: str) -> DecodedVideo:
-    """The planned frames decoded on the GPU; raises on anything unexpected (the caller falls back)."""
+                      fps: float | None, total_frames: int | None, device: str,
+                      colour_on_gpu: bool = False) -> DecodedVideo:
+    """The planned frames decoded on the GPU; raises on anything unexpected (the caller falls
+    back). colour_on_gpu: NVDEC's own RGB conversion (decoder nvdec-gpu), else swscale's on
+    the host from the NV12 planes (decoder nvdec: PyAV's pixels exactly)."""
     import torch
-
-    from curation_assets.scorers.farneback_torch import gray_from_rgb
 
     plan = plan_decode(path, motion_params, sampling, fps, total_frames)
     needed = plan.needed
     if not needed:
         raise DecoderError("no frame to decode")
     dev = torch.device(device)
-    dec = _nvdec_decoder(str(path), dev.index or 0)
+    dec = _nvdec_decoder(str(path), dev.index or 0, rgb=colour_on_gpu)
     available = len(dec)
     if needed[-1] >= available:
         raise DecoderError(f"the GPU decoder counts {available} frames, the plan needs frame {needed[-1]}")
+    if not colour_on_gpu:
+        return _nvdec_host_colour(dec, plan, motion_params, dev)
+    from curation_assets.scorers.farneback_torch import gray_from_rgb
     exact = motion_params.size is None and motion_params.max_size is None and not motion_params.skip_levels
     wanted_gray, wanted_rgb = set(plan.motion_indices), set(plan.frame_indices)
     grays, samples, size = {}, {}, None
@@ -273,6 +328,41 @@ def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: F
         torch.zeros((0, *size), dtype=torch.uint8, device=dev)
     return DecodedVideo(list(plan.motion_indices), sequence, size, list(plan.frame_indices),
                         list(plan.frame_timestamps), [samples[i] for i in plan.frame_indices], plan.frames_decoded,
+                        None, "nvdec-gpu")
+
+
+def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev) -> DecodedVideo:
+    """Decoder nvdec: NV12 surfaces to the host in chunks, converted by swscale exactly as the
+    PyAV path converts (bgr24 for motion's gray, rgb24 for the samples), grays to the device."""
+    import torch
+
+    meta = dec.get_stream_metadata()
+    height, width = int(meta.height), int(meta.width)
+    needed = plan.needed
+    wanted_gray, wanted_rgb = set(plan.motion_indices), set(plan.frame_indices)
+    grays, samples, source_hw = {}, {}, None
+    for start in range(0, len(needed), NVDEC_CHUNK):
+        chunk = needed[start:start + NVDEC_CHUNK]
+        decoded = dec.get_batch_frames_by_index(chunk)
+        if len(decoded) != len(chunk):
+            raise DecoderError(f"the GPU decoder returned {len(decoded)} of {len(chunk)} frames")
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        for index, surface in zip(chunk, decoded):
+            frame = _nv12_frame(surface, height, width, plan.colour)
+            if index in wanted_gray:
+                bgr = frame.to_ndarray(format="bgr24")
+                source_hw = source_hw or bgr.shape[:2]
+                grays[index] = to_gray(bgr, motion_params)
+            if index in wanted_rgb:
+                samples[index] = frame.to_ndarray(format="rgb24")
+        del decoded
+    if plan.motion_indices:
+        sequence = torch.from_numpy(np.stack([grays[i] for i in plan.motion_indices])).to(dev)
+    else:
+        sequence = torch.zeros((0, height, width), dtype=torch.uint8, device=dev)
+    return DecodedVideo(list(plan.motion_indices), sequence, source_hw or (height, width), list(plan.frame_indices),
+                        list(plan.frame_timestamps), [samples[i] for i in plan.frame_indices], plan.frames_decoded,
                         None, "nvdec")
 
 
@@ -285,14 +375,15 @@ def decode_video(path: str | Path, motion_params: MotionParams, sampling: FrameS
     """Decode with the resolved decoder; a video NVDEC cannot take is decoded with PyAV, the
     reason kept in the result."""
     fallback = None
-    if decoder == "nvdec":
+    if decoder in NVDEC_DECODERS:
         try:
-            return decode_with_nvdec(path, motion_params, sampling, fps, total_frames, device)
+            return decode_with_nvdec(path, motion_params, sampling, fps, total_frames, device,
+                                     colour_on_gpu=decoder == "nvdec-gpu")
         except Exception as exc:
-            _local.decoder = None  # a session that failed is not reused for the next video
-            fallback = f"nvdec failed, decoded with pyav: {type(exc).__name__}: {str(exc).strip()[:200]}"
+            _local.decoder = _local.decoder_rgb = None  # a session that failed is not reused for the next video
+            fallback = f"{decoder} failed, decoded with pyav: {type(exc).__name__}: {str(exc).strip()[:200]}"
     elif decoder != "pyav":
-        raise DecoderError(f"decode_video takes a resolved decoder ('pyav' or 'nvdec'), got {decoder!r}")
+        raise DecoderError(f"decode_video takes a resolved decoder ('pyav', 'nvdec' or 'nvdec-gpu'), got {decoder!r}")
     video = decode_with_pyav(path, motion_params, sampling, fps, total_frames)
     video.fallback = fallback
     return video

@@ -37,6 +37,7 @@ change the arithmetic on a GPU.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 from dataclasses import dataclass
 
@@ -421,6 +422,11 @@ def compiled_steps() -> dict:
 
         if hasattr(inductor_config, "emulate_precision_casts"):
             inductor_config.emulate_precision_casts = True
+        # Triton only: reordering loops to fuse more asks sympy to compare symbolic strides of
+        # these dynamic shapes and fails ("'((-89)) + 5' is not comparable", torch 2.11 on an
+        # H200); the CPU backend never reorders
+        if hasattr(inductor_config, "loop_ordering_after_fusion"):
+            inductor_config.loop_ordering_after_fusion = False
         _compiled_steps = {name: torch.compile(fn, dynamic=True) for name, fn in _eager_steps().items()}
     return _compiled_steps
 
@@ -440,7 +446,22 @@ def farneback_pairs(frames: torch.Tensor, pairs: torch.Tensor | list[tuple[int, 
     """
     if frames.dim() != 3:
         raise ValueError(f"frames must be [F, H, W], got shape {tuple(frames.shape)}")
-    step = compiled_steps() if compiled else _eager_steps()
+    global compile_failure
+    if compiled and compile_failure is None:
+        try:
+            return _farneback_pairs(frames, pairs, settings, compiled_steps())
+        except Exception as exc:  # a compiler that fails costs speed, never a shard's scores
+            if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc):
+                raise
+            compile_failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+            logging.getLogger(__name__).warning("torch.compile failed, the flow runs eagerly: %s", compile_failure)
+    return _farneback_pairs(frames, pairs, settings, _eager_steps())
+
+
+compile_failure: str | None = None  # why the compiled steps failed in this process (then eager ones run)
+
+
+def _farneback_pairs(frames: torch.Tensor, pairs, settings: FarnebackSettings, step: dict) -> torch.Tensor:
     pairs = torch.as_tensor(pairs, dtype=torch.long, device=frames.device).reshape(-1, 2)
     height, width = frames.shape[-2:]
     source = frames.float()

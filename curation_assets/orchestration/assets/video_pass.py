@@ -88,7 +88,9 @@ def build_video_pass(recipe: Recipe):
             execution = {"motion_decoder": decoder, "decode_threads": options.threads(),
                          "flow_calls": stats["flow_calls"], "flow_seconds": round(stats["flow_seconds"], 3),
                          "decoder_fallbacks": sum(1 for o in outs if o.get("decoder_fallback")),
-                         "flow_fallbacks": sum(1 for o in outs if o.get("flow_fallback"))}
+                         "flow_fallbacks": sum(1 for o in outs if o.get("flow_fallback")),
+                         "flow_compiled": options.compiled and not stats.get("compile_failure"),
+                         **({"flow_compile_failure": stats["compile_failure"]} if stats.get("compile_failure") else {})}
         elif on_ray:  # one Ray task per video, one core each: Ray spreads the shard over the cluster
             outs, nodes = ray_cluster.map_on_ray(run_pass_job, jobs, num_cpus=1, what="decode task")
             placement = {"ray_nodes": MetadataValue.json(sorted(set(nodes))),
