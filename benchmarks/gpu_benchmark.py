@@ -250,8 +250,9 @@ def craft_from_file(args):
     reader = easyocr.Reader(["en"], gpu=args.device.startswith("cuda"), detector=False, recognizer=False,
                             download_enabled=False, verbose=False)
     net = CRAFT()
-    state = torch.load(args.craft_weights, map_location="cpu", weights_only=False)
-    net.load_state_dict({k: v.float() for k, v in copyStateDict(state).items()})
+    if args.craft_weights != "random":  # "random": the architecture alone, when the weights cannot travel
+        state = torch.load(args.craft_weights, map_location="cpu", weights_only=False)
+        net.load_state_dict({k: v.float() for k, v in copyStateDict(state).items()})
     net = torch.nn.DataParallel(net).to(args.device) if args.device.startswith("cuda") else net
     reader.detector, reader.get_textbox = net.eval(), get_textbox
     return TextDetector(reader, languages=("en",), device=str(reader.device), precision="float32")

@@ -363,8 +363,12 @@ def _check_motion_backend(recipe) -> None:
     from curation_assets.orchestration.recipe import effective_config
     from curation_assets.scorers.flow_backends import BackendError, resolve_backend
 
+    from curation_assets.scorers.decoders import resolve_decoder
+
+    config = effective_config("motion", recipe)
     try:
-        resolve_backend(effective_config("motion", recipe).backend)
+        backend = resolve_backend(config.backend)
+        resolve_decoder(config.decoder, backend.backend, backend.torch_device)
     except BackendError as exc:
         raise CliError(str(exc)) from exc
 
@@ -582,15 +586,20 @@ def cmd_devices(args) -> int:
         print(line)
     if not args.config:
         return 0
+    from curation_assets.scorers.decoders import resolve_decoder
+
     try:
-        requested = effective_config("motion", load_recipe(args.config)).backend
+        config = effective_config("motion", load_recipe(args.config))
     except RecipeError as exc:
         raise CliError(str(exc)) from exc
+    requested = config.backend
     try:
         r = resolve_backend(requested)
+        decoder = resolve_decoder(config.decoder, r.backend, r.torch_device)
     except BackendError as exc:
         raise CliError(str(exc)) from exc
-    print(f"\n{args.config}: motion backend {requested} runs {r.backend} on {r.device}")
+    print(f"\n{args.config}: motion backend {requested} runs {r.backend} on {r.device}; decoder {config.decoder} "
+          f"runs {decoder}")
     return 0
 
 
