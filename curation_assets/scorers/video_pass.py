@@ -12,6 +12,7 @@ import numpy as np
 
 from curation_assets.scorers.frame_sampling import FrameCollector, FrameSamplingParams
 from curation_assets.scorers.motion import MotionAccumulator, MotionParams, MotionResult, default_flow_threads
+from curation_assets.scorers.previews import PreviewCollector, PreviewParams
 
 # Counts full decode passes in this process; tests use it to prove one pass per video.
 _passes = 0
@@ -29,6 +30,8 @@ class VideoPassResult:
     frames: list[np.ndarray] = field(default_factory=list)  # RGB uint8
     frames_decoded: int = 0
     error: str | None = None  # a decode error mid-stream; what was read before it is kept
+    preview: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (index, small RGB) for the gallery
+    fps: float | None = None
 
 
 def video_pass(
@@ -39,6 +42,7 @@ def video_pass(
     total_frames: int | None = None,
     flow_threads: int = 1,
     backend: str = "cpu",
+    preview: PreviewParams | None = None,
 ) -> VideoPassResult:
     import av
 
@@ -55,6 +59,7 @@ def video_pass(
         motion = MotionAccumulator(fps, total_frames, motion_params, flow_threads=flow_threads, backend=backend)
         # the stream's declared duration places data-juicer's uniform targets (in pts units)
         collector = FrameCollector(total_frames, sampling, duration_pts=stream.duration)
+        previews = PreviewCollector(fps, total_frames, preview) if preview is not None else None
         decoded, error, stopped_early = 0, None, False
         last_frame, last_index = None, -1
         try:
@@ -65,7 +70,9 @@ def video_pass(
                     motion.add(index, frame.to_ndarray(format="bgr24"))
                 if collector.wants(index, frame):
                     collector.add(index, frame, frame.to_ndarray(format="rgb24"))
-                if motion.done(index) and collector.done(index):
+                if previews is not None and previews.wants(index):
+                    previews.add(index, frame)
+                if motion.done(index) and collector.done(index) and (previews is None or previews.done(index)):
                     stopped_early = True
                     break
         except Exception as exc:
@@ -83,6 +90,8 @@ def video_pass(
             frames=[collector.frames[i] for i in indices],
             frames_decoded=decoded,
             error=error,
+            preview=previews.result() if previews is not None else [],
+            fps=fps,
         )
     finally:
         container.close()
@@ -118,6 +127,7 @@ class PassJob:
     image_format: str = "png"
     flow_threads: int = 1  # >1 only when this job's process has cores to spare
     backend: str = "cpu"  # resolved before any job starts: "cpu" or "opencl"
+    preview: PreviewParams | None = PreviewParams()  # None: no gallery preview
 
 
 def run_pass_job(job: PassJob) -> dict:
@@ -133,11 +143,29 @@ def run_pass_job(job: PassJob) -> dict:
         # there (fetched once when the location is remote); registered sources are absolute
         location = job.data_dir if isinstance(job.data_dir, StoreLocation) else StoreLocation(job.data_dir)
         result = video_pass(location.local_file(job.path), job.motion_params, job.sampling, fps=job.fps,
-                            total_frames=job.frame_count, flow_threads=job.flow_threads, backend=job.backend)
+                            total_frames=job.frame_count, flow_threads=job.flow_threads, backend=job.backend,
+                            preview=job.preview)
         paths = save_frames(job.data_dir, job.video_id, result.frame_indices, result.frames, job.image_format)
+        preview = _save_preview(location, job.video_id, result)
         height, width = result.frames[0].shape[:2] if result.frames else (None, None)
         return {"motion": result.motion, "frame_indices": result.frame_indices, "timestamps": result.frame_timestamps,
-                "frame_paths": paths, "width": width, "height": height, "frames_error": result.error,
+                "frame_paths": paths, "preview_path": preview, "width": width, "height": height,
+                "frames_error": result.error,
                 "seconds": time.perf_counter() - t0, "error": None}
     except Exception as exc:  # one bad video must not cost the shard
         return {"error": f"{type(exc).__name__}: {str(exc)[:300]}", "seconds": time.perf_counter() - t0}
+
+
+def _save_preview(location, video_id: str, result: VideoPassResult) -> str | None:
+    """The gallery's preview; a preview that cannot be written costs the clip nothing but its card image."""
+    if not result.preview:
+        return None
+    from curation_assets.scorers.previews import write_preview
+
+    try:
+        return write_preview(location, video_id, result.preview, result.fps or 25.0)
+    except Exception as exc:  # the gallery says "no preview"; scores and frames are what matter
+        import logging
+
+        logging.getLogger(__name__).warning("preview of %s not written: %s: %s", video_id, type(exc).__name__, exc)
+        return None
