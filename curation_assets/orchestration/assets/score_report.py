@@ -79,6 +79,7 @@ def build_score_report(recipe: Recipe):
             "seconds": round(time.perf_counter() - started, 3),
         })
         meta.update({f"funnel_{stage}": n for stage, n in funnel if " " not in stage})
+        meta.update(_gallery(context, store, recipe, Path(curation_store.data_dir), out_dir))
         return MaterializeResult(metadata=meta)
 
     return score_report
@@ -114,3 +115,32 @@ def _funnel_rows(store, tables) -> list[tuple[str, int]]:
         for preset, n in store.query(f"select preset, count(*) n from {LORA_TRAINING_SET} group by preset").iter_rows():
             rows.append((f"selected {preset}", int(n)))
     return rows
+
+
+def _gallery(context, store, recipe: Recipe, data_dir: Path, out_dir: Path) -> dict:
+    """The review gallery's static, self-contained copy beside the report, and the link to the
+    live one (`curation-assets review`, also started by `curation-assets ui`)."""
+    from curation_assets.curation.funnel import funnel
+    from curation_assets.orchestration.recipe import recipe_path_from_env
+    from curation_assets.orchestration.run_history import failed_shards
+    from curation_assets.orchestration.stored_recipe import resolve_profile
+    from curation_assets.review.clip_detail import all_details
+    from curation_assets.review.context import ReviewContext
+    from curation_assets.review.page import STATIC_NAME, write_static_gallery
+    from curation_assets.review.server import review_url
+
+    started = time.perf_counter()
+    missing = sorted(funnel(store).not_curated_by_shard)
+    review = ReviewContext(data_dir, store, recipe, recipe_path_from_env(), resolve_profile(data_dir)[0],
+                           failed_shards(context.instance, missing) if missing else {})
+    data = review.data()
+    path = write_static_gallery(store, data, all_details(store), out_dir / STATIC_NAME, str(data_dir))
+    return {
+        "gallery": MetadataValue.url(review_url()),
+        "gallery_note": MetadataValue.text("The live gallery is served by `curation-assets review --data-dir "
+                                           f"{data_dir}` (and by `curation-assets ui`); gallery_static opens "
+                                           "without a server."),
+        "gallery_static": MetadataValue.path(str(path)),
+        "gallery_clips": data["count"],
+        "gallery_seconds": round(time.perf_counter() - started, 3),
+    }
