@@ -72,8 +72,9 @@ def assemble(video_id: str, shard: str | None, frames: dict | None, motion: dict
     if frames is None or frames.get("error") or not frames.get("frame_paths"):
         notes.append("no sampled frames: " + ((frames or {}).get("error") or "sampled_frames has no row for this clip"))
     else:
-        indices = frames.get("frame_indices") or []
-        stamps = frames.get("timestamps") or [None] * len(indices)
+        paths = frames["frame_paths"]
+        indices = frames.get("frame_indices") or [None] * len(paths)
+        stamps = frames.get("timestamps") or [None] * len(paths)
         out["frames"] = [{"key": key, "index": index, "time": stamp}
                          for key, index, stamp in zip(frames["frame_paths"], indices, stamps)]
         out["size"] = [frames.get("width"), frames.get("height")]
