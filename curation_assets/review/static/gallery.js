@@ -265,7 +265,7 @@
     const line = (label, key, a, b, cls) => {
       const d = b - a;
       return '<tr class="' + (cls || '') + '" data-count="' + esc(key) + '" data-value="' + b + '"><td>' + esc(label) +
-        '</td><td class="n">' + a + '</td><td class="n">' + (d ? '<span class="delta' + (d > 0 ? ' up' : '') + '">' + b +
+        '</td><td class="n">' + a + '</td><td class="n">' + (d ? '<span class="delta">' + b +
         ' (' + (d > 0 ? '+' : '') + d + ')</span>' : b) + '</td></tr>';
     };
     let html = '<tr><td></td><td class="n">stored</td><td class="n">now</td></tr>';
