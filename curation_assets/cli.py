@@ -525,12 +525,14 @@ def _existing_data_dir(args) -> None:
         raise CliError(f"no data dir at {args.data_dir}: give the --data-dir a `curation-assets run` wrote")
 
 
-def _review_server(setup, port: int):
-    """The gallery's server on 127.0.0.1:`port` (not yet serving)."""
+def _review_server(setup, port: int, recipe_given: bool):
+    """The gallery's server on 127.0.0.1:`port` (not yet serving). Without --config it follows
+    the data dir's stored recipe as later runs replace it."""
     from curation_assets.review.context import open_context
     from curation_assets.review.server import serve
 
-    context = open_context(setup.data_dir, recipe=setup.recipe, recipe_path=setup.recipe_path, profile=setup.profile)
+    context = open_context(setup.data_dir, recipe=setup.recipe if recipe_given else None,
+                           recipe_path=setup.recipe_path if recipe_given else None, profile=setup.profile)
     try:
         return serve(context, port)
     except OSError as exc:
@@ -554,7 +556,7 @@ def cmd_review(args) -> int:
         for problem in data["problems"]:
             print(f"  note: {problem['message']}")
         return 0
-    server = _review_server(setup, args.port)
+    server = _review_server(setup, args.port, bool(args.config))
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"review gallery of {setup.data_dir}: {url}  (Ctrl-C stops it)", flush=True)
     try:
@@ -589,7 +591,7 @@ def cmd_ui(args) -> int:
 
         from curation_assets.review.server import URL_ENV
 
-        server = _review_server(setup, args.review_port)
+        server = _review_server(setup, args.review_port, bool(args.config))
         os.environ[URL_ENV] = f"http://127.0.0.1:{server.server_address[1]}/"
         threading.Thread(target=server.serve_forever, name="review-gallery", daemon=True).start()
         print(f"review gallery: {os.environ[URL_ENV]}")

@@ -359,10 +359,10 @@ def test_contact_sheet(old_store, tmp_path):
     frames = old_store.read_shard("sampled_frames", "shard-00000")
     png = contact_sheet_png(old_store, curated, frames)
     sheet = Image.open(io.BytesIO(png))
-    assert sheet.format == "PNG" and sheet.width == 8 * 132 + 4
+    assert sheet.format == "PNG" and sheet.width == 6 * 166 + 6
     # red thumbnails of both clips are on it (the middle frame of a clip without a preview)
     import numpy as np
 
     reds = int((np.asarray(sheet.convert("RGB")) == (200, 30, 30)).all(axis=2).sum())
-    assert reds >= 2 * 128 * 72 * 0.9
+    assert reds >= 2 * 160 * 90 * 0.9
     assert contact_sheet_png(old_store, curated.filter(pl.col("status") == "failed"), frames) is None

@@ -13,14 +13,14 @@ import io
 
 import polars as pl
 
-THUMB_W, THUMB_H, LABEL_H, PAD = 128, 72, 14, 4
-PER_ROW = 8
+THUMB_W, THUMB_H, LABEL_H, PAD = 160, 90, 18, 6
+PER_ROW = 6  # ~1000 px: the UI's Markdown dialog shows it unscaled
 
 
 def contact_sheet_png(store, curated: pl.DataFrame, frames: pl.DataFrame, per_status: int = 16) -> bytes | None:
     """`curated`: the shard's curated_videos rows; `frames`: its sampled_frames rows. None when
     no kept or rejected clip has an image."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, ImageFont
 
     images = _images(frames)
     bands = []
@@ -38,20 +38,22 @@ def contact_sheet_png(store, curated: pl.DataFrame, frames: pl.DataFrame, per_st
                       tiles))
     if not any(tiles for _, tiles in bands):
         return None
+    font, title_font = ImageFont.load_default(size=12), ImageFont.load_default(size=15)
     cell_h = THUMB_H + LABEL_H + PAD
-    height = sum(20 + max(1, -(-len(tiles) // PER_ROW)) * cell_h for _, tiles in bands) + PAD
+    height = sum(24 + max(1, -(-len(tiles) // PER_ROW)) * cell_h for _, tiles in bands) + PAD
     width = PER_ROW * (THUMB_W + PAD) + PAD
     sheet = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(sheet)
     y = PAD
     for title, tiles in bands:
-        draw.text((PAD, y), title, fill=(29, 35, 48))
-        y += 20
+        draw.text((PAD, y), title, fill=(29, 35, 48), font=title_font)
+        y += 24
         for k, (thumb, label) in enumerate(tiles):
             x = PAD + (k % PER_ROW) * (THUMB_W + PAD)
             ty = y + (k // PER_ROW) * cell_h
             sheet.paste(thumb, (x + (THUMB_W - thumb.width) // 2, ty + (THUMB_H - thumb.height) // 2))
-            draw.text((x, ty + THUMB_H + 1), label[:22], fill=(142, 31, 22) if "<" in label or ">" in label else (74, 81, 96))
+            draw.text((x, ty + THUMB_H + 2), label[:24], font=font,
+                      fill=(142, 31, 22) if "<" in label or ">" in label else (74, 81, 96))
         y += max(1, -(-len(tiles) // PER_ROW)) * cell_h
     out = io.BytesIO()
     sheet.save(out, format="PNG", optimize=True)

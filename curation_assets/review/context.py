@@ -27,6 +27,8 @@ class ReviewContext:
     recipe_path: Path | None
     profile: str
     shard_failures: dict[str, str] = field(default_factory=dict)
+    # the recipe was given (--config): kept; else the data dir's stored one, re-read on refresh()
+    recipe_given: bool = True
 
     @property
     def reports_dir(self) -> Path:
@@ -51,6 +53,17 @@ class ReviewContext:
         from curation_assets.review.gallery_data import gallery_data
 
         return gallery_data(self.store, self.recipe, self.profile, self.recipe_info(), self.shard_failures)
+
+    def refresh(self) -> None:
+        """Catch up with runs since this context was opened: the stored recipe and profile
+        (unless the recipe was given) and the failed shards."""
+        if not self.recipe_given:
+            from curation_assets.orchestration.stored_recipe import read_stored
+
+            stored = read_stored(self.data_dir)
+            if stored is not None:
+                self.recipe, self.recipe_path, self.profile = stored.recipe, stored.path, stored.model_profile
+        self.shard_failures = _failed_shards(self.store)
 
     def save_recipe(self, thresholds: dict) -> dict:
         """Write the recipe with these shared thresholds; raises ThresholdError on bad values."""
@@ -79,12 +92,13 @@ def open_context(data_dir: Path, recipe: dict | None = None, recipe_path: Path |
 
     data_dir = Path(data_dir)
     store = ScoreStore(data_dir / settings.DB_FILENAME)
-    if recipe is None:
+    given = recipe is not None
+    if not given:
         stored = read_stored(data_dir)
         recipe = stored.recipe if stored else {}
         recipe_path = stored.path if stored else None
         profile = profile or (stored.model_profile if stored else None)
-    context = ReviewContext(data_dir, store, recipe, recipe_path, profile or "real")
+    context = ReviewContext(data_dir, store, recipe, recipe_path, profile or "real", recipe_given=given)
     if with_run_history:
         context.shard_failures = _failed_shards(store)
     return context

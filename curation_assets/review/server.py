@@ -67,10 +67,7 @@ class ReviewApp:
     def gallery(self, reload: bool = False) -> tuple[bytes, bytes]:
         with self._lock:
             if self._gallery is None or reload:
-                if reload:
-                    from curation_assets.review.context import _failed_shards
-
-                    self.context.shard_failures = _failed_shards(self.context.store)
+                self.context.refresh()  # runs since the server started: their recipe, their failures
                 body = json.dumps(self.context.data(), separators=(",", ":"), allow_nan=False, default=str).encode()
                 self._gallery = (body, gzip.compress(body, compresslevel=5))
             return self._gallery

@@ -64,8 +64,9 @@ def build_score_report(recipe: Recipe):
         for name, png in pngs.items():
             (out_dir / f"{name}.png").write_bytes(png)
         percentiles = percentile_table(list(summaries.values()), noise)
+        gallery_meta, gallery_text = _gallery(context, store, recipe, Path(curation_store.data_dir), out_dir)
         document = dict(banner=banner, funnel_rows=funnel, percentiles=percentiles, suggested_yaml=suggested,
-                        charts=charts, location=str(out_dir / "score_report.md"))
+                        charts=charts, location=str(out_dir / "score_report.md"), gallery=gallery_text)
         (out_dir / "score_report.md").write_text(
             report_markdown(**document, image=lambda name: f"![{name}]({name}.png)"), encoding="utf-8")
         # The UI shows one Markdown document, charts inline, behind a single "Show Markdown".
@@ -79,7 +80,7 @@ def build_score_report(recipe: Recipe):
             "seconds": round(time.perf_counter() - started, 3),
         })
         meta.update({f"funnel_{stage}": n for stage, n in funnel if " " not in stage})
-        meta.update(_gallery(context, store, recipe, Path(curation_store.data_dir), out_dir))
+        meta.update(gallery_meta)
         return MaterializeResult(metadata=meta)
 
     return score_report
@@ -117,9 +118,11 @@ def _funnel_rows(store, tables) -> list[tuple[str, int]]:
     return rows
 
 
-def _gallery(context, store, recipe: Recipe, data_dir: Path, out_dir: Path) -> dict:
-    """The review gallery's static, self-contained copy beside the report, and the link to the
-    live one (`curation-assets review`, also started by `curation-assets ui`)."""
+def _gallery(context, store, recipe: Recipe, data_dir: Path, out_dir: Path) -> tuple[dict, str]:
+    """The review gallery's static, self-contained copy beside the report; the metadata linking
+    the live one (`curation-assets review`, also started by `curation-assets ui`) and the
+    report's paragraph naming both (paths in the document, not in the metadata table: a long
+    path would widen it)."""
     from curation_assets.curation.funnel import funnel
     from curation_assets.orchestration.recipe import recipe_path_from_env
     from curation_assets.orchestration.run_history import failed_shards
@@ -135,12 +138,9 @@ def _gallery(context, store, recipe: Recipe, data_dir: Path, out_dir: Path) -> d
                            failed_shards(context.instance, missing) if missing else {})
     data = review.data()
     path = write_static_gallery(store, data, all_details(store), out_dir / STATIC_NAME, str(data_dir))
-    return {
-        "gallery": MetadataValue.url(review_url()),
-        "gallery_note": MetadataValue.text("The live gallery is served by `curation-assets review --data-dir "
-                                           f"{data_dir}` (and by `curation-assets ui`); gallery_static opens "
-                                           "without a server."),
-        "gallery_static": MetadataValue.path(str(path)),
-        "gallery_clips": data["count"],
-        "gallery_seconds": round(time.perf_counter() - started, 3),
-    }
+    meta = {"gallery": MetadataValue.url(review_url()), "gallery_clips": data["count"],
+            "gallery_seconds": round(time.perf_counter() - started, 3)}
+    text = (f"Every clip, to look at and to move thresholds on: the review gallery at [{review_url()}]({review_url()}) "
+            f"(served by `curation-assets review --data-dir {data_dir}`, and by `curation-assets ui`), or its "
+            f"self-contained copy `{path}`, which opens without a server.")
+    return meta, text

@@ -113,19 +113,20 @@
     for (let i = 0; i < d.codes.length; i++) out[i] = d.codes[i] < 0 ? null : d.values[d.codes[i]];
     return out;
   }
-  async function load() {
+  async function load(reload) {
     let data;
     if (STATIC) {
       data = JSON.parse(document.getElementById('gallery-data').textContent);
       const el = document.getElementById('gallery-detail');
       details = el ? JSON.parse(el.textContent) : {};
     } else {
-      const resp = await fetch('api/gallery');
+      const resp = await fetch('api/gallery' + (reload ? '?reload=1' : ''));
       if (!resp.ok) throw new Error('the gallery data did not load: HTTP ' + resp.status + ' ' + (await resp.text()));
       data = await resp.json();
     }
     init(data);
   }
+  let started = false;
   function init(data) {
     D = data; N = data.count;
     const k = data.clips;
@@ -155,7 +156,12 @@
     }
     refresh();
     openFromHash();
-    window.addEventListener('hashchange', openFromHash);
+    if (!started) {
+      started = true;
+      window.addEventListener('hashchange', openFromHash);
+      $('reload').addEventListener('click', () => { document.body.dataset.ready = ''; load(true).catch(fail); });
+      if (STATIC) $('reload').hidden = true;
+    }
     document.body.dataset.ready = '1';
   }
   function showProblems() {
@@ -289,13 +295,21 @@
 
   // ------------------------------------------------------------------ toolbar, view
   function buildToolbar() {
+    // options from the data (every init: a reload may bring a new score); listeners once
     const sort = $('sort');
     const opts = [['', 'shard, path'], ['status', 'verdict'], ['path', 'file name']].concat(
       D.scores.map((s) => [s.column, s.column]));
     sort.innerHTML = opts.map(([v, l]) => '<option value="' + esc(v) + '">' + esc(l) + '</option>').join('');
-    $('filter-col').innerHTML += D.scores.map((s) => '<option value="' + esc(s.column) + '">' + esc(s.column) + '</option>').join('');
+    sort.value = state.sort;
+    $('filter-col').innerHTML = '<option value="">score&hellip;</option>' + D.scores.map((s) =>
+      '<option value="' + esc(s.column) + '">' + esc(s.column) + '</option>').join('');
+    $('filter-col').value = state.filterCol;
     $('status-filter').innerHTML = STATUS_ORDER.map((s) => '<label><input type="checkbox" data-status="' + esc(s) +
-      '" checked>' + esc(s) + '</label>').join('');
+      '"' + (state.statuses.has(s) ? ' checked' : '') + '>' + esc(s) + '</label>').join('');
+    if (!started) wireToolbar();
+  }
+  function wireToolbar() {
+    const sort = $('sort');
     $('status-filter').addEventListener('change', (e) => {
       const s = e.target.dataset.status;
       if (e.target.checked) state.statuses.add(s); else state.statuses.delete(s);
@@ -645,9 +659,10 @@
   };
   window.reviewThresholds = () => Object.assign({}, shared);
 
-  load().catch((err) => {
+  function fail(err) {
     $('problems').hidden = false;
     $('problems').innerHTML = '<strong>The gallery could not load:</strong> ' + esc(err.message);
     document.body.dataset.ready = 'error';
-  });
+  }
+  load(false).catch(fail);
 })();
