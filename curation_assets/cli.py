@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     models.add_argument("--model-dir", default=None, help="defaults to $CURATION_MODEL_DIR")
 
     devices = sub.add_parser("devices", help="the OpenCL devices OpenCV sees and what each motion backend runs on here")
-    devices.add_argument("--config", help="recipe whose motion backend to check (exit 1 when it cannot run here)")
+    devices.add_argument("--config", help="recipe whose motion backend to check (exit 2 when it cannot run here)")
     cal = sub.add_parser("calibrate-motion", help="fit fast motion mode to exact (data-juicer) scores on a sample of "
                          "your clips and write the map into a recipe")
     cal.add_argument("--input", required=True, help="folder (searched recursively), video file, or manifest")
@@ -112,13 +112,13 @@ class CliError(Exception):
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None, help="where curation.duckdb and the Dagster home live (default: ./data)")
+    p.add_argument("--data-dir", default=None, help="where curation.duckdb, the recipe and the Dagster home live (default: $CURATION_DATA_DIR, else data/ in this clone)")
     p.add_argument("--store", default=None, help="store location for score objects, frames and clips: a folder or "
                    f"an fsspec URL (s3://bucket/prefix); sets ${settings.STORE_ENV} (default: the data dir)")
 
 
 def _deployment_args(p: argparse.ArgumentParser) -> None:
-    """The one switch between this machine and a cluster (README "Running on a cluster")."""
+    """The one switch between this machine and a cluster (docs/clusters.md)."""
     g = p.add_argument_group("deployment (default: this machine, no Ray, SQLite instance)")
     g.add_argument("--deployment", help="deployment YAML with engine, ray_address, instance ($CURATION_DEPLOYMENT)")
     g.add_argument("--engine", choices=["local", "ray"], default=None,
@@ -329,8 +329,12 @@ def _check_motion_backend(recipe) -> None:
     from curation_assets.orchestration.recipe import effective_config
     from curation_assets.scorers.flow_backends import BackendError, resolve_backend
 
+    from curation_assets.scorers.decoders import resolve_decoder
+
+    config = effective_config("motion", recipe)
     try:
-        resolve_backend(effective_config("motion", recipe).backend)
+        backend = resolve_backend(config.backend)
+        resolve_decoder(config.decoder, backend.backend, backend.torch_device)
     except BackendError as exc:
         raise CliError(str(exc)) from exc
 
@@ -494,7 +498,7 @@ def cmd_models(args) -> int:
     motion = resolve_backend("auto")
     print(f"motion backend 'auto' runs {motion.backend} on {motion.device} here (`curation-assets devices` for OpenCL)")
     if missing:
-        print(f"\n{missing} missing: see README 'Models' for the download commands, or run with "
+        print(f"\n{missing} missing: see docs/models.md for the download commands, or run with "
               "CURATION_MODEL_PROFILE=tiny (random weights, for tests).")
     return 1 if missing else 0
 
@@ -507,15 +511,20 @@ def cmd_devices(args) -> int:
         print(line)
     if not args.config:
         return 0
+    from curation_assets.scorers.decoders import resolve_decoder
+
     try:
-        requested = effective_config("motion", load_recipe(args.config)).backend
+        config = effective_config("motion", load_recipe(args.config))
     except RecipeError as exc:
         raise CliError(str(exc)) from exc
+    requested = config.backend
     try:
         r = resolve_backend(requested)
+        decoder = resolve_decoder(config.decoder, r.backend, r.torch_device)
     except BackendError as exc:
         raise CliError(str(exc)) from exc
-    print(f"\n{args.config}: motion backend {requested} runs {r.backend} on {r.device}")
+    print(f"\n{args.config}: motion backend {requested} runs {r.backend} on {r.device}; decoder {config.decoder} "
+          f"runs {decoder}")
     return 0
 
 

@@ -79,9 +79,11 @@ def test_plugin_is_scored_judged_switched_and_thresholded_through_the_cli(plugin
                                 for name, text in [("letterboxed.mp4", "a film scene with black bars"),
                                                    ("plain.mp4", "a texture sliding to the right")]))
     data, env = tmp_path / "data", _env(plugin_site, tmp_path)
-    run = _run(["run", "--input", str(manifest), "--data-dir", str(data), "--no-outputs"], env)
+    run = _run(["run", "--input", str(manifest), "--data-dir", str(data)], env)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "letterbox_ratio>0.3" in run.stdout  # the funnel counts the plugin's rule
+    report = (data / "reports" / "score_report.md").read_text()
+    assert "rejected by letterbox_ratio>0.3" in report and "### letterbox_ratio" in report  # funnel row, histogram
 
     import duckdb
 

@@ -67,7 +67,7 @@ def preflight_message(missing: list[WeightsStatus], profile: str) -> str:
              "this machine:"]
     lines += [f"  {row.model:<{width}}  for {row.used_by}" for row in missing]
     lines += [
-        "Either bring them (`curation-assets models` shows where each one is looked for; README 'Models'),",
+        "Either bring them (`curation-assets models` shows where each one is looked for; docs/models.md),",
         "or try the pipeline on random-weight stand-ins: --model-profile tiny (CURATION_MODEL_PROFILE=tiny; "
         "scores are noise),",
         f"or switch those scorers off in the recipe: `scorers: {{{switch}}}` (as recipes/no_weights.yaml does).",

@@ -49,7 +49,11 @@ PIPELINE_REVISIONS = {
 }
 # Config keys that choose how a score is computed, not what it is: left out of the code
 # version so switching them does not re-score every shard (the rows record what ran).
-EXECUTION_KEYS = {"motion": {"backend"}}
+EXECUTION_KEYS = {"motion": {"backend", "decoder"}}
+# Settings added after data dirs were first written, with their defaults: left out of the
+# effective view (and so of the recipe hash) while at their default, so adding a setting keeps
+# the hash of every stored recipe that does not use it.
+LATER_DEFAULTS = {"motion.decoder": "auto"}
 # Assets over all shards at once: no per-shard rows, so not part of shard staleness.
 UNPARTITIONED_ASSETS = {"lora_training_set", "score_report"}
 
@@ -216,6 +220,9 @@ def effective_view(recipe: Recipe) -> dict[str, Any]:
         walk(asset, effective_config(asset, recipe).model_dump(mode="json"))
     for name in switchable_scorers():
         view[f"{SCORERS_KEY}.{name}"] = scorer_enabled(recipe, name)
+    for key, default in LATER_DEFAULTS.items():
+        if view.get(key) == default:
+            del view[key]
     return view
 
 

@@ -254,7 +254,7 @@ def tiny_banner(noise: dict[str, int], tiny_videos: int, videos: int) -> str:
         return ""
     return (f"Built on tiny-profile scores: {tiny_videos} of {videos} videos were scored by the tiny "
             f"random-weight models (CURATION_MODEL_PROFILE=tiny); {', '.join(columns) or 'their learned scores'} "
-            "are noise and no thresholds are suggested for them. Bring real weights (README, \"Models\") "
+            "are noise and no thresholds are suggested for them. Bring real weights (docs/models.md) "
             "before choosing thresholds from this report.")
 
 

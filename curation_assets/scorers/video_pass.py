@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -34,16 +35,26 @@ class VideoPassResult:
     fps: float | None = None
 
 
-def video_pass(
-    path: str | Path,
-    motion_params: MotionParams,
-    sampling: FrameSamplingParams,
-    fps: float | None = None,
-    total_frames: int | None = None,
-    flow_threads: int = 1,
-    backend: str = "cpu",
-    preview: PreviewParams | None = None,
-) -> VideoPassResult:
+@dataclass
+class StreamOutcome:
+    """What one sequential decode left besides motion: the sampled frames and how it ended."""
+
+    frame_indices: list[int]
+    frame_timestamps: list[float | None]
+    frames: list[np.ndarray]  # RGB uint8
+    frames_decoded: int
+    error: str | None  # a decode error mid-stream; what was read before it is kept
+    preview: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (index, small RGB) for the gallery
+    fps: float | None = None
+
+
+def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sampling: FrameSamplingParams,
+                  fps: float | None = None, total_frames: int | None = None,
+                  preview: PreviewParams | None = None) -> tuple[Any, StreamOutcome]:
+    """Decode a video once with PyAV, in order, handing each frame motion wants (as BGR) to
+    the consumer make_motion(fps, total_frames) builds (MotionAccumulator, MotionFrames) and
+    keeping the sampled frames (and, with `preview`, the gallery's preview frames: previews.py);
+    stops after the last frame any of them needs."""
     import av
 
     global _passes
@@ -56,7 +67,7 @@ def video_pass(
             fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate)
         if total_frames is None or total_frames <= 0:
             total_frames = int(stream.frames or 0)
-        motion = MotionAccumulator(fps, total_frames, motion_params, flow_threads=flow_threads, backend=backend)
+        motion = make_motion(fps, total_frames)
         # the stream's declared duration places data-juicer's uniform targets (in pts units)
         collector = FrameCollector(total_frames, sampling, duration_pts=stream.duration)
         previews = PreviewCollector(fps, total_frames, preview) if preview is not None else None
@@ -83,18 +94,31 @@ def video_pass(
             error = f"decoded {decoded} of {declared} frames the header declares (truncated?)"
         last_rgb = last_frame.to_ndarray(format="rgb24") if last_frame is not None else None
         indices = collector.finish(last_index, last_frame, last_rgb)
-        return VideoPassResult(
-            motion=motion.result(decoded, error),
-            frame_indices=indices,
-            frame_timestamps=[collector.timestamps[i] for i in indices],
-            frames=[collector.frames[i] for i in indices],
-            frames_decoded=decoded,
-            error=error,
-            preview=previews.result() if previews is not None else [],
-            fps=fps,
-        )
+        return motion, StreamOutcome(indices, [collector.timestamps[i] for i in indices],
+                                     [collector.frames[i] for i in indices], decoded, error,
+                                     previews.result() if previews is not None else [], fps)
     finally:
         container.close()
+
+
+def video_pass(
+    path: str | Path,
+    motion_params: MotionParams,
+    sampling: FrameSamplingParams,
+    fps: float | None = None,
+    total_frames: int | None = None,
+    flow_threads: int = 1,
+    backend: str = "cpu",
+    preview: PreviewParams | None = None,
+) -> VideoPassResult:
+    """Decode once, score motion pair by pair on the CPU (or OpenCL), keep the sampled frames
+    (and the preview's, with `preview`)."""
+    motion, out = stream_frames(
+        path, lambda fps_, total: MotionAccumulator(fps_, total, motion_params, flow_threads=flow_threads, backend=backend),
+        sampling, fps, total_frames, preview)
+    return VideoPassResult(motion=motion.result(out.frames_decoded, out.error), frame_indices=out.frame_indices,
+                           frame_timestamps=out.frame_timestamps, frames=out.frames,
+                           frames_decoded=out.frames_decoded, error=out.error, preview=out.preview, fps=out.fps)
 
 
 def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
@@ -103,14 +127,23 @@ def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: f
     """Score one video on its own (the asset graph scores motion inside the shared decode pass).
 
     flow_threads: None = default_flow_threads(); pass 1 inside a process pool that already
-    uses every core. backend: "cpu", "opencl" or "auto" (scorers/flow_backends.py).
+    uses every core. backend: "cpu", "opencl", "torch" or "auto" (scorers/flow_backends.py);
+    torch decodes with PyAV and scores the video's pairs in batches on its device.
     """
     from curation_assets.scorers.flow_backends import resolve_backend
 
     threads = default_flow_threads() if flow_threads is None else flow_threads
-    resolved = resolve_backend(backend).backend if backend != "cpu" else "cpu"
+    resolved = resolve_backend(backend) if backend != "cpu" else None
+    if resolved is not None and resolved.backend == "torch":
+        from curation_assets.scorers.decoders import decode_with_pyav
+        from curation_assets.scorers.motion import motion_result
+        from curation_assets.scorers.torch_motion import Sequence, score_sequences
+
+        video = decode_with_pyav(path, params, FrameSamplingParams(num_frames=0), fps, total_frames)
+        scores = score_sequences([Sequence(video.grays, video.source_hw)], params, resolved.torch_device)[0]
+        return motion_result(scores.pair_scores, video.motion_indices, video.frames_decoded, params, video.error)
     return video_pass(path, params, FrameSamplingParams(num_frames=0), fps, total_frames, flow_threads=threads,
-                      backend=resolved).motion
+                      backend=resolved.backend if resolved is not None else "cpu").motion
 
 
 @dataclass(frozen=True)
@@ -126,7 +159,7 @@ class PassJob:
     data_dir: str  # the store location (folder or fsspec URL) the frames go under
     image_format: str = "png"
     flow_threads: int = 1  # >1 only when this job's process has cores to spare
-    backend: str = "cpu"  # resolved before any job starts: "cpu" or "opencl"
+    backend: str = "cpu"  # resolved before any job starts: "cpu" or "opencl" (torch: scorers/torch_pass.py)
     preview: PreviewParams | None = PreviewParams()  # None: no gallery preview
 
 
@@ -146,7 +179,7 @@ def run_pass_job(job: PassJob) -> dict:
                             total_frames=job.frame_count, flow_threads=job.flow_threads, backend=job.backend,
                             preview=job.preview)
         paths = save_frames(job.data_dir, job.video_id, result.frame_indices, result.frames, job.image_format)
-        preview = _save_preview(location, job.video_id, result)
+        preview = save_preview(location, job.video_id, result.preview, result.fps)
         height, width = result.frames[0].shape[:2] if result.frames else (None, None)
         return {"motion": result.motion, "frame_indices": result.frame_indices, "timestamps": result.frame_timestamps,
                 "frame_paths": paths, "preview_path": preview, "width": width, "height": height,
@@ -156,14 +189,14 @@ def run_pass_job(job: PassJob) -> dict:
         return {"error": f"{type(exc).__name__}: {str(exc)[:300]}", "seconds": time.perf_counter() - t0}
 
 
-def _save_preview(location, video_id: str, result: VideoPassResult) -> str | None:
-    """The gallery's preview; a preview that cannot be written costs the clip nothing but its card image."""
-    if not result.preview:
+def save_preview(location, video_id: str, frames: list, fps: float | None) -> str | None:
+    """The gallery's preview; one that cannot be written costs the clip nothing but its card image."""
+    if not frames:
         return None
     from curation_assets.scorers.previews import write_preview
 
     try:
-        return write_preview(location, video_id, result.preview, result.fps or 25.0)
+        return write_preview(location, video_id, frames, fps or 25.0)
     except Exception as exc:  # the gallery says "no preview"; scores and frames are what matter
         import logging
 

@@ -47,11 +47,20 @@ class MotionConfig(Config):
             raise ValueError("skip_levels and size/max_size are two fast modes: use one")
         return self
 
-    backend: Literal["auto", "cpu", "opencl"] = Field(
+    backend: Literal["auto", "cpu", "opencl", "torch"] = Field(
         "cpu",
-        description="Where Farneback runs: 'cpu' (data-juicer's exact path), 'opencl' (OpenCV's OpenCL kernels on "
-        "its default device, e.g. a GPU with OPENCV_OPENCL_DEVICE=':GPU:'; no device fails at start-up) or 'auto' "
-        "(OpenCL on a GPU device, else cpu). OpenCL scores are close to, not equal to, the CPU's: see README.",
+        description="Where Farneback runs: 'cpu' (data-juicer's exact path), 'torch' (the same algorithm in torch, "
+        "pairs of many videos per call, on CUDA when torch sees a GPU; CURATION_DEVICE overrides), 'opencl' "
+        "(OpenCV's OpenCL kernels on its default device, e.g. a GPU with OPENCV_OPENCL_DEVICE=':GPU:'; no device "
+        "fails at start-up) or 'auto' (torch on CUDA, else OpenCL on a GPU device, else cpu). OpenCL scores are "
+        "close to, not equal to, the CPU's: see docs/gpu.md.",
+    )
+    decoder: Literal["auto", "pyav", "nvdec"] = Field(
+        "auto",
+        description="How the torch backend's decode pass reads videos: 'pyav' (the CPU), 'nvdec' (the GPU's "
+        "decoder through PyNvVideoCodec, frames stay on the GPU; a video it cannot take falls back to PyAV, "
+        "recorded in its row) or 'auto' (nvdec when the flow runs on CUDA and PyNvVideoCodec loads, else pyav). "
+        "The cpu and opencl backends always decode with PyAV.",
     )
 
     def params(self) -> MotionParams:

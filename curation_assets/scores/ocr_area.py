@@ -16,7 +16,7 @@ from curation_assets.scores.frame_rows import error_rows, flatten, reduced_row
 class OcrAreaConfig(Config):
     languages: list[str] = Field(default_factory=lambda: ["en"], description="EasyOCR languages (detector only).")
     max_side: Optional[int] = Field(
-        None, gt=0, description="Detect on frames downscaled to this long side (faster; see README for the tolerance)."
+        None, gt=0, description="Detect on frames downscaled to this long side (faster; see docs/scores.md for the tolerance)."
     )
     precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="Detector arithmetic: auto = bfloat16 on CPUs with native bfloat16 (about 2x, ratios "
