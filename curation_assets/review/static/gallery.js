@@ -23,6 +23,8 @@
   const state = { group: 'verdict', sort: '', desc: false, statuses: new Set(STATUS_ORDER), onlyFlipped: false,
                   filterCol: '', filterMin: null, filterMax: null, search: '', shard: '' };
   let byId = new Map();
+  // how long the page's own work took (ms): for benchmarks/gallery_scale.py and the console
+  const timings = window.reviewTimings = {};
   let details = null;           // static copy: every clip's detail
 
   // ------------------------------------------------------------------ formatting
@@ -128,6 +130,7 @@
   }
   let started = false;
   function init(data) {
+    const t0 = performance.now();
     D = data; N = data.count;
     const k = data.clips;
     for (const name of ['video_id', 'path', 'caption', 'near_duplicate_of', 'preview', 'still', 'reasons', 'start_s',
@@ -162,6 +165,7 @@
       $('reload').addEventListener('click', () => { document.body.dataset.ready = ''; load(true).catch(fail); });
       if (STATIC) $('reload').hidden = true;
     }
+    timings.init_ms = performance.now() - t0;
     document.body.dataset.ready = '1';
   }
   function showProblems() {
@@ -260,7 +264,14 @@
     for (const div of $('controls').children) if (div._show) div._show();
     if (pending) return;
     pending = true;
-    requestAnimationFrame(() => { pending = false; judged = judgeAll(); refresh(); });
+    requestAnimationFrame(() => {
+      pending = false;
+      const t0 = performance.now();
+      judged = judgeAll();
+      timings.judge_ms = performance.now() - t0;
+      refresh();
+      timings.threshold_ms = performance.now() - t0;
+    });
   }
 
   // ------------------------------------------------------------------ funnel
@@ -373,6 +384,7 @@
     }
   }
   function rebuild() {
+    const t0 = performance.now();
     const idx = [];
     for (let i = 0; i < N; i++) if (matches(i)) idx.push(i);
     const key = sortKey();
@@ -408,6 +420,7 @@
     rendered.forEach((el) => el.remove());
     rendered.clear();
     renderVisible();
+    timings.rebuild_ms = performance.now() - t0;
   }
   // ------------------------------------------------------------------ the virtual grid
   const rendered = new Map();  // row index -> element
@@ -419,6 +432,7 @@
     return Math.max(0, lo);
   }
   function renderVisible() {
+    const t0 = performance.now();
     const grid = $('grid');
     const top = grid.scrollTop - BUFFER_PX, bottom = grid.scrollTop + grid.clientHeight + BUFFER_PX;
     const wanted = new Set();
@@ -442,6 +456,8 @@
       spacer.appendChild(el);
       rendered.set(r, el);
     }
+    timings.render_ms = performance.now() - t0;
+    (timings.renders = timings.renders || []).push(timings.render_ms);
   }
   function groupLabel(g) {
     if (state.group === 'source') return base(g) + '  (' + g + ')';
