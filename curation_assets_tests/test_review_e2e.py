@@ -11,8 +11,9 @@ rule exercised), then:
 - the FiftyOne export, loaded back through FiftyOne.
 
 Needs Debian's Chromium + playwright (as test_ui_browser.py) and, for the export, the FiftyOne
-venv (scripts/setup_fiftyone_venv.sh); each test skips with the reason when its part is
-missing, except that CI (.ci/run sets CURATION_REQUIRE_FIFTYONE=1) fails without FiftyOne.
+venv (scripts/install_fiftyone.sh); each test skips with the reason when its part is
+missing, except in CI: .ci/run installs both and sets CURATION_REQUIRE_BROWSER=1 and
+CURATION_REQUIRE_FIFTYONE=1, so a missing part fails instead.
 """
 
 from __future__ import annotations
