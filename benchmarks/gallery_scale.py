@@ -117,7 +117,7 @@ def measure(data: Path, out: Path) -> dict:
 
     results: dict = {}
     context = open_context(data, with_run_history=False)
-    httpd = serve(context, 0)
+    httpd = serve(context, 0, prewarm=False)  # measured below: the build, then the page building it again
     url = f"http://127.0.0.1:{httpd.server_address[1]}/"
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()

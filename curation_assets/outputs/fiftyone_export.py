@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ class ExportResult:
     skipped: dict[str, int]
     loaded: dict  # what fiftyone_loader read back from FiftyOne's database
     database_dir: str | None
+    python: str = "python"  # the FiftyOne venv's interpreter the dataset was loaded with
 
     def summary(self) -> str:
         tags = self.loaded.get("tags", {})
@@ -49,9 +51,9 @@ class ExportResult:
         lines = [f"FiftyOne dataset {self.name!r}: {self.loaded.get('samples')} samples ({verdicts}), "
                  f"{len(self.loaded.get('fields', []))} fields, persistent"]
         lines += [f"  not exported: {n} {why}" for why, n in self.skipped.items() if n]
-        where = f" with FIFTYONE_DATABASE_DIR={self.database_dir}" if self.database_dir else ""
-        lines.append(f"  open it{where}: python -c \"import fiftyone as fo; "
-                     f"fo.launch_app(fo.load_dataset('{self.name}')).wait()\" (in the FiftyOne venv)")
+        where = f"FIFTYONE_DATABASE_DIR={shlex.quote(self.database_dir)} " if self.database_dir else ""
+        lines.append(f"  open it in the FiftyOne App: {where}{shlex.quote(self.python)} -c \"import fiftyone as fo; "
+                     f"fo.launch_app(fo.load_dataset('{self.name}')).wait()\"")
         return "\n".join(lines)
 
 
@@ -166,7 +168,7 @@ def export_fiftyone(data_dir: Path, name: str | None = None, python: str | None 
         tail = (done.stderr.strip().splitlines() or ["no error output"])[-1][:400]
         raise ExportError(f"FiftyOne could not load the dataset ({interpreter} exited {done.returncode}): {tail}")
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
-    return ExportResult(name, len(rows), skipped, loaded, env.get("FIFTYONE_DATABASE_DIR"))
+    return ExportResult(name, len(rows), skipped, loaded, env.get("FIFTYONE_DATABASE_DIR"), interpreter)
 
 
 def read_dataset(name: str, python: str | None = None, database_dir: str | None = None) -> dict:

@@ -173,18 +173,29 @@ def make_handler(app: ReviewApp, allowed_hosts: set[str]):
 
 
 def serve(context: ReviewContext, port: int = DEFAULT_PORT, title: str | None = None,
-          ready=None) -> ThreadingHTTPServer:
+          ready=None, prewarm: bool = True) -> ThreadingHTTPServer:
     """Bind 127.0.0.1:`port` (0: any free port) and return the server (not yet serving:
-    call serve_forever, in a thread or not). `ready(url)` is called once bound."""
+    call serve_forever, in a thread or not). `ready(url)` is called once bound. `prewarm`:
+    start reading the gallery data at once, in a thread, so that it is ready (or nearly) when
+    the browser asks (at 100,000 clips the store read takes seconds: docs/review.md)."""
     app = ReviewApp(context, title or str(context.data_dir))
     server = ThreadingHTTPServer((HOST, port), None)
     bound = server.server_address[1]
     server.RequestHandlerClass = make_handler(app, {f"{HOST}:{bound}", f"localhost:{bound}"})
     server.daemon_threads = True
     server.app = app
+    if prewarm:
+        threading.Thread(target=_prewarm, args=(app,), name="review-prewarm", daemon=True).start()
     if ready is not None:
         ready(f"http://{HOST}:{bound}/")
     return server
+
+
+def _prewarm(app: ReviewApp) -> None:
+    try:
+        app.gallery()
+    except Exception:  # the page's own request builds it again and reports what fails
+        pass
 
 
 URL_ENV = "CURATION_REVIEW_URL"  # set by `curation-assets ui`, which serves the gallery beside the UI
