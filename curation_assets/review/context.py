@@ -40,7 +40,7 @@ class ReviewContext:
         return input_hint(self.store) or "<your videos>"
 
     def command(self, config: Path | str) -> str:
-        return (f"curation-assets run --input {shlex.quote(self.input_hint())} --data-dir {shlex.quote(str(self.data_dir))} "
+        return (f"{_cli_name()} run --input {shlex.quote(self.input_hint())} --data-dir {shlex.quote(str(self.data_dir))} "
                 f"--config {shlex.quote(str(config))}")
 
     def recipe_info(self) -> dict:
@@ -80,6 +80,15 @@ class ReviewContext:
         tmp.replace(path)
         stale = assets_made_stale(self.recipe, new, self.profile, self.profile)
         return {"path": str(path), "yaml": text, "changes": changes, "stale": stale, "command": self.command(path)}
+
+
+def _cli_name() -> str:
+    """How to call the CLI: this venv's console script (what the user ran, copy-pastable
+    without an activated venv), else the bare name."""
+    import sys
+
+    script = Path(sys.executable).parent / "curation-assets"
+    return shlex.quote(str(script)) if script.is_file() else "curation-assets"
 
 
 def open_context(data_dir: Path, recipe: dict | None = None, recipe_path: Path | None = None,
