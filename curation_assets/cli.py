@@ -79,9 +79,30 @@ def main(argv: list[str] | None = None) -> int:
                          help="seconds a replaced file is kept for readers that listed it (default 3600; "
                          "$CURATION_GC_GRACE_S)")
 
+    review = sub.add_parser("review", help="the review gallery on 127.0.0.1: every clip as a card, thresholds "
+                            "moved in the browser, a clip's frames and scores (docs/review.md)")
+    _data_dir_arg(review)
+    review.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free port)")
+    review.add_argument("--config", help="recipe whose thresholds the page starts from (default: the data dir's)")
+    review.add_argument("--write-static", metavar="HTML", default=None,
+                        help="write the self-contained copy (data, details, relative media links) to this file and exit")
+    export = sub.add_parser("export", help="export the curated clips to another tool")
+    export_sub = export.add_subparsers(dest="target", required=True)
+    fo = export_sub.add_parser("fiftyone", help="a FiftyOne dataset: one sample per clip with its scores, verdict, "
+                               "rules as tags, caption and lineage (needs the FiftyOne venv: docs/review.md)")
+    _data_dir_arg(fo)
+    fo.add_argument("--name", default=None, help="dataset name (default: curation-<data dir name>); replaced if it exists")
+    fo.add_argument("--fiftyone-python", default=None,
+                    help="the python of a venv with fiftyone (default: $CURATION_FIFTYONE_PYTHON, else the venv "
+                    "scripts/setup_fiftyone_venv.sh builds)")
+    fo.add_argument("--database-dir", default=None,
+                    help="FiftyOne's database folder (default: FiftyOne's own, ~/.fiftyone/var/lib/mongo)")
+
     ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
     _data_dir_arg(ui)
     ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--review-port", type=int, default=8765,
+                    help="the review gallery, served beside the UI (its asset pages link to it); -1: not started")
     ui.add_argument("--config", help="recipe for the launchpad defaults, code versions, sensor and schedule "
                     "(default: the data dir's)")
     ui.add_argument("--model-profile", choices=["real", "tiny"], default=None,
@@ -93,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
                 "devices": cmd_devices, "calibrate-motion": cmd_calibrate_motion, "migrate-store": cmd_migrate_store,
                 "compact": cmd_compact,
-                "ui": cmd_ui}[args.command](args)
+                "ui": cmd_ui, "review": cmd_review, "export": cmd_export}[args.command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -603,10 +624,82 @@ def cmd_devices(args) -> int:
     return 0
 
 
+def _existing_data_dir(args) -> None:
+    """Commands that only read a data dir refuse a missing one (instead of creating it empty)."""
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        raise CliError(f"no data dir at {args.data_dir}: give the --data-dir a `curation-assets run` wrote")
+
+
+def _review_server(setup, port: int, recipe_given: bool):
+    """The gallery's server on 127.0.0.1:`port` (not yet serving). Without --config it follows
+    the data dir's stored recipe as later runs replace it."""
+    from curation_assets.review.context import open_context
+    from curation_assets.review.server import serve
+
+    context = open_context(setup.data_dir, recipe=setup.recipe if recipe_given else None,
+                           recipe_path=setup.recipe_path if recipe_given else None, profile=setup.profile)
+    try:
+        return serve(context, port)
+    except OSError as exc:
+        raise CliError(f"cannot serve the gallery on 127.0.0.1:{port}: {exc.strerror or exc} (try --port 0)") from None
+
+
+def cmd_review(args) -> int:
+    _existing_data_dir(args)
+    setup = _setup_env(args)
+    print(setup.recipe_line())
+    if args.write_static:
+        from curation_assets.review.clip_detail import all_details
+        from curation_assets.review.context import open_context
+        from curation_assets.review.page import write_static_gallery
+
+        context = open_context(setup.data_dir, recipe=setup.recipe, recipe_path=setup.recipe_path, profile=setup.profile)
+        data = context.data()
+        path = write_static_gallery(context.store, data, all_details(context.store), Path(args.write_static),
+                                    str(setup.data_dir))
+        print(f"wrote {path} ({data['count']} clips; {path.stat().st_size / 1e6:.1f} MB)")
+        for problem in data["problems"]:
+            print(f"  note: {problem['message']}")
+        return 0
+    server = _review_server(setup, args.port, bool(args.config))
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    print(f"review gallery of {setup.data_dir}: {url}  (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def cmd_export(args) -> int:
+    from curation_assets.outputs.fiftyone_export import ExportError, export_fiftyone
+
+    _existing_data_dir(args)
+    setup = _setup_env(args)
+    try:
+        result = export_fiftyone(setup.data_dir, name=args.name, python=args.fiftyone_python,
+                                 database_dir=args.database_dir, report=lambda line: print(line, flush=True))
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    print(result.summary())
+    return 0
+
+
 def cmd_ui(args) -> int:
     setup = _setup_env(args)
     print(setup.recipe_line() + " (launchpad defaults, code versions, sensor and schedule)")
     print(setup.profile_line())
+    if args.review_port >= 0:  # the asset pages link to the gallery: serve it beside the UI
+        import threading
+
+        from curation_assets.review.server import URL_ENV
+
+        server = _review_server(setup, args.review_port, bool(args.config))
+        os.environ[URL_ENV] = f"http://127.0.0.1:{server.server_address[1]}/"
+        threading.Thread(target=server.serve_forever, name="review-gallery", daemon=True).start()
+        print(f"review gallery: {os.environ[URL_ENV]}")
     cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_ROOT / "workspace.yaml"), "-p", str(args.port)]
     print("starting:", " ".join(cmd), f"(DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
     return subprocess.call(cmd, cwd=settings.PROJECT_ROOT)

@@ -306,3 +306,27 @@ def test_pipelined_ratios_equal_per_frame_detection(detector):
     pipelined = np.array(detector.area_ratios(frames, threads=4))
     assert np.abs(pipelined - one_by_one).max() <= 1e-6
     assert (one_by_one > 0).sum() >= 5  # text is found: the comparison is not of zeros
+
+
+def test_boxes_kept_beside_the_ratios(detector, text_frame):
+    """The review gallery draws the boxes a ratio was summed from: the same detection, as
+    fractions of the frame (8 numbers per box), whose area is the ratio; the ratios are
+    exactly area_ratios' (pipelined and per frame)."""
+    from curation_assets.models.ocr import normalized_boxes
+
+    grey = np.full_like(text_frame, 128)
+    ratios = detector.area_ratios([text_frame, grey])
+    for threads in (None, 2):
+        both = detector.area_ratios_and_boxes([text_frame, grey], threads=threads)
+        assert [r for r, _ in both] == ratios
+        boxes = [b for _, b in both]
+        assert len(boxes[0]) == 8 and boxes[1] == []
+        quads = [[[boxes[0][k], boxes[0][k + 1]] for k in range(0, 8, 2)]]
+        assert boxes_area([], quads) == pytest.approx(ratios[0], rel=1e-3)
+        bx0, by0, bx1, by1 = synthetic.text_overlay_box(W, H)
+        xs, ys = boxes[0][0::2], boxes[0][1::2]
+        assert bx0 / W - 0.01 <= min(xs) and max(xs) <= bx1 / W + 0.01
+        assert by0 / H - 0.01 <= min(ys) and max(ys) <= by1 / H + 0.01
+    assert detector.area_ratio_and_boxes(text_frame) == both[0]
+    # inverted rectangles are skipped, as boxes_area skips them
+    assert normalized_boxes([[10, 0, 0, 5]], [], 10, 10) == []

@@ -50,13 +50,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(540)]
 
 
 def _require_browser():
+    """Skip, saying why, when Chromium or playwright is missing; fail instead where the browser
+    is required (.ci/run sets CURATION_REQUIRE_BROWSER=1: CI never skips the browser tests)."""
+    missing = pytest.fail if os.environ.get("CURATION_REQUIRE_BROWSER") else pytest.skip
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}: run scripts/install_browser.sh (Debian chromium)")
+        missing(f"no Chromium at {CHROMIUM}: run scripts/install_browser.sh (Debian chromium)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        pytest.skip("the playwright package (browser driver) is not installed in this venv: "
-                    "pip install playwright (never `playwright install`: the test drives Debian's Chromium)")
+        missing("the playwright package (browser driver) is not installed in this venv: "
+                "pip install playwright (never `playwright install`: the test drives Debian's Chromium)")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -442,16 +445,60 @@ def test_score_report_is_one_document_with_every_chart(tmp_path):
                CURATION_MODEL_PROFILE="tiny", HF_HUB_OFFLINE="1", DAGSTER_DISABLE_TELEMETRY="1",
                CURATION_INPUT_DIR=str(tmp_path / "raw"), PYTHONUNBUFFERED="1")
     env.pop("CURATION_RECIPE", None)
-    # the user's path: the CLI curates the clips and builds the report into this instance
-    cli = subprocess.run([str(BIN / "curation-assets"), "run", "--input", str(inputs), "--data-dir", str(data_dir)],
-                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
-    assert "WARNING: Built on tiny-profile scores" in cli.stdout
+    # the review gallery beside the UI, as `curation-assets ui` serves it: the asset pages link to it
+    from review_fixtures import ReviewServer
 
-    with _dagster_dev(tmp_path, env) as server:
-        with _browser_page(tmp_path, server, shots) as page:
-            _check_report_page(page, expect, server, shots)
+    review = ReviewServer(data_dir, env, tmp_path / "review.log")
+    env["CURATION_REVIEW_URL"] = review.url
+    try:
+        # the user's path: the CLI curates the clips and builds the report into this instance
+        cli = subprocess.run([str(BIN / "curation-assets"), "run", "--input", str(inputs), "--data-dir", str(data_dir)],
+                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+        assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
+        assert "WARNING: Built on tiny-profile scores" in cli.stdout
+
+        with _dagster_dev(tmp_path, env) as server:
+            with _browser_page(tmp_path, server, shots) as page:
+                _check_report_page(page, expect, server, shots)
+                _check_gallery_links(page, expect, server, review.url, data_dir, shots)
+    finally:
+        review.stop()
     print(f"\nreport screenshots in {shots}")
+
+
+def _check_gallery_links(page, expect, server: Server, review_url: str, data_dir: Path, shots: Path) -> None:
+    """From the asset pages a user opens: the score report links the gallery and its static
+    copy; a shard's curated_videos shows its kept vs rejected clips as one image, and its link
+    opens the gallery on that shard."""
+    page.goto(f"{server.url}/assets/score_report")
+    expect(page.get_by_text("Latest materialization", exact=True)).to_be_visible()
+    row = page.get_by_role("row").filter(has=page.get_by_text("gallery", exact=True))
+    expect(row.locator(f'a[href="{review_url}"]').first).to_be_visible()
+    assert (data_dir / "reports" / "gallery.html").stat().st_size > 10_000
+    assert str(data_dir / "reports" / "gallery.html") in (data_dir / "reports" / "score_report.md").read_text()
+
+    page.goto(f"{server.url}/assets/curated_videos")
+    expect(page.get_by_text("Latest materialization", exact=True)).to_be_visible()
+    sheet_row = page.get_by_role("row").filter(has=page.get_by_text("contact_sheet", exact=True))
+    sheet_row.get_by_text(re.compile(r"^\[?Show Markdown\]?$")).click()
+    dialog = page.get_by_role("dialog")
+    image = dialog.locator("img")
+    expect(image).to_have_count(1)
+    assert image.evaluate("img => img.complete && img.naturalWidth") >= 500  # decoded, not a broken icon
+    page.screenshot(animations="disabled", path=str(shots / "13_contact_sheet.png"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    link = page.get_by_role("row").filter(has=page.get_by_text("gallery", exact=True)).locator(
+        f'a[href="{review_url}#shard={SHARD}"]').first
+    expect(link).to_be_visible()
+    with page.context.expect_page() as opened:
+        link.click()
+    gallery = opened.value
+    gallery.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    expect(gallery.locator(".card")).to_have_count(3)
+    expect(gallery.get_by_test_id("showing")).to_contain_text(f"(shard {SHARD} only)")
+    gallery.screenshot(path=str(shots / "14_gallery_from_the_ui.png"))
+    gallery.close()
 
 
 def _check_report_page(page, expect, server: Server, shots: Path) -> None:

@@ -95,6 +95,24 @@ def boxes_area(horizontal_list: Iterable[Sequence[float]], free_list: Iterable[S
     return rect_area + quad_area
 
 
+def normalized_boxes(horizontal_list, free_list, height: int, width: int) -> list[float]:
+    """The boxes of one frame as one flat list, 8 numbers per box: its four corners
+    (x0, y0, ..., x3, y3) as fractions of the frame's width and height, so they draw on the
+    frame at any size (and do not depend on max_side). Rectangles go corner by corner
+    clockwise from the top left; quads keep EasyOCR's order. Only for display: the ratio is
+    computed from the boxes as detected (boxes_area)."""
+    flat: list[float] = []
+    for xmin, xmax, ymin, ymax in horizontal_list:
+        if xmax < xmin or ymax < ymin:
+            continue  # boxes_area skips these too
+        for x, y in ((xmin, ymin), (xmax, ymin), (xmax, ymax), (xmin, ymax)):
+            flat += [round(float(x) / width, 5), round(float(y) / height, 5)]
+    for points in free_list:
+        for x, y in points:
+            flat += [round(float(x) / width, 5), round(float(y) / height, 5)]
+    return flat
+
+
 # --------------------------------------------------------------------------- frame choice
 
 
@@ -208,8 +226,12 @@ class TextDetector:
 
     def area_ratio(self, frame: np.ndarray) -> float:
         """Detected text area / frame area for one RGB uint8 frame (0.0 when no text)."""
+        return self.area_ratio_and_boxes(frame)[0]
+
+    def area_ratio_and_boxes(self, frame: np.ndarray) -> tuple[float, list[float]]:
+        """area_ratio, and the boxes it summed (see `normalized_boxes`)."""
         horizontal, free, (height, width) = self.detect(frame)
-        return boxes_area(horizontal, free) / float(height * width)
+        return boxes_area(horizontal, free) / float(height * width), normalized_boxes(horizontal, free, height, width)
 
     def area_ratios(self, frames: Sequence[np.ndarray], threads: int | None = None,
                     net_batch: int | None = None) -> list[float]:
@@ -221,10 +243,16 @@ class TextDetector:
         the network instead of alternating with it. Same steps and parameters as
         `detect()`, so the ratios are identical to one `area_ratio` call per frame.
         """
+        return [ratio for ratio, _ in self.area_ratios_and_boxes(frames, threads, net_batch)]
+
+    def area_ratios_and_boxes(self, frames: Sequence[np.ndarray], threads: int | None = None,
+                              net_batch: int | None = None) -> list[tuple[float, list[float]]]:
+        """(area_ratio, boxes) of every frame, in order: the same ratios as `area_ratios`, with
+        the boxes behind them for the review gallery (see `normalized_boxes`)."""
         frames = list(frames)
         if len(frames) <= 1 and not threads:
-            return [self.area_ratio(frame) for frame in frames]
-        return pipelined_area_ratios(self, frames, threads=threads, net_batch=net_batch)
+            return [self.area_ratio_and_boxes(frame) for frame in frames]
+        return pipelined_area_ratios(self, frames, threads=threads, net_batch=net_batch, with_boxes=True)
 
     def mean_area_ratio(self, frames: Sequence[np.ndarray]) -> float:
         """The video's score: mean of area_ratios (NaN for no frames)."""
@@ -250,7 +278,7 @@ def default_net_batch(device: str) -> int:
 
 
 def pipelined_area_ratios(detector: "TextDetector", frames: Sequence[np.ndarray], *, threads: int | None = None,
-                          net_batch: int | None = None) -> list[float]:
+                          net_batch: int | None = None, with_boxes: bool = False) -> list:
     """area_ratio of every frame, with the CPU work of many frames in parallel around the network.
 
     Mirrors ``Reader.detect(image, min_size=...)`` with every other parameter at its default
@@ -261,6 +289,7 @@ def pipelined_area_ratios(detector: "TextDetector", frames: Sequence[np.ndarray]
        at a time (1 = exactly detect()'s call);
     3. per frame, on the pool as soon as its maps are out: getDetBoxes, adjustResultCoordinates,
        int32 polygons, group_text_box, the min_size filter, boxes_area / frame area.
+    with_boxes: (ratio, normalized boxes) per frame instead of the ratio alone.
     """
     import cv2
     import torch
@@ -298,7 +327,8 @@ def pipelined_area_ratios(detector: "TextDetector", frames: Sequence[np.ndarray]
             horizontal = [i for i in horizontal if max(i[1] - i[0], i[3] - i[2]) > min_size]
             free = [i for i in free if max(diff([c[0] for c in i]), diff([c[1] for c in i])) > min_size]
         height, width = size
-        return boxes_area(horizontal, free) / float(height * width)
+        ratio = boxes_area(horizontal, free) / float(height * width)
+        return (ratio, normalized_boxes(horizontal, free, height, width)) if with_boxes else ratio
 
     # Prepared inputs are float32 canvases (~3 MB for a 640x360 frame, ~25 MB at 1080p) and the
     # network is the slow stage: submitting every frame at once queued them all (a 30-minute

@@ -277,7 +277,7 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 def report_markdown(*, banner: str, funnel_rows: list[tuple[str, int]], percentiles: str, suggested_yaml: str,
-                    charts: list[tuple[str, str]], image, location: str = "") -> str:
+                    charts: list[tuple[str, str]], image, location: str = "", gallery: str = "") -> str:
     """The whole report as one Markdown document; `image(name)` gives a chart's Markdown image
     (a file link on disk, an inline data URI in the UI), so both show the same document."""
     parts = ["# Score report"]
@@ -286,6 +286,8 @@ def report_markdown(*, banner: str, funnel_rows: list[tuple[str, int]], percenti
     if location:
         # in the document, not as a metadata path: a long path would widen the UI's metadata table
         parts.append(f"On disk: `{location}`, each chart as a PNG beside it, and `suggested_recipe.yaml`.")
+    if gallery:
+        parts.append(gallery)
     parts += ["## Funnel", image("funnel"), funnel_markdown(funnel_rows),
               "## Score distribution", percentiles,
               "## Suggested thresholds", f"```yaml\n{suggested_yaml}```",

@@ -63,6 +63,10 @@ class DecodedVideo:
     error: str | None = None  # a decode error mid-stream; what was read before it is kept
     decoder: str = "pyav"  # what decoded it
     fallback: str | None = None  # why the GPU decoder did not
+    # the gallery's preview frames (scorers/previews.py): PyAV only; an NVDEC decode has no
+    # RGB 2 fps frames on the host, so its cards show a sampled frame
+    preview: list = field(default_factory=list)
+    fps: float | None = None
 
     @property
     def pair_count(self) -> int:
@@ -73,13 +77,14 @@ class DecodedVideo:
 
 
 def decode_with_pyav(path: str | Path, motion_params: MotionParams, sampling: FrameSamplingParams,
-                     fps: float | None = None, total_frames: int | None = None) -> DecodedVideo:
+                     fps: float | None = None, total_frames: int | None = None, preview=None) -> DecodedVideo:
     from curation_assets.scorers.video_pass import stream_frames
 
     motion, out = stream_frames(path, lambda fps_, total: MotionFrames(fps_, total, motion_params), sampling, fps,
-                                total_frames)
+                                total_frames, preview)
     return DecodedVideo(list(motion.used_indices), motion.grays, motion.source_hw, out.frame_indices,
-                        out.frame_timestamps, out.frames, out.frames_decoded, out.error, "pyav")
+                        out.frame_timestamps, out.frames, out.frames_decoded, out.error, "pyav",
+                        preview=out.preview, fps=out.fps)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -371,7 +376,7 @@ def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev) 
 
 def decode_video(path: str | Path, motion_params: MotionParams, sampling: FrameSamplingParams,
                  fps: float | None = None, total_frames: int | None = None, decoder: str = "pyav",
-                 device: str = "cpu") -> DecodedVideo:
+                 device: str = "cpu", preview=None) -> DecodedVideo:
     """Decode with the resolved decoder; a video NVDEC cannot take is decoded with PyAV, the
     reason kept in the result."""
     fallback = None
@@ -384,6 +389,6 @@ def decode_video(path: str | Path, motion_params: MotionParams, sampling: FrameS
             fallback = f"{decoder} failed, decoded with pyav: {type(exc).__name__}: {str(exc).strip()[:200]}"
     elif decoder != "pyav":
         raise DecoderError(f"decode_video takes a resolved decoder ('pyav', 'nvdec' or 'nvdec-gpu'), got {decoder!r}")
-    video = decode_with_pyav(path, motion_params, sampling, fps, total_frames)
+    video = decode_with_pyav(path, motion_params, sampling, fps, total_frames, preview)
     video.fallback = fallback
     return video

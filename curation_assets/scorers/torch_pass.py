@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from curation_assets.scorers.decoders import decode_video
 from curation_assets.scorers.motion import motion_result
 from curation_assets.scorers.torch_motion import DEFAULT_MEMORY_FRACTION, MAX_BATCH_PAIRS, Sequence, score_sequences
-from curation_assets.scorers.video_pass import PassJob
+from curation_assets.scorers.video_pass import PassJob, save_preview
 
 COMPILE_ENV = "CURATION_MOTION_COMPILE"  # "1": TorchPassOptions.compiled by default
 
@@ -55,12 +55,14 @@ def _decode_job(job: PassJob, options: TorchPassOptions) -> dict:
     try:
         location = job.data_dir if isinstance(job.data_dir, StoreLocation) else StoreLocation(job.data_dir)
         video = decode_video(location.local_file(job.path), job.motion_params, job.sampling, job.fps, job.frame_count,
-                             options.decoder, options.device)
+                             options.decoder, options.device, job.preview)
         paths = save_frames(job.data_dir, job.video_id, video.frame_indices, video.frames, job.image_format)
+        preview = save_preview(location, job.video_id, video.preview, video.fps)
         height, width = video.frames[0].shape[:2] if video.frames else (None, None)
-        video.frames = []  # saved: the pixels are not needed any more
+        video.frames = video.preview = []  # saved: the pixels are not needed any more
         return {"video": video, "frame_indices": video.frame_indices, "timestamps": video.frame_timestamps,
-                "frame_paths": paths, "width": width, "height": height, "frames_error": video.error,
+                "frame_paths": paths, "preview_path": preview, "width": width, "height": height,
+                "frames_error": video.error,
                 "decoder": video.decoder, "decoder_fallback": video.fallback,
                 "decode_seconds": time.perf_counter() - t0, "error": None}
     except Exception as exc:  # one bad video must not cost the shard

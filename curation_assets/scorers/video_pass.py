@@ -13,6 +13,7 @@ import numpy as np
 
 from curation_assets.scorers.frame_sampling import FrameCollector, FrameSamplingParams
 from curation_assets.scorers.motion import MotionAccumulator, MotionParams, MotionResult, default_flow_threads
+from curation_assets.scorers.previews import PreviewCollector, PreviewParams
 
 # Counts full decode passes in this process; tests use it to prove one pass per video.
 _passes = 0
@@ -30,6 +31,8 @@ class VideoPassResult:
     frames: list[np.ndarray] = field(default_factory=list)  # RGB uint8
     frames_decoded: int = 0
     error: str | None = None  # a decode error mid-stream; what was read before it is kept
+    preview: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (index, small RGB) for the gallery
+    fps: float | None = None
 
 
 @dataclass
@@ -41,13 +44,17 @@ class StreamOutcome:
     frames: list[np.ndarray]  # RGB uint8
     frames_decoded: int
     error: str | None  # a decode error mid-stream; what was read before it is kept
+    preview: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (index, small RGB) for the gallery
+    fps: float | None = None
 
 
 def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sampling: FrameSamplingParams,
-                  fps: float | None = None, total_frames: int | None = None) -> tuple[Any, StreamOutcome]:
+                  fps: float | None = None, total_frames: int | None = None,
+                  preview: PreviewParams | None = None) -> tuple[Any, StreamOutcome]:
     """Decode a video once with PyAV, in order, handing each frame motion wants (as BGR) to
     the consumer make_motion(fps, total_frames) builds (MotionAccumulator, MotionFrames) and
-    keeping the sampled frames; stops after the last frame either needs."""
+    keeping the sampled frames (and, with `preview`, the gallery's preview frames: previews.py);
+    stops after the last frame any of them needs."""
     import av
 
     global _passes
@@ -63,6 +70,7 @@ def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sa
         motion = make_motion(fps, total_frames)
         # the stream's declared duration places data-juicer's uniform targets (in pts units)
         collector = FrameCollector(total_frames, sampling, duration_pts=stream.duration)
+        previews = PreviewCollector(fps, total_frames, preview) if preview is not None else None
         decoded, error, stopped_early = 0, None, False
         last_frame, last_index = None, -1
         try:
@@ -73,7 +81,9 @@ def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sa
                     motion.add(index, frame.to_ndarray(format="bgr24"))
                 if collector.wants(index, frame):
                     collector.add(index, frame, frame.to_ndarray(format="rgb24"))
-                if motion.done(index) and collector.done(index):
+                if previews is not None and previews.wants(index):
+                    previews.add(index, frame)
+                if motion.done(index) and collector.done(index) and (previews is None or previews.done(index)):
                     stopped_early = True
                     break
         except Exception as exc:
@@ -85,7 +95,8 @@ def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sa
         last_rgb = last_frame.to_ndarray(format="rgb24") if last_frame is not None else None
         indices = collector.finish(last_index, last_frame, last_rgb)
         return motion, StreamOutcome(indices, [collector.timestamps[i] for i in indices],
-                                     [collector.frames[i] for i in indices], decoded, error)
+                                     [collector.frames[i] for i in indices], decoded, error,
+                                     previews.result() if previews is not None else [], fps)
     finally:
         container.close()
 
@@ -98,14 +109,16 @@ def video_pass(
     total_frames: int | None = None,
     flow_threads: int = 1,
     backend: str = "cpu",
+    preview: PreviewParams | None = None,
 ) -> VideoPassResult:
-    """Decode once, score motion pair by pair on the CPU (or OpenCL), keep the sampled frames."""
+    """Decode once, score motion pair by pair on the CPU (or OpenCL), keep the sampled frames
+    (and the preview's, with `preview`)."""
     motion, out = stream_frames(
         path, lambda fps_, total: MotionAccumulator(fps_, total, motion_params, flow_threads=flow_threads, backend=backend),
-        sampling, fps, total_frames)
+        sampling, fps, total_frames, preview)
     return VideoPassResult(motion=motion.result(out.frames_decoded, out.error), frame_indices=out.frame_indices,
                            frame_timestamps=out.frame_timestamps, frames=out.frames,
-                           frames_decoded=out.frames_decoded, error=out.error)
+                           frames_decoded=out.frames_decoded, error=out.error, preview=out.preview, fps=out.fps)
 
 
 def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
@@ -147,6 +160,7 @@ class PassJob:
     image_format: str = "png"
     flow_threads: int = 1  # >1 only when this job's process has cores to spare
     backend: str = "cpu"  # resolved before any job starts: "cpu" or "opencl" (torch: scorers/torch_pass.py)
+    preview: PreviewParams | None = PreviewParams()  # None: no gallery preview
 
 
 def run_pass_job(job: PassJob) -> dict:
@@ -162,11 +176,29 @@ def run_pass_job(job: PassJob) -> dict:
         # there (fetched once when the location is remote); registered sources are absolute
         location = job.data_dir if isinstance(job.data_dir, StoreLocation) else StoreLocation(job.data_dir)
         result = video_pass(location.local_file(job.path), job.motion_params, job.sampling, fps=job.fps,
-                            total_frames=job.frame_count, flow_threads=job.flow_threads, backend=job.backend)
+                            total_frames=job.frame_count, flow_threads=job.flow_threads, backend=job.backend,
+                            preview=job.preview)
         paths = save_frames(job.data_dir, job.video_id, result.frame_indices, result.frames, job.image_format)
+        preview = save_preview(location, job.video_id, result.preview, result.fps)
         height, width = result.frames[0].shape[:2] if result.frames else (None, None)
         return {"motion": result.motion, "frame_indices": result.frame_indices, "timestamps": result.frame_timestamps,
-                "frame_paths": paths, "width": width, "height": height, "frames_error": result.error,
+                "frame_paths": paths, "preview_path": preview, "width": width, "height": height,
+                "frames_error": result.error,
                 "seconds": time.perf_counter() - t0, "error": None}
     except Exception as exc:  # one bad video must not cost the shard
         return {"error": f"{type(exc).__name__}: {str(exc)[:300]}", "seconds": time.perf_counter() - t0}
+
+
+def save_preview(location, video_id: str, frames: list, fps: float | None) -> str | None:
+    """The gallery's preview; one that cannot be written costs the clip nothing but its card image."""
+    if not frames:
+        return None
+    from curation_assets.scorers.previews import write_preview
+
+    try:
+        return write_preview(location, video_id, frames, fps or 25.0)
+    except Exception as exc:  # the gallery says "no preview"; scores and frames are what matter
+        import logging
+
+        logging.getLogger(__name__).warning("preview of %s not written: %s: %s", video_id, type(exc).__name__, exc)
+        return None

@@ -42,15 +42,15 @@ def score_frames(detector, config: OcrAreaConfig, settings, ready, errors, capti
         return rows
     images, owners = flatten(ready)
     try:  # the whole chunk at once: the detector overlaps its per-frame CPU work across frames
-        ratios = np.asarray(detector.area_ratios(images), dtype=np.float64)
-        per_video = [ratios[owners == i] for i in range(len(ready))]
+        results = detector.area_ratios_and_boxes(images)
+        per_video = [[results[j] for j in np.flatnonzero(owners == i)] for i in range(len(ready))]
     except RayStepError:
         raise  # a lost node is no OCR error of any video: the step fails whole and is re-run
     except Exception:  # find the video(s) at fault: one failing video must not fail the shard
         per_video = []
         for _, frames in ready:
             try:
-                per_video.append(detector.area_ratios(frames))
+                per_video.append(detector.area_ratios_and_boxes(frames))
             except RayStepError:
                 raise
             except Exception as exc:
@@ -59,7 +59,10 @@ def score_frames(detector, config: OcrAreaConfig, settings, ready, errors, capti
         if isinstance(values, Exception):
             rows.append({"video_id": vid, "error": f"{type(values).__name__}: {str(values)[:300]}", **base})
         else:
-            rows.append(reduced_row(vid, "ocr_area_ratio", values, "avg", base))
+            ratios = np.asarray([ratio for ratio, _ in values], dtype=np.float64)
+            row = reduced_row(vid, "ocr_area_ratio", ratios, "avg", base)
+            row["frame_boxes"] = [boxes for _, boxes in values]  # what the review gallery draws
+            rows.append(row)
     return rows
 
 
@@ -74,7 +77,10 @@ OCR_AREA = ScoreDeclaration(
     description="Share of the frame covered by detected text (EasyOCR's CRAFT detector). data-juicer's "
     "video_ocr_area_ratio: text boxes' area over the frame's, mean over the sampled frames.",
     reads=FRAMES,
-    columns={"ocr_area_ratio": pl.Float64, "frame_scores": pl.List(pl.Float64)},
+    # frame_boxes: per sampled frame, its text boxes' corners as fractions of the frame (8 per
+    # box; models/ocr.py normalized_boxes), for the review gallery; null in rows written before
+    columns={"ocr_area_ratio": pl.Float64, "frame_scores": pl.List(pl.Float64),
+             "frame_boxes": pl.List(pl.List(pl.Float64))},
     bounds=(Bound("ocr_area_ratio_max", "max", 0.1, "Share of the frame covered by text boxes; burnt-in titles and "
                   "subtitles score 0.05-0.3."),),
     # overlapping boxes can sum past the frame area, as in data-juicer

@@ -88,7 +88,8 @@ def build_curated_videos(recipe: Recipe):
         checks = [_accounted_check(registered, frame), _reasons_check(frame)]
         counted = count_rows(frame)
         counted.videos_in = frame.height
-        meta = {**counted.counts(), "funnel": MetadataValue.md(counted.markdown()), "scorers_off": ", ".join(off) or "none"}
+        meta = {**counted.counts(), "funnel": MetadataValue.md(counted.markdown()), "scorers_off": ", ".join(off) or "none",
+                **_review_metadata(context, store, shard, frame)}
         return write_shard(context, store, CURATED_VIDEOS, frame, started, meta, check_results=checks)
 
     return curated_videos
@@ -152,3 +153,21 @@ def _reasons_check(frame: pl.DataFrame) -> AssetCheckResult:
     n_reasons = frame["reasons"].list.len()
     bad = frame.filter(((pl.col("status") == KEPT) & (n_reasons > 0)) | ((pl.col("status") != KEPT) & (n_reasons == 0)))
     return AssetCheckResult(check_name="reasons_match_status", passed=bad.height == 0, metadata={"inconsistent": bad.height})
+
+
+def _review_metadata(context, store, shard: str, frame: pl.DataFrame) -> dict:
+    """The shard in the review gallery (its link) and its kept vs rejected clips as one image
+    (review/contact_sheet.py). A sheet that cannot be drawn costs only itself."""
+    from curation_assets.outputs.report import png_markdown
+    from curation_assets.review.contact_sheet import contact_sheet_png
+    from curation_assets.review.server import review_url
+
+    meta = {"gallery": MetadataValue.url(f"{review_url()}#shard={shard}")}
+    try:
+        png = contact_sheet_png(store, frame, store.read_shard(SAMPLED_FRAMES, shard))
+    except Exception as exc:
+        context.log.warning(f"contact sheet of {shard} not drawn: {type(exc).__name__}: {exc}")
+        return meta
+    if png is not None:
+        meta["contact_sheet"] = MetadataValue.md(png_markdown(png, f"kept and rejected clips of {shard}"))
+    return meta

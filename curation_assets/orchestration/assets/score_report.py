@@ -64,8 +64,9 @@ def build_score_report(recipe: Recipe):
         for name, png in pngs.items():
             (out_dir / f"{name}.png").write_bytes(png)
         percentiles = percentile_table(list(summaries.values()), noise)
+        gallery_meta, gallery_text = _gallery(context, store, recipe, Path(curation_store.data_dir), out_dir)
         document = dict(banner=banner, funnel_rows=funnel, percentiles=percentiles, suggested_yaml=suggested,
-                        charts=charts, location=str(out_dir / "score_report.md"))
+                        charts=charts, location=str(out_dir / "score_report.md"), gallery=gallery_text)
         (out_dir / "score_report.md").write_text(
             report_markdown(**document, image=lambda name: f"![{name}]({name}.png)"), encoding="utf-8")
         # The UI shows one Markdown document, charts inline, behind a single "Show Markdown".
@@ -79,6 +80,7 @@ def build_score_report(recipe: Recipe):
             "seconds": round(time.perf_counter() - started, 3),
         })
         meta.update({f"funnel_{stage}": n for stage, n in funnel if " " not in stage})
+        meta.update(gallery_meta)
         return MaterializeResult(metadata=meta)
 
     return score_report
@@ -114,3 +116,31 @@ def _funnel_rows(store, tables) -> list[tuple[str, int]]:
         for preset, n in store.query(f"select preset, count(*) n from {LORA_TRAINING_SET} group by preset").iter_rows():
             rows.append((f"selected {preset}", int(n)))
     return rows
+
+
+def _gallery(context, store, recipe: Recipe, data_dir: Path, out_dir: Path) -> tuple[dict, str]:
+    """The review gallery's static, self-contained copy beside the report; the metadata linking
+    the live one (`curation-assets review`, also started by `curation-assets ui`) and the
+    report's paragraph naming both (paths in the document, not in the metadata table: a long
+    path would widen it)."""
+    from curation_assets.curation.funnel import funnel
+    from curation_assets.orchestration.recipe import recipe_path_from_env
+    from curation_assets.orchestration.run_history import failed_shards
+    from curation_assets.orchestration.stored_recipe import resolve_profile
+    from curation_assets.review.clip_detail import all_details
+    from curation_assets.review.context import ReviewContext
+    from curation_assets.review.page import STATIC_NAME, write_static_gallery
+    from curation_assets.review.server import review_url
+
+    started = time.perf_counter()
+    missing = sorted(funnel(store).not_curated_by_shard)
+    review = ReviewContext(data_dir, store, recipe, recipe_path_from_env(), resolve_profile(data_dir)[0],
+                           failed_shards(context.instance, missing) if missing else {})
+    data = review.data()
+    path = write_static_gallery(store, data, all_details(store), out_dir / STATIC_NAME, str(data_dir))
+    meta = {"gallery": MetadataValue.url(review_url()), "gallery_clips": data["count"],
+            "gallery_seconds": round(time.perf_counter() - started, 3)}
+    text = (f"Every clip, to look at and to move thresholds on: the review gallery at [{review_url()}]({review_url()}) "
+            f"(served by `curation-assets review --data-dir {data_dir}`, and by `curation-assets ui`), or its "
+            f"self-contained copy `{path}`, which opens without a server.")
+    return meta, text

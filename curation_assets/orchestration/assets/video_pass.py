@@ -22,6 +22,8 @@ FRAMES_SCHEMA = {
     "frame_indices": pl.List(pl.Int64),
     "timestamps": pl.List(pl.Float64),
     "frame_paths": pl.List(pl.Utf8),
+    # the gallery's animated preview (scorers/previews.py); null in data dirs written before it
+    "preview_path": pl.Utf8,
     "width": pl.Int64,
     "height": pl.Int64,
     "params": pl.Utf8,
@@ -114,7 +116,8 @@ def build_video_pass(recipe: Recipe):
                                 "frame_indices": m.frame_indices, "frames_decoded": m.frames_decoded,
                                 "params": motion_row_json, "seconds": out["seconds"], "error": m.error})
             frame_rows.append({"video_id": vid, "frame_indices": out["frame_indices"], "timestamps": out["timestamps"],
-                               "frame_paths": out["frame_paths"], "width": out["width"], "height": out["height"],
+                               "frame_paths": out["frame_paths"], "preview_path": out.get("preview_path"),
+                               "width": out["width"], "height": out["height"],
                                "params": frames_row_json,
                                "error": None if out["frame_paths"] else (out["frames_error"] or "no frame could be decoded")})
         motion = pl.DataFrame(motion_rows, schema=MOTION_SCHEMA) if motion_rows else to_frame([], MOTION_SCHEMA)

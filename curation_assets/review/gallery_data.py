@@ -1,0 +1,223 @@
+"""What the gallery shows, read from the store: one entry per curated clip, in columns.
+
+Columns, not one object per clip: at 100,000 clips the page parses one array per field
+(repeated strings such as the shard or the source video sent once, as a dictionary), which
+is several times smaller and faster to parse. Everything a card, a sort, a filter or a
+re-judge needs is here; a clip's frames and per-frame scores come separately (clip_detail.py).
+
+What cannot be shown is said, never dropped silently (`problems`): no verdicts yet, shards
+whose run failed (their videos appear as "not curated" cards), clips without a preview
+(data dirs written before previews existed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections import Counter
+from typing import Any
+
+import polars as pl
+
+from curation_assets.curation.rules import FAILED, REJECTED, SPLIT
+from curation_assets.review.thresholds import controls, off_note, pinned_keys, shared_thresholds
+from curation_assets.scores import all_scores
+
+CURATED = "curated_videos"
+SAMPLED_FRAMES = "sampled_frames"
+REGISTRY = "video_registry"
+NOT_CURATED = "not curated"
+# repeated strings sent as a dictionary + codes
+_DICT_COLUMNS = ("shard", "status", "caption_source", "source_path", "model_profile")
+
+
+def score_columns() -> dict[str, str]:
+    """curated_videos column -> its score's name, for every declared value (sort and filter)."""
+    return {curated: decl.name for decl in all_scores() for curated in decl.value_columns}
+
+
+def gallery_data(store, recipe: dict, profile: str | None = None, recipe_info: dict | None = None,
+                 shard_failures: dict[str, str] | None = None) -> dict[str, Any]:
+    """The page's data: clips (columns), the threshold controls, pins, the stored funnel, problems.
+
+    recipe: the data dir's recipe (what curated_videos was judged with, and what the page's
+    controls start from). shard_failures: shard -> why its last run failed (run history).
+    """
+    problems: list[dict[str, str]] = []
+    tables = store.tables()
+    curated = _curated(store, tables, problems)
+    curated = _with_media(store, tables, curated, problems)
+    curated = pl.concat([curated, _not_curated(store, tables, curated, shard_failures or {}, problems)],
+                        how="diagonal_relaxed")
+    if tables and not curated.height:
+        problems.append({"kind": "empty", "message": "no video is registered in this data dir yet"})
+    elif not tables:
+        problems.append({"kind": "no_data", "message": "this data dir holds no tables: run `curation-assets run "
+                         "--input <videos> --data-dir <this dir>` first"})
+
+    shared = shared_thresholds(recipe)
+    pins, pin_index = _pins(recipe, curated)
+    columns = _columns(curated, pin_index)
+    return {
+        "generated_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "store": store.location.url,
+        "recipe": recipe_info or {},
+        "model_profile": profile,
+        "controls": [c.as_json(shared.get(c.key)) for c in controls()],
+        "off": off_note(recipe),
+        "scores": [{"column": column, "score": name} for column, name in score_columns().items()],
+        "pins": pins,
+        "count": curated.height,
+        "clips": columns,
+        "problems": problems,
+    }
+
+
+def _curated(store, tables: set, problems: list) -> pl.DataFrame:
+    wanted = ["video_id", "path", "shard", "status", "reasons", "caption", "caption_source", "model_profile",
+              *score_columns(), "source_path", "start_s", "end_s", "near_duplicate_of", "error"]
+    if CURATED not in tables:
+        if tables:
+            problems.append({"kind": "no_scores", "message": "no verdicts yet (no curated_videos table): the "
+                             "registered videos are shown as not curated; run `curation-assets run` to score them"})
+        return pl.DataFrame(schema={"video_id": pl.Utf8, "path": pl.Utf8, "shard": pl.Utf8, "status": pl.Utf8})
+    present = store.query(f"select * from {CURATED} limit 0").columns
+    missing = [c for c in score_columns() if c not in present]
+    if missing:
+        problems.append({"kind": "missing_columns", "message": f"curated_videos has no {', '.join(missing)} yet "
+                         "(a score added after these clips were judged): those controls change nothing until "
+                         "the clips are re-judged"})
+    select = ", ".join(f'"{c}"' for c in wanted if c in present)
+    frame = store.query(f"select {select} from {CURATED} order by shard, path")
+    return frame.with_columns([pl.lit(None, pl.Float64).alias(c) for c in missing])
+
+
+def _with_media(store, tables: set, curated: pl.DataFrame, problems: list) -> pl.DataFrame:
+    """Each clip's preview key, and a sampled frame to show when it has none."""
+    if SAMPLED_FRAMES not in tables or not curated.height:
+        return curated.with_columns(pl.lit(None, pl.Utf8).alias("preview"), pl.lit(None, pl.Utf8).alias("still"))
+    present = store.query(f"select * from {SAMPLED_FRAMES} limit 0").columns
+    preview = "preview_path" if "preview_path" in present else "null"
+    media = store.query(
+        f"select video_id, {preview} as preview, frame_paths[greatest(1, (len(frame_paths) + 1) // 2)] as still "
+        f"from {SAMPLED_FRAMES} where error is null")
+    media = media.unique(subset=["video_id"], keep="first")
+    out = curated.join(media, on="video_id", how="left")
+    scored = out.filter(pl.col("status").is_in(["kept", "rejected"]) & pl.col("still").is_not_null())
+    without = int(scored["preview"].is_null().sum()) if scored.height else 0
+    if without:
+        problems.append({"kind": "no_preview", "message": f"{without} clips have no preview (data written before "
+                         "previews existed): their cards show a sampled frame instead; `curation-assets run --force` "
+                         "re-decodes them and writes previews"})
+    return out
+
+
+def _not_curated(store, tables: set, curated: pl.DataFrame, failures: dict[str, str], problems: list) -> pl.DataFrame:
+    """Registered videos with no verdict: their shard's run failed, or has not run yet."""
+    if REGISTRY not in tables:
+        return pl.DataFrame()
+    registered = store.query(f"select path, shard from {REGISTRY}")
+    missing = registered.join(curated.select("path"), on="path", how="anti") if curated.height else registered
+    if not missing.height:
+        return pl.DataFrame()
+    for shard, n in sorted(Counter(missing["shard"].to_list()).items()):
+        why = failures.get(shard)
+        problems.append({"kind": "shard_failed" if why else "not_run", "shard": shard,
+                         "message": f"{shard} ({n} videos): " + (f"not curated, its last run FAILED: {why}" if why
+                                                                 else "not curated yet (shard not run)")})
+    return missing.with_columns(
+        pl.lit(NOT_CURATED).alias("status"),
+        pl.col("shard").map_elements(lambda s: [f"shard run failed: {failures[s]}" if s in failures
+                                                else "shard not run yet"], return_dtype=pl.List(pl.Utf8)).alias("reasons"),
+    ).sort("shard", "path")
+
+
+def _pins(recipe: dict, curated: pl.DataFrame) -> tuple[list[dict], dict[tuple, int]]:
+    """The distinct pin sets (see thresholds.pinned_keys) and (caption source, profile) -> index."""
+    if not curated.height:
+        return [], {}
+    groups = curated.select(pl.col("caption_source") if "caption_source" in curated.columns else pl.lit(None),
+                            pl.col("model_profile") if "model_profile" in curated.columns else pl.lit(None)).unique()
+    sets: list[dict] = []
+    index: dict[tuple, int] = {}
+    for source, profile in groups.iter_rows():
+        pins = pinned_keys(recipe, source, profile)
+        if pins not in sets:
+            sets.append(pins)
+        index[(source, profile)] = sets.index(pins)
+    return sets, index
+
+
+def _columns(frame: pl.DataFrame, pin_index: dict[tuple, int]) -> dict[str, Any]:
+    """The clips as JSON-ready columns (NaN scores sent as null: judge never rejects on either)."""
+    n = frame.height
+    frame = frame.with_columns([pl.lit(None, pl.Utf8).alias(c) for c in
+                                ("video_id", "caption", "caption_source", "model_profile", "source_path",
+                                 "near_duplicate_of", "preview", "still") if c not in frame.columns])
+    frame = frame.with_columns([pl.lit(None, pl.Float64).alias(c) for c in ("start_s", "end_s")
+                                if c not in frame.columns])
+    if "reasons" not in frame.columns:
+        frame = frame.with_columns(pl.lit([], pl.List(pl.Utf8)).alias("reasons"))
+    status = frame["status"].to_list()
+    reasons = [list(r or []) for r in frame["reasons"].to_list()]
+    out: dict[str, Any] = {}
+    for name in ("video_id", "path", "caption", "near_duplicate_of", "preview", "still"):
+        out[name] = frame[name].to_list()
+    for name in _DICT_COLUMNS:
+        out[name] = _dictionary(frame[name].to_list() if name in frame.columns else [None] * n)
+    out["reasons"] = reasons
+    out["start_s"] = _floats(frame["start_s"])
+    out["end_s"] = _floats(frame["end_s"])
+    out["values"] = {c: _floats(frame[c]) if c in frame.columns else [None] * n for c in score_columns()}
+    # the part of a verdict no threshold changes: failures, byte-identical copies, split sources
+    out["fixed"] = [s not in ("kept", REJECTED) or any(r.startswith("duplicate_of:") for r in rs)
+                    for s, rs in zip(status, reasons)]
+    sources = frame["caption_source"].to_list()
+    profiles = frame["model_profile"].to_list()
+    out["pin"] = [pin_index.get((s, p), -1) for s, p in zip(sources, profiles)]
+    return out
+
+
+def _floats(series: pl.Series) -> list:
+    if series.dtype.is_float():
+        series = series.fill_nan(None)
+    return series.to_list()
+
+
+def _dictionary(values: list) -> dict[str, list]:
+    """{"values": distinct values, "codes": index per row} (-1 for null)."""
+    seen: dict = {}
+    codes = []
+    for v in values:
+        if v is None:
+            codes.append(-1)
+            continue
+        if v not in seen:
+            seen[v] = len(seen)
+        codes.append(seen[v])
+    return {"values": list(seen), "codes": codes}
+
+
+def funnel_lines(store, shard_failures: dict[str, str] | None = None) -> list[str]:
+    """The funnel as `curation-assets status` prints it (the stored verdicts)."""
+    from curation_assets.curation.funnel import funnel
+
+    return funnel(store, shard_failures=shard_failures).lines()
+
+
+def input_hint(store, tables: set | None = None) -> str | None:
+    """The folder every registered video shares: what `run --input` most likely was."""
+    tables = store.tables() if tables is None else tables
+    if REGISTRY not in tables:
+        return None
+    paths = [p for p in store.query(f"select distinct path from {REGISTRY}")["path"].to_list() if p]
+    if not paths:
+        return None
+    try:
+        common = os.path.commonpath(paths)
+    except ValueError:
+        return None
+    return common if len(paths) > 1 or not os.path.isfile(common) else os.path.dirname(common)
+
+
+__all__ = ["FAILED", "NOT_CURATED", "SPLIT", "gallery_data", "funnel_lines", "input_hint", "score_columns"]
