@@ -124,7 +124,8 @@ def shard_tables(shard: str, number: int, videos_root: str, versions: dict[str, 
         "video_id": pids, "frame_indices": frame_idx, "timestamps": [[i / 24 for i in range(0, FRAMES * 10, 10)]] * m,
         "frame_paths": [[f"frames/{v[:2]}/{v}/{i:07d}.png" for i in range(0, FRAMES * 10, 10)] for v in pids],
         "width": primary["width"], "height": primary["height"], "params": ['{"frames": 8}'] * m,
-        "error": [None] * m}, schema=FRAMES_SCHEMA)
+        "error": [None] * m, **({"preview_path": [None] * m} if "preview_path" in FRAMES_SCHEMA else {})},
+        schema=FRAMES_SCHEMA)
     out[CAPTIONS] = pl.DataFrame({
         "video_id": pids, "caption": captions_text, "source": ["generated"] * m, "original_caption": [None] * m,
         "model": ["Salesforce/blip2-opt-2.7b"] * m, "profile": ["real"] * m, "error": [None] * m}, schema=CAPTIONS_SCHEMA)
@@ -133,9 +134,11 @@ def shard_tables(shard: str, number: int, videos_root: str, versions: dict[str, 
         "params": ['{"rep_len": 10}'] * m, "error": [None] * m}, schema=SCORES[CAPTION_REPETITION].table_schema())
     for table, values, model in ((CLIP_SIMILARITY, clip_sim, "openai/clip-vit-base-patch32"),
                                  (AESTHETICS, aesthetic, "laion/aesthetic-v2"), (OCR_AREA, ocr, "easyocr/craft")):
-        out[table] = pl.DataFrame({
-            "video_id": pids, COLUMNS[table]: values, "frame_scores": per_frame(values), "model": [model] * m,
-            "profile": ["real"] * m, "params": ['{"reduce": "avg"}'] * m, "error": [None] * m}, schema=SCORES[table].table_schema())
+        data = {"video_id": pids, COLUMNS[table]: values, "frame_scores": per_frame(values), "model": [model] * m,
+                "profile": ["real"] * m, "params": ['{"reduce": "avg"}'] * m, "error": [None] * m}
+        schema = SCORES[table].table_schema()
+        data.update({c: [None] * m for c in schema if c not in data})  # columns added later (e.g. OCR's frame_boxes)
+        out[table] = pl.DataFrame(data, schema=schema)
     out[VIDEO_HASHES] = pl.DataFrame({
         "video_id": pids, "frame_hashes": [list(map(int, rng.integers(-2**62, 2**62, FRAMES))) for _ in range(m)],
         "frame_indices": frame_idx, "error": [None] * m}, schema=HASHES_SCHEMA)
