@@ -63,7 +63,8 @@ class TreeCpu:
     def __init__(self, name: str):
         self.cgroup = None
         if CGROUP_ROOT.is_dir() and os.access(CGROUP_ROOT, os.W_OK):
-            self.cgroup = CGROUP_ROOT / f"curation-bench-{os.getpid()}-{name}"
+            safe = "".join(c if c.isalnum() else "-" for c in name)
+            self.cgroup = CGROUP_ROOT / f"curation-bench-{os.getpid()}-{safe}"
             self.cgroup.mkdir(exist_ok=True)
         self.root_pid: int | None = None
         self._seen: dict[int, tuple[float, float]] = {}
@@ -72,7 +73,7 @@ class TreeCpu:
         """cmd started inside the cgroup, so all its descendants count from their first instruction."""
         if self.cgroup is None:
             return cmd
-        return ["sh", "-c", f'echo $$ > {self.cgroup}/cgroup.procs && exec "$@"', "sh", *cmd]
+        return ["sh", "-c", f'echo $$ > "{self.cgroup}/cgroup.procs" && exec "$@"', "sh", *cmd]
 
     def read(self) -> tuple[float, float]:
         if self.cgroup is not None:
