@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     _deployment_args(run)
 
     demo = sub.add_parser("demo-data", help="write the synthetic demo corpus (every curation rule exercised)")
-    demo.add_argument("folder")
+    demo.add_argument("folder", help="where to write the clips and manifest.jsonl (created if missing)")
 
     status = sub.add_parser("status", help="funnel and stale shards of a data dir")
     _data_dir_arg(status)
@@ -67,9 +66,15 @@ def main(argv: list[str] | None = None) -> int:
                              "Parquet objects at the store location (no re-scoring)")
     _data_dir_arg(migrate)
 
-    ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
+    ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir",
+                        description="Start the Dagster UI (webserver, daemon: sensor, schedule, run queue, backfills) "
+                        "on this data dir. It has no login: anyone who can reach HOST:PORT can launch runs and "
+                        "read every asset (docs/ui.md: behind an authenticating proxy). Stop it with Ctrl-C once.")
     _data_dir_arg(ui)
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="address the webserver listens on (default 127.0.0.1: this machine only; 0.0.0.0: every "
+                    "interface, only behind an authenticating proxy or firewall)")
+    ui.add_argument("--port", type=int, default=3000, help="port of the webserver (default 3000)")
     ui.add_argument("--config", help="recipe for the launchpad defaults, code versions, sensor and schedule "
                     "(default: the data dir's)")
     ui.add_argument("--model-profile", choices=["real", "tiny"], default=None,
@@ -485,13 +490,35 @@ def cmd_devices(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    from curation_assets.orchestration.instance import launcher_note
+    from curation_assets.orchestration.run_launcher import check_settings
+
     setup = _setup_env(args)
+    try:
+        check_settings()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     print(setup.recipe_line() + " (launchpad defaults, code versions, sensor and schedule)")
     print(setup.profile_line())
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_ROOT / "workspace.yaml"), "-p", str(args.port)]
+    note = launcher_note(Path(os.environ["DAGSTER_HOME"]))
+    if note:
+        print(note)
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_ROOT / "workspace.yaml"),
+           "-h", args.host, "-p", str(args.port)]
     print("starting:", " ".join(cmd), f"(DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
-    return subprocess.call(cmd, cwd=settings.PROJECT_ROOT)
+    if args.host not in LOCAL_HOSTS:
+        print(f"WARNING: the UI has no login and listens on {args.host}:{args.port}: anyone who can reach it can "
+              "launch runs and read every asset. Put it behind an authenticating proxy (docs/ui.md).")
+    print("Stop with Ctrl-C (once): runs in progress are interrupted and marked failed.", flush=True)
+    sys.stderr.flush()
+    # dagster dev takes this process's place: a Ctrl-C or a SIGTERM (kill, systemd) reaches it
+    # directly and it stops its webserver, daemon and code server in order, instead of a parent
+    # killing it half-way and leaving its children behind
+    os.chdir(settings.PROJECT_ROOT)
+    os.execv(sys.executable, cmd)
 
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 if __name__ == "__main__":
     sys.exit(main())
