@@ -10,8 +10,11 @@ Per corpus, on one data dir, in this order:
    for one shard ("Materialize", "Launch 1 run"), or a backfill of every shard (asset
    backfill of the job's assets, what "Launch backfill" submits); the daemon dequeues the
    runs and the instance's run launcher starts them; timed from the launch to the end of the
-   last run;
-3. `curation-assets run --force --no-outputs` again.
+   last run. One shard: launched twice in the session (the second finds warm run workers
+   where the code keeps them);
+3. `curation-assets run --force --no-outputs` again;
+2 and 3 `--repeat` times (the OCR step's CPU time swings by 2-3x with the machine's load:
+compare medians of several rounds on a shared machine).
 
 CPU is user+system seconds of the whole process tree, including processes that exited
 (a cpuacct cgroup per measured command when /sys/fs/cgroup/cpuacct is writable, else
@@ -277,46 +280,53 @@ class Ui:
         self.meter.close()
 
 
-def run_ui(repo: Path, data_dir: Path, env: dict, shards: list[str], logs: Path, idle_window_s: float = 20) -> dict:
+def run_ui(repo: Path, data_dir: Path, env: dict, shards: list[str], logs: Path, launches: int,
+           idle_window_s: float = 20) -> list[dict]:
+    """One `curation-assets ui` session: `launches` launches of the same shards one after the
+    other (the first on fresh run workers, the next on warm ones where the code keeps them)."""
     ui = Ui(repo, data_dir, env, logs)
+    rows = []
     try:
         t_start = time.perf_counter()
         ui.wait_ready()
-        before = {r["runId"] for r in ui.runs()}
+        seen = {r["runId"] for r in ui.runs()}
         time.sleep(10)  # the daemon's first ticks
         idle0, ti0 = ui.meter.read(), time.perf_counter()
         time.sleep(idle_window_s)
         idle1, ti1 = ui.meter.read(), time.perf_counter()
         idle_rate = (cpu_total(idle1) - cpu_total(idle0)) / (ti1 - ti0)
         log(f"ui ready in {ti0 - t_start - 10:.1f} s; idle CPU rate {idle_rate:.3f} cores")
-        load0, cpu0, t0 = loadavg(), ui.meter.read(), time.perf_counter()
-        if len(shards) == 1:
-            ui.launch_run(shards[0])
-        else:
-            ui.launch_backfill(shards, ui.job_assets())
-        while True:
-            time.sleep(1)
-            ui.meter.read()
-            runs = [r for r in ui.runs() if r["runId"] not in before]
-            done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
-            if len(done) >= len(shards) and len(runs) == len(done):
-                break
-            if time.perf_counter() - t0 > 4 * 3600:
-                raise SystemExit("UI runs did not finish in 4 h")
-        wall = time.perf_counter() - t0
-        cpu1 = ui.meter.read()
-        failed = [r["runId"] for r in done if r["status"] != "SUCCESS"]
-        if failed:
-            raise SystemExit(f"UI runs failed: {failed}; see {ui.log_path}")
-        user, total = cpu1[0] - cpu0[0], cpu_total(cpu1) - cpu_total(cpu0)
-        net = total - idle_rate * wall
-        run_ids = [r["runId"] for r in done]
-        log(f"ui path: wall {wall:.1f} s, CPU {total:.1f} s (user {user:.1f}), minus idle {net:.1f} s, "
-            f"load {load0} -> {loadavg()}")
-        return {"path": "ui launch" if len(shards) == 1 else f"ui backfill of {len(shards)} shards",
-                "wall_s": round(wall, 1), "cpu_s": round(total, 1), "user_s": round(user, 1),
-                "cpu_minus_idle_s": round(net, 1), "idle_rate_cores": round(idle_rate, 3),
-                "load_before": load0, "load_after": loadavg(), "run_ids": run_ids}
+        for n in range(launches):
+            load0, cpu0, t0 = loadavg(), ui.meter.read(), time.perf_counter()
+            if len(shards) == 1:
+                ui.launch_run(shards[0])
+            else:
+                ui.launch_backfill(shards, ui.job_assets())
+            while True:
+                time.sleep(1)
+                ui.meter.read()
+                runs = [r for r in ui.runs() if r["runId"] not in seen]
+                done = [r for r in runs if r["status"] in ("SUCCESS", "FAILURE", "CANCELED")]
+                if len(done) >= len(shards) and len(runs) == len(done):
+                    break
+                if time.perf_counter() - t0 > 4 * 3600:
+                    raise SystemExit("UI runs did not finish in 4 h")
+            wall = time.perf_counter() - t0
+            cpu1 = ui.meter.read()
+            failed = [r["runId"] for r in done if r["status"] != "SUCCESS"]
+            if failed:
+                raise SystemExit(f"UI runs failed: {failed}; see {ui.log_path}")
+            seen |= {r["runId"] for r in done}
+            user, total = cpu1[0] - cpu0[0], cpu_total(cpu1) - cpu_total(cpu0)
+            net = total - idle_rate * wall
+            what = "ui launch" if len(shards) == 1 else f"ui backfill of {len(shards)} shards"
+            what += " (first in the session)" if n == 0 else f" (#{n + 1} in the session)"
+            log(f"{what}: wall {wall:.1f} s, CPU {total:.1f} s (user {user:.1f}), minus idle {net:.1f} s, "
+                f"load {load0} -> {loadavg()}")
+            rows.append({"path": what, "wall_s": round(wall, 1), "cpu_s": round(total, 1), "user_s": round(user, 1),
+                         "cpu_minus_idle_s": round(net, 1), "idle_rate_cores": round(idle_rate, 3),
+                         "load_before": load0, "load_after": loadavg(), "run_ids": [r["runId"] for r in done]})
+        return rows
     finally:
         ui.stop()
 
@@ -324,8 +334,8 @@ def run_ui(repo: Path, data_dir: Path, env: dict, shards: list[str], logs: Path,
 # --------------------------------------------------------------------------- model loads per shard
 
 
-def model_loads(data_dir: Path, run_ids: list[str], env: dict, repo: Path) -> dict:
-    """Per model step: loads per shard and the processes that served them, from the instance."""
+def model_loads(data_dir: Path, run_ids: list[str], env: dict, repo: Path) -> list[dict]:
+    """Per run (in launch order) and model asset: loads and the process that held the model."""
     script = r"""
 import json, sys
 from dagster import DagsterEventType, DagsterInstance
@@ -346,8 +356,9 @@ with DagsterInstance.get() as instance:
         starts = [r.dagster_event.step_key for r in instance.all_logs(run_id, of_type=DagsterEventType.STEP_WORKER_STARTING)]
         entry["step_processes"] = len(starts)
         entry["model_step_processes"] = sum(1 for s in starts if s in steps)
-        out[shard] = entry
-print(json.dumps(out))
+        entry["shard"] = shard
+        out[run_id] = entry
+print(json.dumps([out[r] for r in run_ids]))
 """
     env = dict(env, DAGSTER_HOME=str(data_dir / "dagster_home"))
     proc = subprocess.run([str(repo / ".venv/bin/python"), "-c", script, ",".join(MODEL_ASSETS), ",".join(MODEL_STEPS),
@@ -360,23 +371,30 @@ print(json.dumps(out))
 
 def render(res: dict) -> str:
     lines = [f"# UI path vs CLI: {res['corpus']} ({res['label']}, {res['repo_commit']})", "",
-             f"Machine: {res['machine']}. Load (1-min) around each row.", "",
+             f"Machine: {res['machine']}. Load (1-min) around each row. Rows in the order they ran.", "",
              "| path | wall s | CPU s (user+sys) | user s | CPU s minus UI idle | load before -> after |",
              "|---|---|---|---|---|---|"]
     for row in res["rows"]:
         lines.append(f"| {row['path']} | {row['wall_s']} | {row['cpu_s']} | {row['user_s']} | "
                      f"{row.get('cpu_minus_idle_s', '')} | {row['load_before']} -> {row['load_after']} |")
-    ui = next(r for r in res["rows"] if r["path"].startswith("ui"))
-    clis = [r for r in res["rows"] if r["path"].startswith("cli")]
-    lines += ["", f"UI idle CPU rate (daemon and webserver polling, before the launch): {ui['idle_rate_cores']} cores.",
-              f"UI / CLI CPU (minus idle / mean of the CLI runs): "
-              f"{ui['cpu_minus_idle_s'] / (sum(r['cpu_s'] for r in clis) / len(clis)):.2f}; "
-              f"raw: {ui['cpu_s'] / (sum(r['cpu_s'] for r in clis) / len(clis)):.2f}.", "",
-              "Model loads per shard on the UI path (model step metadata, or step processes when not recorded):", "",
-              "| shard | run | " + " | ".join(MODEL_ASSETS) + " | model step processes |", "|---|---|" + "---|" * (len(MODEL_ASSETS) + 1)]
-    for shard, entry in sorted(res["model_loads"].items()):
+    clis = [r["cpu_s"] for r in res["rows"] if r["path"].startswith("cli")]
+    cli_mean = sum(clis) / len(clis)
+    uis = [r for r in res["rows"] if r["path"].startswith("ui")]
+    lines += ["", f"UI idle CPU rate (daemon and webserver polling, before the launches): {uis[0]['idle_rate_cores']} "
+              f"cores. CLI mean: {cli_mean:.1f} CPU s over {len(clis)} runs.", "",
+              "| UI row | CPU minus idle / CLI mean | raw CPU / CLI mean | wall / CLI mean wall |", "|---|---|---|---|"]
+    cli_wall = sum(r["wall_s"] for r in res["rows"] if r["path"].startswith("cli")) / len(clis)
+    for r in uis:
+        lines.append(f"| {r['path']} | {r['cpu_minus_idle_s'] / cli_mean:.2f} | {r['cpu_s'] / cli_mean:.2f} | "
+                     f"{r['wall_s'] / cli_wall:.2f} |")
+    lines += ["", "Model loads per shard on the UI path (model step metadata `model_loads` and the process that "
+              "held the model; 'not recorded': code before the change, where every model step ran in a process of "
+              "its own, so its model loaded once per step process):", "",
+              "| shard | run | " + " | ".join(MODEL_ASSETS) + " | model step processes |",
+              "|---|---|" + "---|" * (len(MODEL_ASSETS) + 1)]
+    for entry in res["model_loads"]:
         cells = [f"{entry[a]['loads']} (pid {entry[a]['pid']})" if a in entry else "not recorded" for a in MODEL_ASSETS]
-        lines.append(f"| {shard} | {entry['run']} | " + " | ".join(cells) + f" | {entry['model_step_processes']} |")
+        lines.append(f"| {entry['shard']} | {entry['run']} | " + " | ".join(cells) + f" | {entry['model_step_processes']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -397,6 +415,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", default=str(REPO), help="the checkout to measure (uses its .venv)")
     parser.add_argument("--label", default="this", help="names the outputs (e.g. before, after)")
     parser.add_argument("--work", default="/tmp/curation-ui-bench", help="inputs and data dirs (outside the repo)")
+    parser.add_argument("--first", choices=["cli", "register"], default="cli",
+                        help="cli: a first CLI run registers the videos (and is measured); register: register only")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of (UI session, CLI --force) after the first CLI run")
+    parser.add_argument("--ui-launches", type=int, default=0,
+                        help="launches per UI session, one after the other (default: 2 for one shard, else 1)")
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "ui_path"))
     args = parser.parse_args(argv)
     repo, work, out = Path(args.repo).resolve(), Path(args.work), Path(args.out)
@@ -408,17 +431,49 @@ def main(argv: list[str] | None = None) -> int:
     env = bench_env(data_dir, shard_size)
     commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    rows = [run_cli(repo, inputs, data_dir, env, force=data_dir.exists(), label="cli run", logs=logs)]
+    if args.first == "cli":
+        rows = [run_cli(repo, inputs, data_dir, env, force=data_dir.exists(), label="cli run", logs=logs)]
+    else:  # big corpora: only register, so the UI path and one CLI run go back to back
+        rows = []
+        register(repo, inputs, data_dir, env, shard_size)
     shards = _shards(data_dir, env, repo)
-    rows.append(run_ui(repo, data_dir, env, shards, logs))
-    rows.append(run_cli(repo, inputs, data_dir, env, force=True, label="cli run --force", logs=logs))
+    launches = args.ui_launches or (2 if len(shards) == 1 else 1)
+    for round_ in range(args.repeat):
+        rows += run_ui(repo, data_dir, env, shards, logs, launches)
+        rows.append(run_cli(repo, inputs, data_dir, env, force=True, label=f"cli run --force #{round_ + 1}", logs=logs))
+    ui_runs = [run_id for row in rows if row["path"].startswith("ui") for run_id in row["run_ids"]]
     res = {"corpus": args.corpus, "label": args.label, "repo": str(repo), "repo_commit": commit, "machine": machine(),
-           "rows": rows, "model_loads": model_loads(data_dir, rows[1]["run_ids"], env, repo)}
+           "rows": rows, "model_loads": model_loads(data_dir, ui_runs, env, repo)}
     stem = out / f"{args.label}-{args.corpus}"
     stem.with_suffix(".json").write_text(json.dumps(res, indent=2))
     stem.with_suffix(".md").write_text(render(res))
     print(render(res))
     return 0
+
+
+def register(repo: Path, inputs: Path, data_dir: Path, env: dict, shard_size: int) -> None:
+    """What the CLI does before it runs anything: the videos as shards, the shards as partitions."""
+    script = r"""
+import sys
+from pathlib import Path
+from dagster import DagsterInstance
+from curation_assets.ingest.discover import discover
+from curation_assets.ingest.registry import register, registered_shards
+from curation_assets.orchestration.instance import ensure_dagster_home
+from curation_assets.orchestration.partitions import shard_partitions
+from curation_assets.store import ScoreStore
+inputs, data_dir, size = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+data_dir.mkdir(parents=True, exist_ok=True)
+ensure_dagster_home(data_dir)
+store = ScoreStore(data_dir / "curation.duckdb")
+register(store, discover(str(inputs)), size)
+with DagsterInstance.get() as instance:
+    known = set(instance.get_dynamic_partitions(shard_partitions.name))
+    instance.add_dynamic_partitions(shard_partitions.name, [s for s in registered_shards(store) if s not in known])
+"""
+    env = dict(env, CURATION_DATA_DIR=str(data_dir))
+    subprocess.run([str(repo / ".venv/bin/python"), "-c", script, str(inputs), str(data_dir), str(shard_size)],
+                   env=env, cwd=repo, check=True)
 
 
 def _shards(data_dir: Path, env: dict, repo: Path) -> list[str]:

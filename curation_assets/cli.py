@@ -18,6 +18,17 @@ from curation_assets import settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
+                "devices": cmd_devices, "calibrate-motion": cmd_calibrate_motion, "migrate-store": cmd_migrate_store,
+                "ui": cmd_ui}[args.command](args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curation-assets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -80,15 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--model-profile", choices=["real", "tiny"], default=None,
                     help="model profile (default: $CURATION_MODEL_PROFILE, else the data dir's)")
     _deployment_args(ui)
-
-    args = parser.parse_args(argv)
-    try:
-        return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
-                "devices": cmd_devices, "calibrate-motion": cmd_calibrate_motion, "migrate-store": cmd_migrate_store,
-                "ui": cmd_ui}[args.command](args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return parser
 
 
 class CliError(Exception):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions
 
 from curation_assets.orchestration.assets.caption_repetition import build_caption_repetition
 from curation_assets.orchestration.assets.captions import build_captions
@@ -17,6 +17,7 @@ from curation_assets.orchestration.assets.shots import build_shots
 from curation_assets.orchestration.assets.video_hashes import build_video_hashes
 from curation_assets.orchestration.assets.near_duplicates import build_near_duplicates
 from curation_assets.orchestration.assets.resolution import build_resolution
+from curation_assets.orchestration.executor import in_process_or_multiprocess_executor
 from curation_assets.orchestration.jobs import build_outputs_job, curate_shards_job
 from curation_assets.orchestration.recipe import Recipe, recipe_from_env, run_config, shard_code_versions
 from curation_assets import settings
@@ -68,7 +69,7 @@ def build_definitions(recipe: Recipe | None = None, data_dir: str | None = None,
         # the next shard (orchestration/run_launcher.py). Shards run side by side as runs
         # (the run queue's max_concurrent_runs). Measured against the multiprocess executor
         # (spawn and forkserver): docs/ui.md.
-        executor=in_process_executor,
+        executor=in_process_or_multiprocess_executor,
     )
 
 
