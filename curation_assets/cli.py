@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--model-dir", default=None, help="defaults to $CURATION_MODEL_DIR")
 
     devices = sub.add_parser("devices", help="the OpenCL devices OpenCV sees and what each motion backend runs on here")
-    devices.add_argument("--config", help="recipe whose motion backend to check (exit 1 when it cannot run here)")
+    devices.add_argument("--config", help="recipe whose motion backend to check (exit 2 when it cannot run here)")
     cal = sub.add_parser("calibrate-motion", help="fit fast motion mode to exact (data-juicer) scores on a sample of "
                          "your clips and write the map into a recipe")
     cal.add_argument("--input", required=True, help="folder (searched recursively), video file, or manifest")
@@ -99,13 +99,13 @@ class CliError(Exception):
 
 
 def _data_dir_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", default=None, help="where curation.duckdb and the Dagster home live (default: ./data)")
+    p.add_argument("--data-dir", default=None, help="where curation.duckdb, the recipe and the Dagster home live (default: $CURATION_DATA_DIR, else data/ in this clone)")
     p.add_argument("--store", default=None, help="store location for score objects, frames and clips: a folder or "
                    f"an fsspec URL (s3://bucket/prefix); sets ${settings.STORE_ENV} (default: the data dir)")
 
 
 def _deployment_args(p: argparse.ArgumentParser) -> None:
-    """The one switch between this machine and a cluster (README "Running on a cluster")."""
+    """The one switch between this machine and a cluster (docs/clusters.md)."""
     g = p.add_argument_group("deployment (default: this machine, no Ray, SQLite instance)")
     g.add_argument("--deployment", help="deployment YAML with engine, ray_address, instance ($CURATION_DEPLOYMENT)")
     g.add_argument("--engine", choices=["local", "ray"], default=None,
@@ -168,6 +168,8 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     from curation_assets.orchestration.recipe import RECIPE_ENV, RecipeError, load_recipe
     from curation_assets.orchestration.stored_recipe import read_stored, resolve_profile
 
+    _check_scores()
+
     dep = _setup_deployment(args)
     data_dir = Path(args.data_dir).resolve() if args.data_dir else settings.data_dir()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -201,6 +203,17 @@ def _setup_env(args, dagster_home: bool = True) -> Setup:
     if dagster_home:
         ensure_dagster_home(data_dir, dep.instance)
     return Setup(data_dir, recipe, recipe_path, stored, profile, profile_from, dep)
+
+
+def _check_scores() -> None:
+    """Every installed score plugin loads and declares a score that can work, or one line says
+    which does not, before anything runs."""
+    from curation_assets.scores import DeclarationError, PluginError, all_scores
+
+    try:
+        all_scores()
+    except (PluginError, DeclarationError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _check_store(args, data_dir: Path) -> None:
@@ -270,15 +283,16 @@ def cmd_run(args) -> int:
     paths = sorted({e.path for e in entries})
     registry = store.query(f"select path, shard from {REGISTRY_TABLE}")
     input_shards = sorted({s for p, s in registry.iter_rows() if p in set(paths)})
-    todo = input_shards if args.force else sorted(
-        s for s in shards_needing_run(store, expected) if s in set(input_shards))
+    stale = {} if args.force else shards_needing_run(store, expected)
+    todo = input_shards if args.force else sorted(s for s in stale if s in set(input_shards))
     print(f"{len(paths)} videos in {len(input_shards)} shards ({len(new_shards)} new); "
           f"{len(todo)} shards to run; data in {store.db_path}")
     stored = store_recipe(data_dir, str(setup.recipe_path) if setup.recipe_path else None, recipe, setup.profile)
     os.environ[RECIPE_ENV] = str(stored.path)
 
     shard_runner.ensure_partitions(input_shards)
-    failures = shard_runner.run_shards(todo, args.workers, report=lambda line: print(line, flush=True))
+    failures = shard_runner.run_shards(todo, args.workers, report=lambda line: print(line, flush=True),
+                                       stale=None if args.force else stale)
 
     result = funnel(store, paths=paths, shard_failures=shard_runner.failed_shard_reasons(failures))
     print(f"\nFunnel for {args.input}:")
@@ -302,8 +316,12 @@ def _check_motion_backend(recipe) -> None:
     from curation_assets.orchestration.recipe import effective_config
     from curation_assets.scorers.flow_backends import BackendError, resolve_backend
 
+    from curation_assets.scorers.decoders import resolve_decoder
+
+    config = effective_config("motion", recipe)
     try:
-        resolve_backend(effective_config("motion", recipe).backend)
+        backend = resolve_backend(config.backend)
+        resolve_decoder(config.decoder, backend.backend, backend.torch_device)
     except BackendError as exc:
         raise CliError(str(exc)) from exc
 
@@ -467,7 +485,7 @@ def cmd_models(args) -> int:
     motion = resolve_backend("auto")
     print(f"motion backend 'auto' runs {motion.backend} on {motion.device} here (`curation-assets devices` for OpenCL)")
     if missing:
-        print(f"\n{missing} missing: see README 'Models' for the download commands, or run with "
+        print(f"\n{missing} missing: see docs/models.md for the download commands, or run with "
               "CURATION_MODEL_PROFILE=tiny (random weights, for tests).")
     return 1 if missing else 0
 
@@ -480,15 +498,20 @@ def cmd_devices(args) -> int:
         print(line)
     if not args.config:
         return 0
+    from curation_assets.scorers.decoders import resolve_decoder
+
     try:
-        requested = effective_config("motion", load_recipe(args.config)).backend
+        config = effective_config("motion", load_recipe(args.config))
     except RecipeError as exc:
         raise CliError(str(exc)) from exc
+    requested = config.backend
     try:
         r = resolve_backend(requested)
+        decoder = resolve_decoder(config.decoder, r.backend, r.torch_device)
     except BackendError as exc:
         raise CliError(str(exc)) from exc
-    print(f"\n{args.config}: motion backend {requested} runs {r.backend} on {r.device}")
+    print(f"\n{args.config}: motion backend {requested} runs {r.backend} on {r.device}; decoder {config.decoder} "
+          f"runs {decoder}")
     return 0
 
 

@@ -141,6 +141,34 @@ def test_cpu_backend_and_bad_names_in_process():
         MotionAccumulator(fps=24, total_frames=10, params=MotionParams(), backend="auto")
 
 
+def test_torch_backend_resolution_in_process(monkeypatch):
+    """torch runs where torch has a device: CUDA when it sees one, else the CPU (for checks);
+    auto takes it only on CUDA. CURATION_DEVICE naming a device torch lacks fails in one line."""
+    import torch
+
+    resolve_backend.cache_clear()
+    monkeypatch.delenv(flow_backends.TORCH_DEVICE_ENV, raising=False)
+    try:
+        r = resolve_backend("torch")
+        expected = "cuda" if torch.cuda.is_available() else "cpu"
+        assert r.backend == "torch" and r.torch_device == expected and r.as_dict() == {"backend": "torch",
+                                                                                         "device": r.device}
+        if not torch.cuda.is_available():
+            assert r.device == flow_backends.cpu_name()
+            assert resolve_backend("auto").backend in ("cpu", "opencl")  # never torch on the CPU
+            resolve_backend.cache_clear()
+            monkeypatch.setenv(flow_backends.TORCH_DEVICE_ENV, "cuda")
+            with pytest.raises(BackendError, match="torch sees no CUDA device") as exc:
+                resolve_backend("torch")
+            assert "\n" not in str(exc.value) and "backend: cpu" in str(exc.value)
+        resolve_backend.cache_clear()
+        monkeypatch.setenv(flow_backends.TORCH_DEVICE_ENV, "tpu:9")
+        with pytest.raises(BackendError, match="is not a torch device"):
+            resolve_backend("torch")
+    finally:
+        resolve_backend.cache_clear()
+
+
 def test_nvidia_icd_hint(tmp_path):
     vendors = tmp_path / "vendors"
     vendors.mkdir()
@@ -159,6 +187,7 @@ def test_backend_is_not_part_of_the_score_version():
     base = code_version("motion", {})
     assert code_version("motion", {"motion": {"backend": "opencl"}}) == base
     assert code_version("motion", {"motion": {"backend": "auto"}}) == base
+    assert code_version("motion", {"motion": {"backend": "torch", "decoder": "nvdec"}}) == base
     assert code_version("motion", {"motion": {"sampling_fps": 3}}) != base
 
 
@@ -166,6 +195,10 @@ def test_row_params_split():
     params = {**MotionParams().as_dict(), "backend": "opencl", "device": "NVIDIA H200"}
     rest, backend = split_motion_row_params(params)
     assert MotionParams(**rest) == MotionParams() and backend == "opencl"
+    torch_row = {**MotionParams().as_dict(), "backend": "torch", "device": "NVIDIA H200", "decoder": "pyav",
+                 "decoder_fallback": "nvdec failed, decoded with pyav: ...", "flow_fallback": "..."}
+    rest, backend = split_motion_row_params(torch_row)
+    assert MotionParams(**rest) == MotionParams() and backend == "torch"
     assert split_motion_row_params(MotionParams().as_dict()) == (MotionParams().as_dict(), "cpu")  # older rows
 
 

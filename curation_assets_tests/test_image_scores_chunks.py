@@ -13,7 +13,7 @@ from dagster import AssetKey, instance_for_test
 
 from curation_assets.frames.chunks import CHUNK_MB_ENV, FrameChunks, chunk_budget_mb, plan_chunks, video_frame_bytes
 from curation_assets.frames.files import save_frames
-from curation_assets.orchestration.assets.image_scores import IMAGE_SCORERS
+from curation_assets.orchestration.assets.image_scores import frame_scores
 from curation_assets.orchestration.assets.shard_io import load_videos_frames, shard_frames
 from curation_assets.orchestration.definitions import build_definitions
 from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
@@ -68,11 +68,11 @@ def _score(store: ScoreStore, chunk_mb: str, monkeypatch) -> tuple[dict, dict]:
         instance.add_dynamic_partitions(shard_partitions.name, [SHARD])
         defs_ = build_definitions(recipe={}, data_dir=str(store.db_path.parent), profile="tiny")
         result = defs_.resolve_job_def(CURATE_SHARDS_JOB).execute_in_process(
-            partition_key=SHARD, instance=instance, asset_selection=[AssetKey(a) for a in IMAGE_SCORERS])
+            partition_key=SHARD, instance=instance, asset_selection=[AssetKey(a) for a in tuple(frame_scores())])
         assert result.success
         meta = {m.asset_key.to_user_string(): {k: v.value for k, v in m.metadata.items()}
                 for m in result.asset_materializations_for_node("image_scores")}
-    tables = {name: store.read_shard(name, SHARD).drop("shard", "code_version") for name in IMAGE_SCORERS}
+    tables = {name: store.read_shard(name, SHARD).drop("shard", "code_version") for name in tuple(frame_scores())}
     return tables, meta
 
 
@@ -81,7 +81,7 @@ def test_chunks_of_one_or_two_clips_score_as_the_whole_shard(shard_store, monkey
     # at most 4 frames a chunk: a1+b2 | c3 | d4 | e5 | f6+g7 | h8 (+ x9, z0: no frames to decode)
     small, small_meta = _score(shard_store, str(4.5 * FRAME_BYTES / 2**20), monkeypatch)
     assert whole_meta["aesthetics"]["frame_chunks"] == 1 and small_meta["aesthetics"]["frame_chunks"] == 6
-    for name in IMAGE_SCORERS:
+    for name in tuple(frame_scores()):
         assert whole[name].columns == small[name].columns
         # same rows in the same order, errors included. OCR's per-frame ratios are exact; the
         # CLIP embeddings (CLIP similarity, aesthetics) move by float32 rounding (~3e-8 here)

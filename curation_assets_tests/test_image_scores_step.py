@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import AssetKey
 
-from curation_assets.orchestration.assets.image_scores import IMAGE_SCORERS, build_image_scores
+from curation_assets.orchestration.assets.image_scores import build_image_scores, frame_scores
 from curation_assets.orchestration.recipe import run_config
 
 
@@ -17,13 +17,13 @@ def test_recipe_sections_go_to_the_shared_step():
 
 def test_step_makes_the_selected_scorers_only():
     everything = build_image_scores({}, "tiny")
-    assert set(everything.keys) == {AssetKey(name) for name in IMAGE_SCORERS}
+    assert set(everything.keys) == {AssetKey(name) for name in tuple(frame_scores())}
     assert everything.can_subset and everything.op.pool == "gpu"
     assert {k.to_user_string(): v for k, v in everything.code_versions_by_key.items()}["aesthetics"].endswith("-tiny")
     ocr_only = build_image_scores({"aesthetics": {"reduce_mode": "max"}}, "tiny", scorers=("ocr_area",))
     assert set(ocr_only.keys) == {AssetKey("ocr_area")}
     # a switched-off scorer's recipe section is still accepted by the step's config
     fields = ocr_only.op.config_schema.config_type.fields
-    assert set(fields) == set(IMAGE_SCORERS)
+    assert set(fields) == set(tuple(frame_scores()))
     with pytest.raises(ValueError, match="image scorers"):
         build_image_scores({}, "tiny", scorers=("motion",))

@@ -25,8 +25,14 @@ MODULES = (
     "curation_assets.models.image_tensors",
     "curation_assets.scorers.video_pass",
     "curation_assets.scorers.flow_backends",
+    "curation_assets.scorers.farneback_torch",
+    "curation_assets.scorers.decoders",
+    "curation_assets.scorers.torch_motion",
+    "curation_assets.scorers.torch_pass",
     "gpu_benchmark",
     "motion_gpu_benchmark",
+    "farneback_parity",
+    "gpu_graph_benchmark",
 )
 
 

@@ -2,7 +2,7 @@
 # The demo: set up, write the synthetic corpus, run the whole graph, print the funnel.
 # Runs on the five real clips too when ../shared/data/real_videos exists (not committed).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(readlink -f "$0")")/.."  # the real clone, also when called through a symlink
 VENV=$(scripts/setup_venv.sh)
 export HF_HUB_OFFLINE=1
 # No model weights ship with a fresh clone: the learned scorers run their tiny random-weight

@@ -12,7 +12,7 @@
 #   written to run with this venv's python. So `.venv/bin/curation-assets` always runs the
 #   code of the clone it lives in, and code edits need no reinstall.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$(readlink -f "$0")")/.."  # the real clone, also when called through a symlink
 ROOT=$PWD
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3

@@ -1,4 +1,9 @@
-"""Counts of the curation outcome, read back from the store (for the CLI and reports)."""
+"""The funnel: how many videos came in, were kept, rejected (by which rule) or failed (why).
+
+One count for everyone: the CLI's progress line and final funnel, `status`, curated_videos'
+materialization metadata and the score report all read a `Funnel`, made from curated_videos
+rows (`count_rows`) and, for the store, from the registry too (`funnel`).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,15 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from curation_assets.curation.rules import FAILED, KEPT, REJECTED, SPLIT, rule_name
+from curation_assets.curation.rules import FAILED, KEPT, REJECTED, SPLIT
 from curation_assets.ingest.registry import REGISTRY_TABLE
 from curation_assets.store import ScoreStore
 
 CURATED_TABLE = "curated_videos"
+# the curated_videos columns a funnel reads
+COLUMNS = {"path": pl.Utf8, "shard": pl.Utf8, "status": pl.Utf8, "reasons": pl.List(pl.Utf8),
+           "caption_source": pl.Utf8, "model_profile": pl.Utf8, "scorers_off": pl.List(pl.Utf8),
+           "source_path": pl.Utf8}
 
 
 @dataclass
@@ -29,7 +38,13 @@ class Funnel:
     scorers_off: Counter = field(default_factory=Counter)  # scorer -> videos judged without it
     clips: int = 0  # rows cut from a split source (counted in videos_in too)
 
+    @property
+    def registered(self) -> int:
+        """Files that came in (videos_in without the clips cut from split sources)."""
+        return self.videos_in - self.clips
+
     def lines(self) -> list[str]:
+        """The funnel as the CLI prints it (`run`, `status`)."""
         out = [f"videos in   {self.videos_in}", f"kept        {self.status[KEPT]}",
                f"rejected    {self.status[REJECTED]}"]
         out += [f"  {rule:<28} {n}" for rule, n in self.rejected_by_rule.most_common()]
@@ -58,56 +73,118 @@ class Funnel:
                 f"{src} {st} {n}" for (src, st), n in sorted(self.by_source.items())))
         return out
 
+    def stages(self) -> list[tuple[str, int]]:
+        """(stage, videos) from the files that came in to the kept ones: the report's funnel chart
+        and table (rule rows are indented)."""
+        rows = [("in", self.registered)]
+        if self.status[SPLIT]:  # long sources cut into shots: their clips are judged below
+            rows.append((f"split into shots (+{self.clips} clips)", self.status[SPLIT]))
+        if self.not_curated:
+            rows.append(("not curated yet", self.not_curated))
+        rows.append(("failed", self.status[FAILED]))
+        rows.append(("rejected", self.status[REJECTED]))
+        rows += [(f"  rejected by {rule}", n) for rule, n in self.rejected_by_rule.most_common()]
+        rows.append(("kept", self.status[KEPT]))
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        """The counts curated_videos records in its materialization metadata."""
+        meta = {"videos_in": self.videos_in, KEPT: self.status[KEPT], REJECTED: self.status[REJECTED],
+                FAILED: self.status[FAILED]}
+        if self.status[SPLIT]:
+            # videos_in counts both the split sources and their clips; each clip has its own verdict
+            meta.update(sources_split=self.status[SPLIT], clips=self.clips)
+        return meta
+
+    def markdown(self) -> str:
+        """The rules and the caption sources as Markdown tables."""
+        lines = ["| rule | rejected videos |", "|---|---|"]
+        lines += [f"| `{rule}` | {n} |" for rule, n in self.rejected_by_rule.most_common()]
+        lines += ["", "| caption source | status | videos |", "|---|---|---|"]
+        lines += [f"| {source} | {status} | {n} |" for (source, status), n in sorted(self.by_source.items())]
+        return "\n".join(lines)
+
+
+def count_rows(rows: pl.DataFrame, result: Funnel | None = None) -> Funnel:
+    """Add the verdicts of curated_videos `rows` to `result` (a new Funnel by default).
+    Rules and failure stages keep the order they first appear in, so ties read in row order."""
+    result = result or Funnel()
+    rows = _with_columns(rows)
+    result.clips += int(rows["source_path"].is_not_null().sum())
+    result.status.update(_counts(rows["status"]))
+    result.model_profiles.update(_counts(rows["model_profile"].drop_nulls()))
+    result.scorers_off.update(_counts(rows["scorers_off"].explode().drop_nulls()))
+    sources = rows.select(pl.col("caption_source").fill_null("none"), "status")
+    result.by_source.update({(s, st): n for s, st, n in sources.group_by(["caption_source", "status"]).len().iter_rows()})
+    rejected = rows.filter(pl.col("status") == REJECTED)["reasons"].explode().drop_nulls()
+    result.rejected_by_rule.update(_counts(rejected.map_elements(_rule, return_dtype=pl.Utf8)) if rejected.len() else {})
+    failed = rows.filter(pl.col("status") == FAILED)["reasons"].list.first().fill_null("unknown")
+    result.failed_by_stage.update(_counts(failed.map_elements(_stage, return_dtype=pl.Utf8)) if failed.len() else {})
+    return result
+
 
 def funnel(store: ScoreStore, paths: list[str] | None = None, shards: list[str] | None = None,
            shard_failures: dict[str, str] | None = None) -> Funnel:
     """Counts over the registered files (all, or those `paths` / `shards`); `shard_failures`
-    (shard -> reason) names shards whose run failed, so their videos are not "not run yet"."""
+    (shard -> reason) names shards whose run failed, so their videos are not "not run yet".
+    With `shards`, only those shards' objects are read."""
     result = Funnel(shard_failures=dict(shard_failures or {}))
-    tables = store.tables()
-    registered = (store.query(f"select path, shard from {REGISTRY_TABLE}") if REGISTRY_TABLE in tables
-                  else pl.DataFrame(schema={"path": pl.Utf8, "shard": pl.Utf8}))
-    if shards is not None:
-        registered = registered.filter(pl.col("shard").is_in(shards))
+    registered = _registered(store, shards)
+    rows = _curated(store, shards)
     if paths is not None:
-        registered = registered.filter(pl.col("path").is_in(paths))
-    rows = store.query(f"select * from {CURATED_TABLE}") if CURATED_TABLE in tables else pl.DataFrame(
-        schema={"path": pl.Utf8, "shard": pl.Utf8, "status": pl.Utf8})
-    for column in ("model_profile", "caption_source"):
-        if column not in rows.columns:
-            rows = rows.with_columns(pl.lit(None, pl.Utf8).alias(column))
-    if "scorers_off" not in rows.columns:
-        rows = rows.with_columns(pl.lit(None, pl.List(pl.Utf8)).alias("scorers_off"))
-    if shards is not None:
-        rows = rows.filter(pl.col("shard").is_in(shards))
-    if "source_path" not in rows.columns:
-        rows = rows.with_columns(pl.lit(None, pl.Utf8).alias("source_path"))
-    if paths is not None:
-        rows = rows.filter(pl.col("path").is_in(paths) | pl.col("source_path").is_in(paths))
-    # clips cut from split sources are rows of their own, not registered files
-    result.clips = int(rows["source_path"].is_not_null().sum())
+        wanted = list(paths)
+        registered = registered.filter(pl.col("path").is_in(wanted))
+        rows = rows.filter(pl.col("path").is_in(wanted) | pl.col("source_path").is_in(wanted))
+    count_rows(rows, result)
     # "videos in" counts the registry, so a data dir whose runs failed still says how many came in
     registered_in = len(set(paths)) if paths is not None else max(registered.height, rows.height - result.clips)
     result.videos_in = registered_in + result.clips
-    curated = set(rows["path"].to_list())
-    missing = registered.filter(~pl.col("path").is_in(list(curated)))
-    result.not_curated_by_shard = Counter(missing["shard"].to_list())
+    missing = registered.join(rows.select("path").unique(), on="path", how="anti")
+    result.not_curated_by_shard = Counter(dict(missing.group_by("shard", maintain_order=True).len().iter_rows()))
     result.not_curated = max(result.videos_in - rows.height, 0)
     if paths is not None and result.not_curated > missing.height:  # inputs not even registered
         result.not_curated_by_shard["(not registered)"] += result.not_curated - missing.height
-    for row in rows.iter_rows(named=True):
-        result.status[row["status"]] += 1
-        if row["model_profile"]:
-            result.model_profiles[row["model_profile"]] += 1
-        for name in row["scorers_off"] or []:
-            result.scorers_off[name] += 1
-        result.by_source[(row["caption_source"] or "none", row["status"])] += 1
-        if row["status"] == REJECTED:
-            for reason in row["reasons"]:
-                result.rejected_by_rule[rule_name(reason)] += 1
-        elif row["status"] == FAILED:
-            result.failed_by_stage[_stage(row["reasons"][0] if row["reasons"] else "unknown")] += 1
     return result
+
+
+def _registered(store: ScoreStore, shards: list[str] | None) -> pl.DataFrame:
+    empty = pl.DataFrame(schema={"path": pl.Utf8, "shard": pl.Utf8})
+    if REGISTRY_TABLE not in store.tables():
+        return empty
+    if shards is not None:  # one object per shard: nothing else is opened
+        parts = [store.read_shard(REGISTRY_TABLE, s).select("path", "shard") for s in shards]
+        return pl.concat(parts) if parts else empty
+    return store.query(f"select path, shard from {REGISTRY_TABLE}")
+
+
+def _curated(store: ScoreStore, shards: list[str] | None) -> pl.DataFrame:
+    if CURATED_TABLE not in store.tables():
+        return pl.DataFrame(schema=COLUMNS)
+    if shards is not None:  # one object per shard: nothing else is opened
+        parts = [_with_columns(store.read_shard(CURATED_TABLE, s)) for s in shards]
+        return pl.concat(parts) if parts else pl.DataFrame(schema=COLUMNS)
+    present = store.query(f"select * from {CURATED_TABLE} limit 0").columns
+    return _with_columns(store.query(f"select {', '.join(c for c in COLUMNS if c in present)} from {CURATED_TABLE}"))
+
+
+def _with_columns(rows: pl.DataFrame) -> pl.DataFrame:
+    """The funnel's columns, null where an older shard lacks one."""
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in COLUMNS.items() if name not in rows.columns]
+    return rows.with_columns(missing).select(list(COLUMNS)) if missing or set(rows.columns) != set(COLUMNS) else rows
+
+
+def _counts(series: pl.Series) -> dict:
+    """value -> count, in the order values first appear (a dict keeps it for Counter)."""
+    if not series.len():
+        return {}
+    frame = series.to_frame("value").group_by("value", maintain_order=True).len()
+    return dict(frame.iter_rows())
+
+
+def _rule(reason: str) -> str:
+    from curation_assets.curation.rules import rule_name
+
+    return rule_name(reason)
 
 
 def _stage(reason: str) -> str:

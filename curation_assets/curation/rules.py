@@ -2,50 +2,52 @@
 
 Every video ends in exactly one state. A score that is missing or errored makes the video
 `failed` (never silently kept); a rule it breaks is named in `reasons` as `<score><op><bound>`.
+The rules are the scores' declared bounds (curation_assets/scores/), in declaration order.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
+
+from curation_assets.scores import READS, all_scores
 
 KEPT, REJECTED, FAILED = "kept", "rejected", "failed"
 # A long source cut into clips: not judged itself, its clips are (each has its own verdict).
 SPLIT = "split"
+# The captioner switched off leaves manifest captions and their text bounds in force.
+CAPTIONER = "captions"
 
-# (score column, threshold key, comparison that FAILS the rule)
-_BOUNDS = [
-    ("motion_score", "motion_min", "<"),
-    ("motion_score", "motion_max", ">"),
-    ("width", "width_min", "<"),
-    ("width", "width_max", ">"),
-    ("height", "height_min", "<"),
-    ("height", "height_max", ">"),
-    ("char_rep_ratio", "char_rep_ratio_max", ">"),
-    ("clip_similarity", "clip_similarity_min", "<"),
-    ("aesthetics_score", "aesthetics_score_min", "<"),
-    ("ocr_area_ratio", "ocr_area_ratio_max", ">"),
-]
 
-# Score assets every readable video needs for a verdict, and those only captioned ones need.
-REQUIRED_SCORES = ("resolution", "motion", "aesthetics", "ocr_area")
-CAPTION_SCORES = ("caption_repetition", "clip_similarity")
-# Threshold keys that need a scorer: when a recipe switches the scorer off they are not applied.
-SCORER_BOUNDS = {
-    "clip_similarity": ("clip_similarity_min",),
-    "aesthetics": ("aesthetics_score_min",),
-    "ocr_area": ("ocr_area_ratio_max",),
-    "captions": (),  # the captioner: manifest captions and their text bounds still apply
-}
+@functools.cache
+def bounds() -> tuple[tuple[str, str, str], ...]:
+    """(curated_videos column, threshold key, comparison that FAILS the rule) of every score."""
+    return tuple((decl.bound_column(b), b.key, b.fails) for decl in all_scores() for b in decl.bounds)
+
+
+def _in_pipeline_order(names) -> tuple[str, ...]:
+    order = {decl.name: (READS.index(decl.reads), i) for i, decl in enumerate(all_scores())}
+    return tuple(sorted(names, key=order.__getitem__))
+
+
+def required_scores(off: list[str] | tuple[str, ...] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(scores every readable video needs, scores captioned videos need) when the scorers in
+    `off` are switched off; each in pipeline order, the order a failure names them."""
+    on = [decl for decl in all_scores() if decl.name not in off]
+    return (_in_pipeline_order(d.name for d in on if not d.needs_caption),
+            _in_pipeline_order(d.name for d in on if d.needs_caption))
+
+
+def scorer_bounds(name: str) -> tuple[str, ...]:
+    """Threshold keys that need scorer `name`: not applied when a recipe switches it off."""
+    if name == CAPTIONER:
+        return ()  # manifest captions and their text bounds still apply
+    return next((decl.bound_keys for decl in all_scores() if decl.name == name), ())
 
 
 def without_scorers(thresholds: dict, off: list[str] | tuple[str, ...]) -> dict:
     """The thresholds with every bound on a switched-off scorer set to None (not checked)."""
-    return {**thresholds, **{key: None for name in off for key in SCORER_BOUNDS.get(name, ())}}
-
-
-def required_scores(off: list[str] | tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(scores every readable video needs, scores captioned videos need) when `off` are switched off."""
-    return (tuple(a for a in REQUIRED_SCORES if a not in off), tuple(a for a in CAPTION_SCORES if a not in off))
+    return {**thresholds, **{key: None for name in off for key in scorer_bounds(name)}}
 
 
 @dataclass
@@ -54,9 +56,14 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
-def judge(video: dict, thresholds: dict, required=REQUIRED_SCORES, caption_scores=CAPTION_SCORES) -> Verdict:
+def judge(video: dict, thresholds: dict, required=None, caption_scores=None) -> Verdict:
     """`video` holds the raw_videos fields plus, per score asset, `<asset>_present`,
-    `<asset>_error` and the score columns."""
+    `<asset>_error` and the score columns. `required` / `caption_scores`: the scores a verdict
+    needs (default: every declared score, see required_scores)."""
+    if required is None or caption_scores is None:
+        default_required, default_caption = required_scores()
+        required = default_required if required is None else required
+        caption_scores = default_caption if caption_scores is None else caption_scores
     if video.get("error"):
         return Verdict(FAILED, [f"unreadable: {video['error']}"])
     if video.get("duplicate_of"):
@@ -82,7 +89,7 @@ def judge(video: dict, thresholds: dict, required=REQUIRED_SCORES, caption_score
     reasons = []
     if video.get("near_duplicate_of"):
         reasons.append(f"near_duplicate_of:{video['near_duplicate_of']}")
-    for column, key, op in _BOUNDS:
+    for column, key, op in bounds():
         bound = thresholds.get(key)
         value = video.get(column)
         if bound is None or value is None:

@@ -1,7 +1,7 @@
 """The Ray cluster as an engine: join it, check that an address joins, run decode tasks on it.
 
 Chosen over dagster-ray's `ray_executor` (each Dagster step a Ray job) by measurement
-(benchmarks/ray_benchmark.py, README "Running on a cluster"): a step-per-job executor starts
+(benchmarks/ray_benchmark.py, docs/clusters.md): a step-per-job executor starts
 a fresh Python process per step, which re-imports the code location and reloads the step's
 model for every 64-video shard. Here the Dagster run stays one process (the Ray driver); the
 decode pass sends one Ray task per video (num_cpus=1), so Ray spreads a shard's videos over

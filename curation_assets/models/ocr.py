@@ -34,7 +34,7 @@ bfloat16 arithmetic (AVX512-BF16 or AMX) CRAFT's convolutions run under CPU bflo
 autocast with NHWC (channels_last) weights, oneDNN's fast path; the network's two output
 maps are cast back to float32 and everything after them (thresholds, boxes, areas) is
 unchanged. On the five real clips at full size detection is 2.6x faster than float32 and moves
-the per-clip ratios by at most 0.0011 (README benchmark table). Without native bfloat16
+the per-clip ratios by at most 0.0011 (docs/measurements.md). Without native bfloat16
 the emulation is slower than float32, so "auto" keeps float32 there and on CUDA (where
 EasyOCR's float32 is what data-juicer runs). "float32" forces data-juicer's exact path.
 The precision used is part of each row's model id (``easyocr:craft_mlt_25k@bfloat16``).

@@ -1,67 +1,22 @@
-"""Run config of each tunable asset: scorer parameters and curation thresholds.
+"""Run config of the pipeline's tunable assets and the curation thresholds.
 
-These are the keys of a recipe file (see recipe.py) and of the Dagster launchpad.
-Defaults follow data-juicer where it has one, so published recipes transfer.
+These are the keys of a recipe file (see recipe.py) and of the Dagster launchpad. A score's
+own parameters are declared with the score (curation_assets/scores/); its bounds join the
+thresholds here. Defaults follow data-juicer where it has one, so published recipes transfer.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Dict, Literal, Optional
 
 from dagster import Config
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
 from curation_assets.scorers.frame_sampling import FrameSamplingParams
-from curation_assets.scorers.motion import MotionParams
+from curation_assets.scores import CAPTION, DECODE_PASS, FRAMES, all_scores
 
 CAPTION_SOURCES = ("original", "generated")
-
-
-class MotionConfig(Config):
-    sampling_fps: float = Field(2.0, gt=0, description="Frames per second compared by optical flow.")
-    frame_selection: Literal["datajuicer", "stride"] = Field(
-        "datajuicer",
-        description="'datajuicer' reads frames 0, 1, s, 2s, ... exactly like data-juicer 1.6.1 "
-        "(its thresholds transfer unchanged); 'stride' reads 0, s, 2s, ...",
-    )
-    size: Optional[int] = Field(None, gt=0, description="Resize so the short side has this many pixels before flow.")
-    max_size: Optional[int] = Field(None, gt=0, description="Cap the long side after `size`.")
-    relative: bool = Field(False, description="Divide each pair's mean flow by the frame diagonal.")
-    scale_to_source: bool = Field(
-        False, description="With size/max_size: report flow in source-frame pixels (x and y scaled back). On real "
-        "footage that alone does not put fast scores on the exact scale: add a calibration.",
-    )
-    skip_levels: int = Field(
-        0, ge=0, le=2, description="Fast mode: flow on the frame halved this many times the way Farneback builds its "
-        "pyramid, with as many fewer pyramid levels (exact mode without its finest level); 1 = 1/4 of the pixels. "
-        "Not with size/max_size.",
-    )
-    calibration_scale: float = Field(
-        1.0, gt=0, description="Fast mode: score = calibration_scale * score ** calibration_power, a map to the "
-        "exact (data-juicer) scale fitted on your clips by `curation-assets calibrate-motion`.",
-    )
-    calibration_power: float = Field(1.0, gt=0, description="See calibration_scale.")
-
-    @model_validator(mode="after")
-    def _one_fast_mode(self):
-        if self.skip_levels and (self.size is not None or self.max_size is not None):
-            raise ValueError("skip_levels and size/max_size are two fast modes: use one")
-        return self
-
-    backend: Literal["auto", "cpu", "opencl"] = Field(
-        "cpu",
-        description="Where Farneback runs: 'cpu' (data-juicer's exact path), 'opencl' (OpenCV's OpenCL kernels on "
-        "its default device, e.g. a GPU with OPENCV_OPENCL_DEVICE=':GPU:'; no device fails at start-up) or 'auto' "
-        "(OpenCL on a GPU device, else cpu). OpenCL scores are close to, not equal to, the CPU's: see README.",
-    )
-
-    def params(self) -> MotionParams:
-        return MotionParams(
-            sampling_fps=self.sampling_fps, frame_selection=self.frame_selection,
-            size=self.size, max_size=self.max_size, relative=self.relative, scale_to_source=self.scale_to_source,
-            skip_levels=self.skip_levels, calibration_scale=self.calibration_scale,
-            calibration_power=self.calibration_power,
-        )
 
 
 class FrameSamplingConfig(Config):
@@ -84,27 +39,6 @@ class CaptionsConfig(Config):
     prompt: Optional[str] = Field(None, description="Text prompt prepended to generation (None: unconditional).")
     max_new_tokens: int = Field(30, ge=1, le=200)
     num_beams: int = Field(4, ge=1, le=16, description="Beam search, no sampling: a re-run gives the same caption.")
-
-
-class ClipSimilarityConfig(Config):
-    model_name: str = Field("ViT-B-32", description="open_clip architecture.")
-    pretrained: str = Field("openai", description="open_clip pretrained tag (ViT-B-32/openai = openai/clip-vit-base-patch32).")
-    reduce_mode: Literal["avg", "max", "min"] = Field("avg", description="How per-frame similarities become one score.")
-
-
-class AestheticsConfig(Config):
-    reduce_mode: Literal["avg", "max", "min"] = Field("avg")
-
-
-class OcrAreaConfig(Config):
-    languages: list[str] = Field(default_factory=lambda: ["en"], description="EasyOCR languages (detector only).")
-    max_side: Optional[int] = Field(
-        None, gt=0, description="Detect on frames downscaled to this long side (faster; see README for the tolerance)."
-    )
-    precision: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="Detector arithmetic: auto = bfloat16 on CPUs with native bfloat16 (about 2x, ratios "
-        "within 0.002 of float32), else float32; float32 = data-juicer's exact path.",
-    )
 
 
 class AccelerationConfig(Config):
@@ -141,9 +75,14 @@ class TrainingSetConfig(Config):
     )
     max_clips: Optional[int] = Field(None, ge=0, description="The budget as a clip count instead of pixels.")
     weights: Dict[str, float] = Field(
-        default_factory=lambda: {"aesthetics_score": 0.4, "clip_similarity": 0.3, "motion_score": 0.2, "ocr_area_ratio": 0.1},
-        description="Composite = weighted mean of percentile ranks (lower-is-better scores inverted).",
+        default_factory=lambda: default_rank_weights(),
+        description="Composite = weighted mean of percentile ranks (lower-is-better scores inverted); default: each "
+        "score's declared weight (aesthetics 0.4, CLIP similarity 0.3, motion 0.2, OCR area 0.1).",
     )
+
+
+def default_rank_weights() -> dict[str, float]:
+    return {decl.value: decl.rank_weight for decl in all_scores() if decl.rank_weight}
 
 
 class ScoreReportConfig(Config):
@@ -153,35 +92,22 @@ class ScoreReportConfig(Config):
     keep_middle: float = Field(0.9, gt=0, lt=1)
 
 
-class CaptionRepetitionConfig(Config):
-    rep_len: int = Field(10, ge=1, description="Character n-gram length (data-juicer's rep_len).")
+THRESHOLDS_DOC = "A bound set to null is not checked."
 
 
-class RuleThresholds(Config):
-    """A bound set to null is not checked."""
-
-    motion_min: Optional[float] = Field(0.25, description="data-juicer's default min_score.")
-    motion_max: Optional[float] = Field(None, description="Upper bound on motion_score (shaky or cut-heavy clips).")
-    width_min: Optional[int] = Field(256, description="Display width (after rotation); 256 = the smallest LoRA preset.")
-    width_max: Optional[int] = Field(None)
-    height_min: Optional[int] = Field(256)
-    height_max: Optional[int] = Field(None)
-    char_rep_ratio_max: Optional[float] = Field(
-        0.2,
-        description="Captions that repeat a phrase of up to ~15 characters score >= 0.2; ordinary captions score 0-0.15.",
-    )
-    clip_similarity_min: Optional[float] = Field(
-        0.2, description="CLIP ViT-B/32 cosine; matching frame/caption pairs score ~0.25-0.35, unrelated ~0.1-0.18."
-    )
-    aesthetics_score_min: Optional[float] = Field(0.4, description="LAION aesthetic score / 10 (data-juicer's default 0.4).")
-    ocr_area_ratio_max: Optional[float] = Field(
-        0.1, description="Share of the frame covered by text boxes; burnt-in titles and subtitles score 0.05-0.3."
-    )
-    require_caption: bool = Field(True, description="Reject clips with no usable caption.")
+def rule_thresholds_class() -> type[Config]:
+    """Every score's bounds (declared with the score) plus require_caption: the recipe's
+    `curated_videos.thresholds`."""
+    fields = {}
+    for decl in all_scores():
+        for bound in decl.bounds:
+            extra = {"description": bound.description} if bound.description else {}
+            fields[bound.key] = (Optional[bound.kind], Field(bound.default, **extra))
+    fields["require_caption"] = (bool, Field(True, description="Reject clips with no usable caption."))
+    return create_model("RuleThresholds", __base__=Config, __doc__=THRESHOLDS_DOC, **fields)
 
 
-class CurationConfig(Config):
-    thresholds: RuleThresholds = Field(default_factory=RuleThresholds)
+class _CurationSettings(Config):
     per_source: Dict[str, Dict[str, float]] = Field(
         default_factory=dict,
         description="Overrides by caption source ('original' / 'generated'), e.g. "
@@ -200,14 +126,25 @@ class CurationConfig(Config):
                 raise ValueError(f"per_source.{source}: unknown threshold {key!r} (known: {sorted(merged)})")
             merged[key] = value
         if model_profile == "tiny" and self.tiny_profile_bounds == "skip":
-            skipped = list(TINY_MODEL_BOUNDS) + (list(CAPTION_TEXT_BOUNDS) if source == "generated" else [])
+            skipped = list(tiny_model_bounds()) + (list(caption_text_bounds()) if source == "generated" else [])
             merged.update({key: None for key in skipped})
         return merged
 
 
-# Bounds on scores a model computes (OCR's detector is real in every profile, so it is not here).
-TINY_MODEL_BOUNDS = ("clip_similarity_min", "aesthetics_score_min")
-CAPTION_TEXT_BOUNDS = ("char_rep_ratio_max",)
+def curation_config_class() -> type[Config]:
+    thresholds = rule_thresholds_class()
+    return create_model("CurationConfig", __base__=_CurationSettings,
+                        thresholds=(thresholds, Field(default_factory=thresholds)))
+
+
+def tiny_model_bounds() -> tuple[str, ...]:
+    """Bounds on scores a tiny random-weight model computes (noise under the tiny profile)."""
+    return tuple(key for decl in all_scores() if decl.noise_under_tiny for key in decl.bound_keys)
+
+
+def caption_text_bounds() -> tuple[str, ...]:
+    """Bounds on caption text: noise when the caption came from a tiny captioner."""
+    return tuple(key for decl in all_scores() if decl.reads == CAPTION for key in decl.bound_keys)
 
 
 class ShotsConfig(Config):
@@ -261,25 +198,35 @@ class NearDuplicatesConfig(Config):
     across_shards: bool = Field(True, description="Also compare with earlier shards' clips (earlier shards win).")
 
 
-# asset name -> its Config class: the recipe's top-level keys.
-ASSET_CONFIGS: dict[str, type[Config]] = {
+# The pipeline's own configurable assets (the scores bring theirs with their declarations).
+PIPELINE_CONFIGS: dict[str, type[Config]] = {
     "shots": ShotsConfig,
     "near_duplicates": NearDuplicatesConfig,
-    "motion": MotionConfig,
     "sampled_frames": FrameSamplingConfig,
     "captions": CaptionsConfig,
-    "caption_repetition": CaptionRepetitionConfig,
-    "clip_similarity": ClipSimilarityConfig,
-    "aesthetics": AestheticsConfig,
-    "ocr_area": OcrAreaConfig,
-    "curated_videos": CurationConfig,
     "accelerated_videos": AccelerationConfig,
     "lora_training_set": TrainingSetConfig,
     "score_report": ScoreReportConfig,
 }
 
-# Assets computed together by one op (one decode pass): recipe section -> (op, key in op config)
-SHARED_OPS = {"motion": ("video_pass", "motion"), "sampled_frames": ("video_pass", "sampled_frames"),
-              # one step reads the frames once for the three image scorers (image_scores.py)
-              "clip_similarity": ("image_scores", "clip_similarity"), "aesthetics": ("image_scores", "aesthetics"),
-              "ocr_area": ("image_scores", "ocr_area")}
+
+@functools.cache
+def asset_configs() -> dict[str, type[Config]]:
+    """asset name -> its Config class: the recipe's top-level keys."""
+    configs = dict(PIPELINE_CONFIGS)
+    configs.update({decl.name: decl.config for decl in all_scores() if decl.config is not None})
+    configs["curated_videos"] = curation_config_class()
+    return configs
+
+
+@functools.cache
+def shared_ops() -> dict[str, tuple[str, str]]:
+    """Assets computed together by one op: recipe section -> (op, key in op config). The decode
+    pass makes motion and the sampled frames; one step reads the frames for every FRAMES score."""
+    ops = {"sampled_frames": ("video_pass", "sampled_frames")}
+    for decl in all_scores():
+        if decl.reads == DECODE_PASS:
+            ops[decl.name] = ("video_pass", decl.name)
+        elif decl.reads == FRAMES:
+            ops[decl.name] = ("image_scores", decl.name)
+    return ops

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from curation_assets.orchestration.assets.caption_repetition import build_caption_repetition
 from curation_assets.orchestration.assets.captions import build_captions
 from curation_assets.orchestration.assets.curated_videos import build_curated_videos
 from curation_assets.orchestration.assets.accelerated_videos import build_accelerated_videos
@@ -16,7 +15,7 @@ from curation_assets.orchestration.assets.raw_videos import build_raw_videos
 from curation_assets.orchestration.assets.shots import build_shots
 from curation_assets.orchestration.assets.video_hashes import build_video_hashes
 from curation_assets.orchestration.assets.near_duplicates import build_near_duplicates
-from curation_assets.orchestration.assets.resolution import build_resolution
+from curation_assets.orchestration.assets.score_assets import build_score_assets
 from curation_assets.orchestration.executor import in_process_or_multiprocess_executor
 from curation_assets.orchestration.jobs import build_outputs_job, curate_shards_job
 from curation_assets.orchestration.recipe import Recipe, recipe_from_env, run_config, shard_code_versions
@@ -25,8 +24,10 @@ from curation_assets.orchestration.resources import CurationStore, ModelResource
 from curation_assets.orchestration.schedules import build_rescore_schedule
 from curation_assets.orchestration.sensors import new_video_files
 
+# The pipeline's assets; each declared score's asset comes from its declaration
+# (build_score_assets: PROBE and CAPTION scores, build_image_scores: FRAMES, build_video_pass: motion).
 ASSET_BUILDERS = [
-    build_shots, build_raw_videos, build_resolution, build_video_pass, build_caption_repetition, build_curated_videos,
+    build_shots, build_raw_videos, build_video_pass, build_curated_videos,
     build_accelerated_videos, build_training_set, build_score_report, build_video_hashes, build_near_duplicates,
 ]
 MODEL_ASSET_BUILDERS = [build_captions, build_image_scores]
@@ -59,7 +60,8 @@ def build_definitions(recipe: Recipe | None = None, data_dir: str | None = None,
 
         StoreLocation(store.store_location).check()
     return Definitions(
-        assets=[build(recipe) for build in ASSET_BUILDERS] + [build(recipe, profile) for build in MODEL_ASSET_BUILDERS],
+        assets=[build(recipe) for build in ASSET_BUILDERS] + build_score_assets(recipe)
+        + [build(recipe, profile) for build in MODEL_ASSET_BUILDERS],
         jobs=[curate_shards_job, build_outputs_job],
         sensors=[new_video_files],
         schedules=[build_rescore_schedule(expected_code_versions(recipe, profile), run_config(recipe))],

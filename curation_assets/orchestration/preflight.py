@@ -9,14 +9,21 @@ launched from the UI in its first step (raw_videos).
 
 from __future__ import annotations
 
-from curation_assets.models.inventory import WeightsStatus, inventory
+from curation_assets.models.inventory import WeightsStatus, captioner_weights
 from curation_assets.models.registry import ModelSettings
-from curation_assets.orchestration.recipe import Recipe, effective_config, scorer_enabled
+from curation_assets.orchestration.recipe import CAPTIONER, Recipe, effective_config, scorer_enabled
 from curation_assets.scorers.caption_text import clean_caption
+from curation_assets.scores import all_scores
 
-MODEL_SCORERS = ("captions", "clip_similarity", "aesthetics", "ocr_area")
-# Real weights ship with a pip package for OCR, so the tiny profile still loads real OCR.
-REAL_IN_EVERY_PROFILE = ("ocr_area",)
+
+def model_scorers() -> tuple[str, ...]:
+    """Every score that declares the weights it needs, then the captioner."""
+    return (*(decl.name for decl in all_scores() if decl.weights is not None), CAPTIONER)
+
+
+def real_in_every_profile() -> tuple[str, ...]:
+    """Scores whose real weights load under the tiny profile too (OCR's ship with a pip package)."""
+    return tuple(decl.name for decl in all_scores() if decl.weights_in_every_profile)
 
 
 class MissingWeights(RuntimeError):
@@ -35,18 +42,22 @@ def needs_captioner(recipe: Recipe, manifest_texts: list[str | None]) -> bool:
 
 def scorers_needing_weights(recipe: Recipe, captioner: bool, selected: set[str] | None = None) -> list[str]:
     """The enabled model scorers of this run (`selected`: the run's assets, None = all)."""
-    names = [name for name in MODEL_SCORERS if scorer_enabled(recipe, name) and (name != "captions" or captioner)]
+    names = [name for name in model_scorers() if scorer_enabled(recipe, name) and (name != CAPTIONER or captioner)]
     return [name for name in names if selected is None or name in selected]
 
 
 def missing_weights(recipe: Recipe, settings: ModelSettings, scorers: list[str]) -> list[WeightsStatus]:
     if settings.profile == "tiny":  # random weights built from configs: nothing to find
-        scorers = [name for name in scorers if name in REAL_IN_EVERY_PROFILE]
-    if not scorers:
-        return []
-    clip = effective_config("clip_similarity", recipe)
-    rows = inventory(settings, clip.model_name, clip.pretrained, effective_config("captions", recipe).model_id)
-    return [row for row in rows if row.found is None and row.used_by.split()[0] in scorers]
+        scorers = [name for name in scorers if name in real_in_every_profile()]
+    rows = []
+    for name in scorers:
+        if name == CAPTIONER:
+            rows.append(captioner_weights(settings, effective_config(CAPTIONER, recipe).model_id))
+            continue
+        decl = next(d for d in all_scores() if d.name == name)
+        config = effective_config(name, recipe) if decl.config is not None else None
+        rows.extend(decl.weights(settings, config))
+    return [row for row in rows if row.found is None]
 
 
 def preflight_message(missing: list[WeightsStatus], profile: str) -> str:
@@ -56,7 +67,7 @@ def preflight_message(missing: list[WeightsStatus], profile: str) -> str:
              "this machine:"]
     lines += [f"  {row.model:<{width}}  for {row.used_by}" for row in missing]
     lines += [
-        "Either bring them (`curation-assets models` shows where each one is looked for; README 'Models'),",
+        "Either bring them (`curation-assets models` shows where each one is looked for; docs/models.md),",
         "or try the pipeline on random-weight stand-ins: --model-profile tiny (CURATION_MODEL_PROFILE=tiny; "
         "scores are noise),",
         f"or switch those scorers off in the recipe: `scorers: {{{switch}}}` (as recipes/no_weights.yaml does).",

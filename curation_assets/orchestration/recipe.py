@@ -21,30 +21,25 @@ import yaml
 from pydantic import Field, create_model
 
 from curation_assets import settings
-from curation_assets.orchestration.configs import ASSET_CONFIGS, SHARED_OPS
+from curation_assets.orchestration.configs import asset_configs, shared_ops
+from curation_assets.scores import CAPTION, DECODE_PASS, FRAMES, PROBE, all_scores
 
 RECIPE_ENV = "CURATION_RECIPE"
 # The file `curation-assets run` stores in the data dir (see stored_recipe.py).
 STORED_RECIPE_FILE = "recipe.yaml"
 SCORERS_KEY = "scorers"
-# Learned scorers a recipe can switch off. `captions: false` switches the captioner off:
-# manifest captions are still used, clips without one get no caption.
-# Motion is not here: it needs no weights and shares the frames' decode; set its bounds to
-# null to stop filtering on it.
-SWITCHABLE_SCORERS = ("captions", "clip_similarity", "aesthetics", "ocr_area")
+# The captioner can be switched off like a learned score: `captions: false` keeps manifest
+# captions and gives clips without one none. Motion cannot be (it needs no weights and shares
+# the frames' decode); set its bounds to null to stop filtering on it.
+CAPTIONER = "captions"
 
-# Bump when a scorer's code changes its output; parameters are hashed in separately.
-CODE_REVISIONS = {
+# Bump when a pipeline asset's code changes its output; parameters are hashed in separately.
+# (A score's revision is declared with the score.)
+PIPELINE_REVISIONS = {
     "shots": "1",
     "raw_videos": "3",  # 3: clips of split sources, with lineage columns
-    "resolution": "1",
-    "motion": "2",
     "sampled_frames": "2",  # 2: uniform = data-juicer's exact frames
     "captions": "4",  # 3: tensor preprocessing (within PIL's rounding), batch by device; 4: sampled_frames v2
-    "caption_repetition": "1",
-    "clip_similarity": "3",  # 2: batched tensor preprocessing (within one grey level of PIL's); 3: sampled_frames v2
-    "aesthetics": "3",  # as clip_similarity
-    "ocr_area": "3",  # 2: bfloat16 on CPUs that do it natively; 3: data-juicer's frames
     "curated_videos": "3",  # 3: split sources, clip lineage, near-duplicates, scorers_off
     "video_hashes": "1",
     "near_duplicates": "1",
@@ -54,11 +49,34 @@ CODE_REVISIONS = {
 }
 # Config keys that choose how a score is computed, not what it is: left out of the code
 # version so switching them does not re-score every shard (the rows record what ran).
-EXECUTION_KEYS = {"motion": {"backend"}}
+EXECUTION_KEYS = {"motion": {"backend", "decoder"}}
+# Settings added after data dirs were first written, with their defaults: left out of the
+# effective view (and so of the recipe hash) while at their default, so adding a setting keeps
+# the hash of every stored recipe that does not use it.
+LATER_DEFAULTS = {"motion.decoder": "auto"}
 # Assets over all shards at once: no per-shard rows, so not part of shard staleness.
 UNPARTITIONED_ASSETS = {"lora_training_set", "score_report"}
-# Their scores depend on the model profile (real weights or tiny random ones).
-MODEL_ASSETS = {"captions", "clip_similarity", "aesthetics", "ocr_area"}
+
+
+def switchable_scorers() -> tuple[str, ...]:
+    """What a recipe's `scorers:` section may switch off: the captioner and the learned scores."""
+    return (CAPTIONER, *(decl.name for decl in all_scores() if decl.switchable))
+
+
+def code_revisions() -> dict[str, str]:
+    """asset -> its code revision, in pipeline order (each score after the step it reads)."""
+    scores_after = {"raw_videos": (PROBE, DECODE_PASS), "captions": (CAPTION, FRAMES)}
+    revisions: dict[str, str] = {}
+    for asset, revision in PIPELINE_REVISIONS.items():
+        revisions[asset] = revision
+        for reads in scores_after.get(asset, ()):
+            revisions.update({decl.name: decl.revision for decl in all_scores() if decl.reads == reads})
+    return revisions
+
+
+def model_assets() -> set[str]:
+    """Assets whose output depends on the model profile (real weights or tiny random ones)."""
+    return {CAPTIONER, *(decl.name for decl in all_scores() if decl.model)}
 
 
 class RecipeError(ValueError):
@@ -97,7 +115,7 @@ def scorer_enabled(recipe: Recipe, name: str) -> bool:
 
 
 def scorers_off(recipe: Recipe) -> list[str]:
-    return [name for name in SWITCHABLE_SCORERS if not scorer_enabled(recipe, name)]
+    return [name for name in switchable_scorers() if not scorer_enabled(recipe, name)]
 
 
 def _normalize_scorers(body: Any, source: str) -> dict[str, bool]:
@@ -107,8 +125,8 @@ def _normalize_scorers(body: Any, source: str) -> dict[str, bool]:
         if name == "motion":
             raise RecipeError(f"{source}: {SCORERS_KEY}.motion cannot be switched off (it needs no weights); "
                               "set curated_videos.thresholds.motion_min/motion_max to null to stop filtering on it")
-        if name not in SWITCHABLE_SCORERS:
-            raise RecipeError(f"{source}: {SCORERS_KEY}: unknown scorer {name!r} (known: {', '.join(SWITCHABLE_SCORERS)})")
+        if name not in switchable_scorers():
+            raise RecipeError(f"{source}: {SCORERS_KEY}: unknown scorer {name!r} (known: {', '.join(switchable_scorers())})")
         if not isinstance(value, bool):
             raise RecipeError(f"{source}: {SCORERS_KEY}.{name} must be true or false, not {value!r}")
     return dict(body)
@@ -121,11 +139,11 @@ def normalize_recipe(raw: Any, source: str = "recipe") -> Recipe:
     scorers = raw.pop(SCORERS_KEY, None)
     if "ops" in raw:
         flat = {}
-        shared_ops = {op for op, _ in SHARED_OPS.values()}
+        merged_ops = {op for op, _ in shared_ops().values()}
         for name, body in (raw["ops"] or {}).items():
             if not isinstance(body, dict) or set(body) - {"config"}:
                 raise RecipeError(f"{source}: ops.{name} must hold only 'config'")
-            if name in shared_ops:
+            if name in merged_ops:
                 flat.update(body.get("config") or {})  # e.g. video_pass: {motion: ..., sampled_frames: ...}
             else:
                 flat[name] = body.get("config") or {}
@@ -135,12 +153,12 @@ def normalize_recipe(raw: Any, source: str = "recipe") -> Recipe:
         raw = flat
     recipe: Recipe = {}
     for name, body in raw.items():
-        if name not in ASSET_CONFIGS:
-            raise RecipeError(f"{source}: no configurable asset {name!r} (known: {sorted(ASSET_CONFIGS)})")
+        if name not in asset_configs():
+            raise RecipeError(f"{source}: no configurable asset {name!r} (known: {sorted(asset_configs())})")
         if not isinstance(body, dict):
             raise RecipeError(f"{source}: {name} must be a mapping")
         try:
-            ASSET_CONFIGS[name](**body)  # validate now, not mid-run
+            asset_configs()[name](**body)  # validate now, not mid-run
         except Exception as exc:
             raise RecipeError(f"{source}: invalid {name} config: {exc}") from exc
         recipe[name] = body
@@ -150,12 +168,12 @@ def normalize_recipe(raw: Any, source: str = "recipe") -> Recipe:
 
 
 def effective_config(asset: str, recipe: Recipe):
-    return ASSET_CONFIGS[asset](**recipe.get(asset, {}))
+    return asset_configs()[asset](**recipe.get(asset, {}))
 
 
 def config_class(asset: str, recipe: Recipe):
     """The asset's Config class with the recipe's values as defaults (shown in the launchpad)."""
-    base = ASSET_CONFIGS[asset]
+    base = asset_configs()[asset]
     overrides = recipe.get(asset, {})
     if not overrides:
         return base
@@ -169,13 +187,13 @@ def config_class(asset: str, recipe: Recipe):
 
 
 def code_version(asset: str, recipe: Recipe, profile: str = "real") -> str:
-    version = CODE_REVISIONS[asset]
-    if asset in ASSET_CONFIGS:
+    version = code_revisions()[asset]
+    if asset in asset_configs():
         params = effective_config(asset, recipe).model_dump(mode="json", exclude=EXECUTION_KEYS.get(asset))
         version += "-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:10]
-    if asset in SWITCHABLE_SCORERS and not scorer_enabled(recipe, asset):
+    if asset in switchable_scorers() and not scorer_enabled(recipe, asset):
         return version + "-off"  # no model ran: the profile does not matter
-    if asset in MODEL_ASSETS:
+    if asset in model_assets():
         version += f"-{profile}"
     if asset == "curated_videos" and scorers_off(recipe):
         version += "-off:" + ",".join(scorers_off(recipe))  # other verdicts without those scores
@@ -184,7 +202,7 @@ def code_version(asset: str, recipe: Recipe, profile: str = "real") -> str:
 
 def shard_code_versions(recipe: Recipe, profile: str) -> dict[str, str]:
     """asset -> the code version its shard rows must carry to be up to date (no Dagster needed)."""
-    return {asset: code_version(asset, recipe, profile) for asset in CODE_REVISIONS if asset not in UNPARTITIONED_ASSETS}
+    return {asset: code_version(asset, recipe, profile) for asset in code_revisions() if asset not in UNPARTITIONED_ASSETS}
 
 
 def effective_view(recipe: Recipe) -> dict[str, Any]:
@@ -198,10 +216,13 @@ def effective_view(recipe: Recipe) -> dict[str, Any]:
         else:
             view[prefix] = value
 
-    for asset in ASSET_CONFIGS:
+    for asset in asset_configs():
         walk(asset, effective_config(asset, recipe).model_dump(mode="json"))
-    for name in SWITCHABLE_SCORERS:
+    for name in switchable_scorers():
         view[f"{SCORERS_KEY}.{name}"] = scorer_enabled(recipe, name)
+    for key, default in LATER_DEFAULTS.items():
+        if view.get(key) == default:
+            del view[key]
     return view
 
 
@@ -215,8 +236,8 @@ def run_config(recipe: Recipe) -> dict:
     for name, body in recipe.items():
         if name == SCORERS_KEY:
             continue  # not run config: it shapes the definitions (see scorer_enabled)
-        if name in SHARED_OPS:
-            op, key = SHARED_OPS[name]
+        if name in shared_ops():
+            op, key = shared_ops()[name]
             ops.setdefault(op, {"config": {}})["config"][key] = body
         else:
             ops[name] = {"config": body}

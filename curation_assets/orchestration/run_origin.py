@@ -40,9 +40,9 @@ def reconstructable_job(job_name: str):
     return repo.get_reconstructable_job(job_name)
 
 
-def create_run(instance, job_name: str, run_config: Mapping, tags: Mapping[str, str]):
-    """A NOT_STARTED run of `job_name` with the origins of a UI launch (execute it with
-    execution.dagster_run.execute_run)."""
+def create_run(instance, job_name: str, run_config: Mapping, tags: Mapping[str, str], asset_selection=None):
+    """A NOT_STARTED run of `job_name` (of its `asset_selection`, AssetKeys, when given) with
+    the origins of a UI launch (execute it with execution.dagster_run.execute_run)."""
     from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
     from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
 
@@ -53,4 +53,5 @@ def create_run(instance, job_name: str, run_config: Mapping, tags: Mapping[str, 
     job_def = recon_job.get_definition()
     remote_origin = RemoteJobOrigin(RemoteRepositoryOrigin(code_location_origin(), SINGLETON_REPOSITORY_NAME), job_name)
     return instance.create_run_for_job(job_def=job_def, run_config=dict(run_config), tags=dict(tags),
+                                       asset_selection=set(asset_selection) if asset_selection else None,
                                        remote_job_origin=remote_origin, job_code_origin=recon_job.get_python_origin())

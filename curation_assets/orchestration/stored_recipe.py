@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from curation_assets.orchestration.recipe import (
-    STORED_RECIPE_FILE, UNPARTITIONED_ASSETS, CODE_REVISIONS, Recipe, code_version, effective_view, load_recipe,
+    STORED_RECIPE_FILE, UNPARTITIONED_ASSETS, Recipe, code_revisions, code_version, effective_view, load_recipe,
     recipe_hash,
 )
 
@@ -95,7 +95,7 @@ def recipe_changes(old: Recipe, new: Recipe, old_profile: str, new_profile: str)
 
 def assets_made_stale(old: Recipe, new: Recipe, old_profile: str, new_profile: str) -> list[str]:
     """Shard assets whose code version changes (the job re-runs everything downstream of them)."""
-    return [asset for asset in CODE_REVISIONS if asset not in UNPARTITIONED_ASSETS
+    return [asset for asset in code_revisions() if asset not in UNPARTITIONED_ASSETS
             and code_version(asset, old, old_profile) != code_version(asset, new, new_profile)]
 
 

@@ -14,20 +14,26 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-# score column -> (table, threshold keys drawn as lines)
-REPORTED_SCORES = {
-    "motion_score": ("motion", ["motion_min", "motion_max"]),
-    "char_rep_ratio": ("caption_repetition", ["char_rep_ratio_max"]),
-    "clip_similarity": ("clip_similarity", ["clip_similarity_min"]),
-    "aesthetics_score": ("aesthetics", ["aesthetics_score_min"]),
-    "ocr_area_ratio": ("ocr_area", ["ocr_area_ratio_max"]),
-    "width": ("resolution", ["width_min", "width_max"]),
-    "height": ("resolution", ["height_min", "height_max"]),
-}
+from curation_assets.scores import PROBE, all_scores
+
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
-# where a suggested bound may lie: mean - 3 sigma of a skewed score can fall below its floor
-VALID_RANGES = {"motion_score": (0.0, None), "char_rep_ratio": (0.0, 1.0), "clip_similarity": (-1.0, 1.0),
-                "aesthetics_score": (0.0, 1.0), "ocr_area_ratio": (0.0, 1.0)}
+
+
+def reported_scores() -> dict[str, tuple[str, str, list[str]]]:
+    """curated_videos column -> (score table, its column there, threshold keys drawn as lines),
+    for every declared score: quality scores first, the stream's properties (PROBE) last."""
+    out = {}
+    for decl in sorted(all_scores(), key=lambda d: d.reads == PROBE):
+        for curated, column in decl.value_columns.items():
+            out[curated] = (decl.name, column, [b.key for b in decl.bounds if decl.bound_column(b) == curated])
+    return out
+
+
+def suggestable() -> dict[str, tuple[float | None, float | None]]:
+    """curated column -> where a suggested threshold may lie, for the scores whose thresholds
+    come from the distribution (not whole-number ones such as pixel sizes)."""
+    return {curated: decl.suggest_range for decl in all_scores() for curated in decl.value_columns
+            if any(b.kind is float for b in decl.bounds if decl.bound_column(b) == curated)}
 
 
 @dataclass
@@ -217,9 +223,10 @@ def suggest_thresholds(summaries: dict[str, ScoreSummary], method: str = "sigma"
     """
     out = {}
     tail = (1 - keep_middle) / 2 * 100
-    for column, (_, keys) in REPORTED_SCORES.items():
+    ranges = suggestable()
+    for column, (_, _, keys) in reported_scores().items():
         s = summaries.get(column)
-        if s is None or not s.count or column in ("width", "height") or column in skip:
+        if s is None or not s.count or column not in ranges or column in skip:
             continue
         if not s.std > 0:  # one value everywhere (e.g. no text in any clip) says nothing about where to cut
             continue
@@ -229,7 +236,7 @@ def suggest_thresholds(summaries: dict[str, ScoreSummary], method: str = "sigma"
             values = [s.percentiles[p] for p in PERCENTILES]
             low = float(np.interp(tail, PERCENTILES, values))
             high = float(np.interp(100 - tail, PERCENTILES, values))
-        floor, ceiling = VALID_RANGES.get(column, (None, None))
+        floor, ceiling = ranges[column]
         low = max(low, floor) if floor is not None else low
         high = min(high, ceiling) if ceiling is not None else high
         for key in keys:
@@ -247,7 +254,7 @@ def tiny_banner(noise: dict[str, int], tiny_videos: int, videos: int) -> str:
         return ""
     return (f"Built on tiny-profile scores: {tiny_videos} of {videos} videos were scored by the tiny "
             f"random-weight models (CURATION_MODEL_PROFILE=tiny); {', '.join(columns) or 'their learned scores'} "
-            "are noise and no thresholds are suggested for them. Bring real weights (README, \"Models\") "
+            "are noise and no thresholds are suggested for them. Bring real weights (docs/models.md) "
             "before choosing thresholds from this report.")
 
 

@@ -7,19 +7,15 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from curation_assets.scores import all_scores
+
 PRESETS = {"16x256x256": (16, 256, 256), "16x512x512": (16, 512, 512)}
 # The Modelscope-Sora challenge cap: 125,000 clips x 16 x 512 x 512.
 DEFAULT_PIXEL_BUDGET = 125_000 * 16 * 512 * 512
 
-# score column -> +1 when higher is better, -1 when lower is better
-SCORE_DIRECTIONS = {
-    "aesthetics_score": +1,
-    "clip_similarity": +1,
-    "motion_score": +1,
-    "ocr_area_ratio": -1,
-    "char_rep_ratio": -1,
-}
-DEFAULT_WEIGHTS = {"aesthetics_score": 0.4, "clip_similarity": 0.3, "motion_score": 0.2, "ocr_area_ratio": 0.1}
+def score_directions() -> dict[str, int]:
+    """curated_videos score column -> +1 when higher is better, -1 when lower is (declared)."""
+    return {curated: decl.direction for decl in all_scores() for curated in decl.value_columns}
 
 
 @dataclass(frozen=True)
@@ -70,9 +66,10 @@ def composite_scores(frame: pl.DataFrame, weights: dict[str, float]) -> np.ndarr
     Ranks make scores on different scales comparable and ignore outliers; a missing score
     counts as the worst rank.
     """
-    unknown = set(weights) - set(SCORE_DIRECTIONS)
+    directions = score_directions()
+    unknown = set(weights) - set(directions)
     if unknown:
-        raise ValueError(f"unknown score weights {sorted(unknown)} (known: {sorted(SCORE_DIRECTIONS)})")
+        raise ValueError(f"unknown score weights {sorted(unknown)} (known: {sorted(directions)})")
     n = frame.height
     total = np.zeros(n)
     weight_sum = sum(abs(w) for w in weights.values()) or 1.0
@@ -80,7 +77,7 @@ def composite_scores(frame: pl.DataFrame, weights: dict[str, float]) -> np.ndarr
         if not weight or column not in frame.columns:
             continue
         values = frame[column].cast(pl.Float64).to_numpy().copy()
-        values = SCORE_DIRECTIONS[column] * values
+        values = directions[column] * values
         values[np.isnan(values)] = -np.inf
         # tied values share their average rank, so ties are decided by video_id, not input order
         ranks = pl.Series(values).rank("average").to_numpy() - 1

@@ -260,6 +260,28 @@ def write_low_res(
     )
 
 
+def write_letterboxed(
+    path: PathLike,
+    *,
+    width: int = 320,
+    height: int = 256,
+    bar_height: int = 64,
+    fps: int = 24,
+    n_frames: int = 48,
+    shift_px_per_frame: tuple[float, float] = (2, 0),
+    seed: int = 0,
+) -> Path:
+    """A moving texture between black bars `bar_height` pixels high at the top and the bottom.
+
+    Known answer: the bars cover 2 * bar_height / height of every frame; the picture moves by
+    shift_px_per_frame inside them."""
+    picture = _moving_texture_frames(width=width, height=height - 2 * bar_height, n_frames=n_frames,
+                                     shift=shift_px_per_frame, seed=seed)
+    bar = np.zeros((bar_height, width, 3), np.uint8)
+    frames = (np.concatenate([bar, np.asarray(rgb, np.uint8), bar]) for rgb in picture)
+    return _write_video(path, frames, width=width, height=height, fps=fps)
+
+
 def write_single_frame(
     path: PathLike,
     *,

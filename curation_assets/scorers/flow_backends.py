@@ -1,4 +1,5 @@
-"""Where the motion score's Farneback flow runs: the CPU, or an OpenCL device through OpenCV.
+"""Where the motion score's Farneback flow runs: the CPU, an OpenCL device through OpenCV, or
+a torch device (scorers/farneback_torch.py: OpenCV's CPU algorithm, batched across videos).
 
 OpenCV ships Farneback as OpenCL kernels behind its transparent API: `cv2.UMat` frames in,
 a `UMat` flow out. Frames are still decoded on the CPU; each sampled gray frame is uploaded
@@ -9,15 +10,21 @@ The flow itself is not bit-identical: OpenCV's OpenCL Farneback is a separate fl
 implementation (the CPU path accumulates the polynomial expansion, the box-filtered
 matrices and the 2x2 solve in float64, and treats borders slightly differently). Where a
 region is nearly textureless the solve is ill-conditioned and the two differ by more than
-rounding; the README's "Motion on a GPU" section has the measured per-clip differences.
+rounding; docs/gpu.md ("Motion on a GPU") has the measured per-clip differences.
 
 Backends:
 - ``cpu``: OpenCV's C++ loop (data-juicer's exact path).
 - ``opencl``: OpenCV's default OpenCL device, whatever its type (``OPENCV_OPENCL_DEVICE``
   picks it; ``:CPU:`` selects Debian's pocl for correctness checks). No device: a
   BackendError at start-up, never a silent CPU run.
-- ``auto``: ``opencl`` when OpenCV's device is a GPU, else ``cpu``. A CPU OpenCL device
-  (pocl) is never chosen automatically: it is slower than the CPU path.
+- ``torch``: the torch Farneback on CUDA when torch sees a GPU, else on the CPU (slower than
+  ``cpu``: for tests); ``CURATION_DEVICE`` (cpu, cuda, cuda:1) overrides. It follows
+  OpenCV's CPU arithmetic (float64 where OpenCV accumulates in float64), so its scores agree
+  with ``cpu`` to about 1e-7 per video on the real clips (docs/gpu.md). Pairs of many videos
+  go to the device per call (scorers/torch_pass.py).
+- ``auto``: ``torch`` when torch sees a CUDA device, else ``opencl`` when OpenCV's OpenCL
+  device is a GPU, else ``cpu``. A CPU OpenCL device (pocl) is never chosen automatically:
+  it is slower than the CPU path.
 
 The OpenCL context belongs to the process: OPENCV_OPENCL_DEVICE is read once, at OpenCV's
 first OpenCL call, so set it before the process starts.
@@ -36,8 +43,9 @@ from typing import Literal
 
 import numpy as np
 
-Backend = Literal["auto", "cpu", "opencl"]
-BACKENDS = ("auto", "cpu", "opencl")
+Backend = Literal["auto", "cpu", "opencl", "torch"]
+BACKENDS = ("auto", "cpu", "opencl", "torch")
+TORCH_DEVICE_ENV = "CURATION_DEVICE"  # the same override the learned scorers read
 DEVICE_ENV = "OPENCV_OPENCL_DEVICE"
 NVIDIA_OPENCL_LIB = "libnvidia-opencl.so.1"
 DEFAULT_VENDORS_DIR = Path("/etc/OpenCL/vendors")
@@ -54,8 +62,9 @@ class BackendError(RuntimeError):
 
 @dataclass(frozen=True)
 class ResolvedBackend:
-    backend: str  # "cpu" or "opencl": what actually runs
-    device: str  # the OpenCL device's name, or the CPU's model name
+    backend: str  # "cpu", "opencl" or "torch": what actually runs
+    device: str  # the OpenCL or CUDA device's name, or the CPU's model name
+    torch_device: str = ""  # torch: the torch device the flow runs on ("cuda", "cuda:1", "cpu")
 
     def as_dict(self) -> dict:
         return {"backend": self.backend, "device": self.device}
@@ -208,6 +217,8 @@ def resolve_backend(requested: str) -> ResolvedBackend:
         raise BackendError(f"unknown motion backend {requested!r} (choose one of {', '.join(BACKENDS)})")
     if requested == "cpu":
         return ResolvedBackend("cpu", cpu_name())
+    if requested == "torch" or (requested == "auto" and torch_cuda_available()):
+        return _resolve_torch(requested)
     device = opencv_device()
     if requested == "auto":
         if device is None or device.kind != "GPU":
@@ -216,6 +227,63 @@ def resolve_backend(requested: str) -> ResolvedBackend:
         raise BackendError(no_device_message(requested))
     _check_device_runs_farneback(device)
     return ResolvedBackend("opencl", device.name)
+
+
+def torch_cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return False
+    return torch.cuda.is_available()
+
+
+def torch_flow_device() -> str:
+    """The torch device the torch backend's flow runs on: CURATION_DEVICE, else cuda when torch sees one."""
+    value = os.environ.get(TORCH_DEVICE_ENV, "auto").strip() or "auto"
+    if value == "auto":
+        return "cuda" if torch_cuda_available() else "cpu"
+    return value
+
+
+def _resolve_torch(requested: str) -> ResolvedBackend:
+    import torch
+
+    device = torch_flow_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise BackendError(f"motion backend {requested!r}: {TORCH_DEVICE_ENV}={device!r} is not a torch device ({exc}); "
+                           "use cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise BackendError(f"motion backend {requested!r} was asked to run on {device!r} ({TORCH_DEVICE_ENV}) but "
+                               "torch sees no CUDA device; unset it to run torch on the CPU, or set the motion recipe key "
+                               "backend: cpu")
+        name = torch.cuda.get_device_name(dev)
+    elif dev.type == "cpu":
+        name = cpu_name()
+    else:
+        name = str(dev)
+    _check_torch_runs_farneback(device, requested)
+    return ResolvedBackend("torch", name, device)
+
+
+def _check_torch_runs_farneback(device: str, requested: str) -> None:
+    """One small pair on the device before anything is decoded: a CUDA build without kernels
+    for this GPU, or a device that cannot allocate, fails here in one line."""
+    import torch
+
+    from curation_assets.scorers.farneback_torch import FarnebackSettings, farneback_flow
+
+    try:
+        frames = torch.arange(2 * 48 * 64, dtype=torch.float32, device=device).remainder(251).view(2, 48, 64)
+        flow = farneback_flow(frames[:1], frames[1:], FarnebackSettings(levels=1, iterations=1))
+        if not bool(torch.isfinite(flow).all()):
+            raise RuntimeError("non-finite flow")
+    except Exception as exc:
+        raise BackendError(f"motion backend {requested!r} cannot run Farneback on torch device {device!r}: "
+                           f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}; set the motion recipe key "
+                           "backend: cpu") from exc
 
 
 def _check_device_runs_farneback(device: OpenCLDevice) -> None:
@@ -235,10 +303,14 @@ def _check_device_runs_farneback(device: OpenCLDevice) -> None:
                            "CPU); set the motion recipe key backend: cpu, or check `curation-assets devices`")
 
 
+# What a motion row's params record about how it ran, beside the MotionParams fields
+RUN_KEYS = ("backend", "device", "decoder", "decoder_fallback", "flow_fallback")
+
+
 def split_motion_row_params(params: dict) -> tuple[dict, str]:
     """A motion row's params: (the MotionParams fields, the backend that ran). Rows written
     before backends existed have no backend key: they ran on the CPU."""
-    rest = {k: v for k, v in params.items() if k not in ("backend", "device")}
+    rest = {k: v for k, v in params.items() if k not in RUN_KEYS}
     return rest, params.get("backend", "cpu")
 
 
@@ -287,8 +359,10 @@ def device_report(backend: str = "auto") -> list[str]:
         try:
             r = resolve_backend(name)
             note = ""
-            if name == "auto" and device is not None and device.kind != "GPU":
+            if name == "auto" and r.backend != "torch" and device is not None and device.kind != "GPU":
                 note = f" (a {device.kind} OpenCL device is for correctness checks, never chosen by auto)"
+            if r.backend == "torch":
+                note = f" (torch device {r.torch_device}" + (": slower than cpu, for checks)" if r.torch_device == "cpu" else ")")
             lines.append(f"motion backend {name}: runs {r.backend} on {r.device}{note}")
         except BackendError as exc:
             lines.append(f"motion backend {name}: cannot run here: {exc}")
@@ -296,5 +370,9 @@ def device_report(backend: str = "auto") -> list[str]:
     if hint:
         lines.append("NVIDIA: " + hint)
     elif device is None or device.kind != "GPU":
-        lines.append(f"For a GPU: register its OpenCL ICD (NVIDIA: `{NVIDIA_ICD_COMMAND}`) and set {GPU_SELECTOR}.")
+        lines.append(f"For OpenCL on a GPU: register its OpenCL ICD (NVIDIA: `{NVIDIA_ICD_COMMAND}`) and set {GPU_SELECTOR}.")
+    from curation_assets.scorers.decoders import nvdec_status
+
+    usable, why = nvdec_status()
+    lines.append(f"GPU decoder (motion decoder nvdec): {'available: ' if usable else 'not available: '}{why}")
     return lines

@@ -183,7 +183,61 @@ def default_flow_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-class MotionAccumulator:
+class SampledIndices:
+    """Which decoded frames motion reads (data-juicer's 2 fps picks), shared by every way of scoring them."""
+
+    def __init__(self, fps: float, total_frames: int, params: MotionParams):
+        self.params = params
+        step = sampling_step(fps, total_frames, params.sampling_fps)
+        self.indices = sample_indices(total_frames, step, params.frame_selection)
+        self._wanted: dict[int, int] = {}
+        for i in self.indices:
+            self._wanted[i] = self._wanted.get(i, 0) + 1
+        self.last_index = self.indices[-1] if self.indices else -1
+        self.used_indices: list[int] = []
+
+    def wants(self, index: int) -> bool:
+        return index in self._wanted
+
+    def done(self, index: int) -> bool:
+        return index >= self.last_index
+
+    def repeats(self, index: int) -> int:
+        """How many times frame `index` enters the sequence (data-juicer reads frame 1 twice at step 1)."""
+        return self._wanted[index]
+
+
+def motion_result(pair_scores: list[float], used_indices: list[int], frames_decoded: int, params: MotionParams,
+                  error: str | None = None) -> MotionResult:
+    """A video's result from its pair scores in order: their mean (then the fast-mode
+    calibration), or -1 with a reason when no pair could be scored."""
+    score = float(np.mean(pair_scores)) if pair_scores else -1.0
+    if score > 0 and (params.calibration_scale, params.calibration_power) != (1.0, 1.0):
+        score = float(params.calibration_scale * score ** params.calibration_power)
+    if error is None and not pair_scores:
+        error = f"fewer than two decodable frames ({len(used_indices)}): no frame pair to score"
+    return MotionResult(score, list(pair_scores), list(used_indices), frames_decoded, error)
+
+
+class MotionFrames(SampledIndices):
+    """The sampled gray frames of one video in pair order (pair i is frames i and i + 1), for a
+    backend that scores pairs in batches across videos (torch): the same frames and grays
+    MotionAccumulator would score one pair at a time."""
+
+    def __init__(self, fps: float, total_frames: int, params: MotionParams):
+        super().__init__(fps, total_frames, params)
+        self.grays: list[np.ndarray] = []
+        self.source_hw: tuple[int, int] | None = None
+
+    def add(self, index: int, bgr: np.ndarray) -> None:
+        gray = to_gray(bgr, self.params)
+        self.source_hw = bgr.shape[:2]
+        for _ in range(self.repeats(index)):
+            self.grays.append(gray)
+            self.used_indices.append(index)
+
+
+class MotionAccumulator(SampledIndices):
     """Consumes decoded frames in order and scores the sampled pairs.
 
     Separate from the decoder so one decode pass can feed motion and other consumers.
@@ -194,7 +248,7 @@ class MotionAccumulator:
                  backend: str = "cpu"):
         if flow_threads < 1:
             raise ValueError(f"flow_threads must be >= 1, got {flow_threads}")
-        self.params = params
+        super().__init__(fps, total_frames, params)
         # backend "opencl": frames go to the device, pairs run there (scorers/flow_backends.py)
         self._opencl = None
         if backend == "opencl":
@@ -204,33 +258,21 @@ class MotionAccumulator:
             self._opencl = flow_backends
             flow_threads = flow_backends.pair_threads(backend, flow_threads)
         elif backend != "cpu":
-            raise ValueError(f"backend must be 'cpu' or 'opencl' once resolved, got {backend!r}")
+            raise ValueError(f"backend must be 'cpu' or 'opencl' once resolved (torch scores pairs in batches: "
+                             f"MotionFrames), got {backend!r}")
         self._pool = flow_pool(flow_threads) if flow_threads > 1 else None
         self._pending: deque[Future] = deque()
         self.max_pending = 2 * flow_threads
         self.peak_pending = 0
-        step = sampling_step(fps, total_frames, params.sampling_fps)
-        self.indices = sample_indices(total_frames, step, params.frame_selection)
-        self._wanted: dict[int, int] = {}
-        for i in self.indices:
-            self._wanted[i] = self._wanted.get(i, 0) + 1
-        self.last_index = self.indices[-1] if self.indices else -1
         self._prev: np.ndarray | None = None
         self.pair_scores: list[float] = []
-        self.used_indices: list[int] = []
-
-    def wants(self, index: int) -> bool:
-        return index in self._wanted
-
-    def done(self, index: int) -> bool:
-        return index >= self.last_index
 
     def add(self, index: int, bgr: np.ndarray) -> None:
         gray = to_gray(bgr, self.params)
         if self._opencl is not None:
             gray = self._opencl.upload(gray)
         source_hw = bgr.shape[:2]
-        for _ in range(self._wanted[index]):
+        for _ in range(self.repeats(index)):
             if self._prev is not None:
                 self._score_pair(self._prev, gray, source_hw)
             self._prev = gray
@@ -256,9 +298,4 @@ class MotionAccumulator:
 
     def result(self, frames_decoded: int, error: str | None = None) -> MotionResult:
         self._drain()
-        score = float(np.mean(self.pair_scores)) if self.pair_scores else -1.0
-        if score > 0 and (self.params.calibration_scale, self.params.calibration_power) != (1.0, 1.0):
-            score = float(self.params.calibration_scale * score ** self.params.calibration_power)
-        if error is None and not self.pair_scores:
-            error = f"fewer than two decodable frames ({len(self.used_indices)}): no frame pair to score"
-        return MotionResult(score, list(self.pair_scores), list(self.used_indices), frames_decoded, error)
+        return motion_result(self.pair_scores, self.used_indices, frames_decoded, self.params, error)

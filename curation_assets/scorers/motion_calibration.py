@@ -2,7 +2,7 @@
 
 Flow on downscaled frames is not exact flow scaled down: on real footage Farneback with
 the same window on a smaller frame sees other structure, and fast/exact varies from clip
-to clip (README, "Fast motion mode"). A monotone map fitted on real clips puts fast scores
+to clip (docs/recipes.md, "Fast motion mode"). A monotone map fitted on real clips puts fast scores
 back on the exact (data-juicer) scale: exact ~ scale * fast (scale = the median of
 exact / fast), or exact ~ scale * fast ** power (least squares in log-log space), fitted
 on per-window mean scores (windows of a few seconds give many points from a few clips). The map is stored in the recipe's motion
@@ -118,7 +118,7 @@ def fit_power_map(pairs: list[tuple[float, float]]) -> tuple[float, float]:
 def fit_scale(pairs: list[tuple[float, float]]) -> float:
     """exact ~ scale * fast with scale = the median of exact / fast over the windows: robust
     to a few odd windows, and on held-out real sources it kept the median fast/exact nearest
-    1 (README, "Fast motion mode")."""
+    1 (docs/recipes.md, "Fast motion mode")."""
     ratios = [e / f for e, f in pairs if e > 1e-6 and f > 1e-6]
     if len(ratios) < 3:
         raise ValueError(f"need at least 3 windows with motion to fit a map, got {len(ratios)}")

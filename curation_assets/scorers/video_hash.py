@@ -112,7 +112,7 @@ def choose_near_duplicates(candidates: list[Candidate], earlier: list[tuple[str,
     most similar such video; otherwise it is kept and later candidates are compared with it.
 
     Earlier shards win whatever their quality, so a shard's verdicts never change when later
-    shards arrive. Exact comparison against every kept video (vectorised); see the README for
+    shards arrive. Exact comparison against every kept video (vectorised); see docs/long-videos.md for
     how the cross-shard side scales.
     """
     bank = HashBank()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -31,15 +32,22 @@ class VideoPassResult:
     error: str | None = None  # a decode error mid-stream; what was read before it is kept
 
 
-def video_pass(
-    path: str | Path,
-    motion_params: MotionParams,
-    sampling: FrameSamplingParams,
-    fps: float | None = None,
-    total_frames: int | None = None,
-    flow_threads: int = 1,
-    backend: str = "cpu",
-) -> VideoPassResult:
+@dataclass
+class StreamOutcome:
+    """What one sequential decode left besides motion: the sampled frames and how it ended."""
+
+    frame_indices: list[int]
+    frame_timestamps: list[float | None]
+    frames: list[np.ndarray]  # RGB uint8
+    frames_decoded: int
+    error: str | None  # a decode error mid-stream; what was read before it is kept
+
+
+def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sampling: FrameSamplingParams,
+                  fps: float | None = None, total_frames: int | None = None) -> tuple[Any, StreamOutcome]:
+    """Decode a video once with PyAV, in order, handing each frame motion wants (as BGR) to
+    the consumer make_motion(fps, total_frames) builds (MotionAccumulator, MotionFrames) and
+    keeping the sampled frames; stops after the last frame either needs."""
     import av
 
     global _passes
@@ -52,7 +60,7 @@ def video_pass(
             fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate)
         if total_frames is None or total_frames <= 0:
             total_frames = int(stream.frames or 0)
-        motion = MotionAccumulator(fps, total_frames, motion_params, flow_threads=flow_threads, backend=backend)
+        motion = make_motion(fps, total_frames)
         # the stream's declared duration places data-juicer's uniform targets (in pts units)
         collector = FrameCollector(total_frames, sampling, duration_pts=stream.duration)
         decoded, error, stopped_early = 0, None, False
@@ -76,16 +84,28 @@ def video_pass(
             error = f"decoded {decoded} of {declared} frames the header declares (truncated?)"
         last_rgb = last_frame.to_ndarray(format="rgb24") if last_frame is not None else None
         indices = collector.finish(last_index, last_frame, last_rgb)
-        return VideoPassResult(
-            motion=motion.result(decoded, error),
-            frame_indices=indices,
-            frame_timestamps=[collector.timestamps[i] for i in indices],
-            frames=[collector.frames[i] for i in indices],
-            frames_decoded=decoded,
-            error=error,
-        )
+        return motion, StreamOutcome(indices, [collector.timestamps[i] for i in indices],
+                                     [collector.frames[i] for i in indices], decoded, error)
     finally:
         container.close()
+
+
+def video_pass(
+    path: str | Path,
+    motion_params: MotionParams,
+    sampling: FrameSamplingParams,
+    fps: float | None = None,
+    total_frames: int | None = None,
+    flow_threads: int = 1,
+    backend: str = "cpu",
+) -> VideoPassResult:
+    """Decode once, score motion pair by pair on the CPU (or OpenCL), keep the sampled frames."""
+    motion, out = stream_frames(
+        path, lambda fps_, total: MotionAccumulator(fps_, total, motion_params, flow_threads=flow_threads, backend=backend),
+        sampling, fps, total_frames)
+    return VideoPassResult(motion=motion.result(out.frames_decoded, out.error), frame_indices=out.frame_indices,
+                           frame_timestamps=out.frame_timestamps, frames=out.frames,
+                           frames_decoded=out.frames_decoded, error=out.error)
 
 
 def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
@@ -94,14 +114,23 @@ def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: f
     """Score one video on its own (the asset graph scores motion inside the shared decode pass).
 
     flow_threads: None = default_flow_threads(); pass 1 inside a process pool that already
-    uses every core. backend: "cpu", "opencl" or "auto" (scorers/flow_backends.py).
+    uses every core. backend: "cpu", "opencl", "torch" or "auto" (scorers/flow_backends.py);
+    torch decodes with PyAV and scores the video's pairs in batches on its device.
     """
     from curation_assets.scorers.flow_backends import resolve_backend
 
     threads = default_flow_threads() if flow_threads is None else flow_threads
-    resolved = resolve_backend(backend).backend if backend != "cpu" else "cpu"
+    resolved = resolve_backend(backend) if backend != "cpu" else None
+    if resolved is not None and resolved.backend == "torch":
+        from curation_assets.scorers.decoders import decode_with_pyav
+        from curation_assets.scorers.motion import motion_result
+        from curation_assets.scorers.torch_motion import Sequence, score_sequences
+
+        video = decode_with_pyav(path, params, FrameSamplingParams(num_frames=0), fps, total_frames)
+        scores = score_sequences([Sequence(video.grays, video.source_hw)], params, resolved.torch_device)[0]
+        return motion_result(scores.pair_scores, video.motion_indices, video.frames_decoded, params, video.error)
     return video_pass(path, params, FrameSamplingParams(num_frames=0), fps, total_frames, flow_threads=threads,
-                      backend=resolved).motion
+                      backend=resolved.backend if resolved is not None else "cpu").motion
 
 
 @dataclass(frozen=True)
@@ -117,7 +146,7 @@ class PassJob:
     data_dir: str  # the store location (folder or fsspec URL) the frames go under
     image_format: str = "png"
     flow_threads: int = 1  # >1 only when this job's process has cores to spare
-    backend: str = "cpu"  # resolved before any job starts: "cpu" or "opencl"
+    backend: str = "cpu"  # resolved before any job starts: "cpu" or "opencl" (torch: scorers/torch_pass.py)
 
 
 def run_pass_job(job: PassJob) -> dict:

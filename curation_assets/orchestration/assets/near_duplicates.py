@@ -4,7 +4,6 @@ import polars as pl
 from dagster import AssetExecutionContext, MetadataValue, asset
 
 from curation_assets.ingest.registry import shard_number
-from curation_assets.orchestration.assets.image_scores import AESTHETICS
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS, primary_videos, to_frame, write_shard
 from curation_assets.orchestration.assets.video_hashes import VIDEO_HASHES
 from curation_assets.orchestration.partitions import shard_partitions
@@ -12,6 +11,7 @@ from curation_assets.orchestration.recipe import Recipe, code_version, config_cl
 from curation_assets.orchestration.resources import CurationStore
 from curation_assets.scorers.video_hash import Candidate, choose_near_duplicates
 
+AESTHETICS = "aesthetics"  # the keep rule prefers the better clip by its aesthetics score
 NEAR_DUPLICATES = "near_duplicates"
 SCHEMA = {
     "video_id": pl.Utf8,

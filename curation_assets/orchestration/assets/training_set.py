@@ -8,15 +8,19 @@ from dagster import AssetCheckResult, AssetCheckSpec, AssetExecutionContext, Mat
 from curation_assets.orchestration.assets.accelerated_videos import ACCELERATED_VIDEOS
 from curation_assets.orchestration.assets.curated_videos import CURATED_VIDEOS
 from curation_assets.orchestration.assets.captions import CAPTIONS
-from curation_assets.orchestration.assets.image_scores import CLIP_SIMILARITY
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS
 from curation_assets.outputs.report import TINY_PROFILE
 from curation_assets.outputs.selection import eligible, resolve_budget, resolve_shape, select
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore
+from curation_assets.scores import all_scores
 
 LORA_TRAINING_SET = "lora_training_set"
-SCORE_COLUMNS = ["motion_score", "aesthetics_score", "clip_similarity", "ocr_area_ratio", "char_rep_ratio"]
+
+
+def score_columns() -> list[str]:
+    """Every declared score value (curated_videos columns), carried into the training set's table."""
+    return [curated for decl in all_scores() for curated in decl.value_columns]
 
 
 def build_training_set(recipe: Recipe):
@@ -24,7 +28,7 @@ def build_training_set(recipe: Recipe):
 
     @asset(
         name=LORA_TRAINING_SET, deps=[CURATED_VIDEOS, ACCELERATED_VIDEOS], code_version=code_version(LORA_TRAINING_SET, recipe),
-        group_name="outputs", kinds={"duckdb", "json"},
+        group_name="outputs", kinds={"parquet", "duckdb", "json"},
         check_specs=[AssetCheckSpec("within_budget_and_files_exist", asset=LORA_TRAINING_SET)],
         description="The best kept clips (accelerated version where one exists) that fit the pixel budget, "
         "written as EasyAnimate metadata.json and a data-juicer jsonl under <data_dir>/training_sets/<preset>/.",
@@ -40,7 +44,7 @@ def build_training_set(recipe: Recipe):
         out_dir = Path(curation_store.data_dir) / "training_sets" / preset_name
         summary = _write_outputs(out_dir, chosen, candidates.height, ok.height, ineligible, budget, shape, config)
         table = chosen.select(["rank", "video_id", "file_path", "caption", "caption_source", "composite",
-                               "accelerated", "scores_profile", *SCORE_COLUMNS]).with_columns(pl.lit(preset_name).alias("preset"))
+                               "accelerated", "scores_profile", *score_columns()]).with_columns(pl.lit(preset_name).alias("preset"))
         # unpartitioned: one object per preset, replaced whole
         store.replace_partition(LORA_TRAINING_SET, preset_name, table,
                                 code_version=context.assets_def.code_versions_by_key.get(context.asset_key) or "")
@@ -88,6 +92,8 @@ def _candidates(store) -> pl.DataFrame:
     # clips cut by `shots` are keys relative to the location too (registered sources are absolute)
     kept = kept.with_columns(pl.col("path").map_elements(store.location.resolve, return_dtype=pl.Utf8))
     kept = _with_scores_profile(store, tables, kept)
+    # a score declared after these rows were judged (a new plugin) reads as null until re-judged
+    kept = kept.with_columns([pl.lit(None, pl.Float64).alias(c) for c in score_columns() if c not in kept.columns])
     accelerated = pl.col("output_path").is_not_null()
     return kept.with_columns(
         accelerated.alias("accelerated"),
@@ -98,10 +104,12 @@ def _candidates(store) -> pl.DataFrame:
 
 
 def _with_scores_profile(store, tables, kept: pl.DataFrame) -> pl.DataFrame:
-    """`scores_profile` per clip: 'tiny' when any of its learned scores (aesthetics, CLIP
-    similarity) or its generated caption came from a tiny random-weight model, else 'real'."""
+    """`scores_profile` per clip: 'tiny' when any of its learned scores (those noisy under the tiny
+    profile: aesthetics, CLIP similarity) or its generated caption came from a tiny random-weight
+    model, else 'real'."""
     tiny = pl.col("model_profile").fill_null("") == TINY_PROFILE
-    for table, alias in ((CLIP_SIMILARITY, "clip_profile"), (CAPTIONS, "caption_profile")):
+    noisy = [(decl.name, f"{decl.name}_profile") for decl in all_scores() if decl.noise_under_tiny]
+    for table, alias in (*noisy, (CAPTIONS, "caption_profile")):
         if table in tables and "profile" in store.query(f"select * from {table} limit 0").columns:
             profiles = store.query(f"select video_id, shard, profile as {alias} from {table}")
             kept = kept.join(profiles, on=["video_id", "shard"], how="left")
@@ -133,7 +141,7 @@ def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible:
         "pixels_used": pixels_used, "pixel_budget": budget, "budget_used": round(pixels_used / budget, 6) if budget else 0.0,
         "ineligible": {r: n for r, n in ineligible["ineligible_reason"].value_counts().iter_rows()} if ineligible.height else {},
         "score_means": {c: (float(chosen[c].mean()) if chosen.height and chosen[c].null_count() < chosen.height else None)
-                        for c in SCORE_COLUMNS},
+                        for c in score_columns()},
         "weights": config.weights,
     }
     if tiny_clips:
