@@ -428,6 +428,9 @@ def _drive_ui(page, expect, server: Server, assets: dict, shard_assets: list[str
     expect(page.get_by_role("tab", name="Overview", exact=True)).to_have_attribute("aria-selected", "true")
     expect(page.get_by_text("Upstream assets", exact=True)).to_be_visible()
     expect(page.locator('a[href="/assets/raw_videos"]').first).to_be_visible()
+    # its kind badges say what it is stored as: Parquet objects, queried with DuckDB
+    for kind in ("Parquet", "DuckDB"):
+        expect(page.get_by_text(kind, exact=True).first).to_be_visible()
     page.screenshot(animations="disabled", path=str(shots / "02_motion_page.png"))
     # its Partitions tab lists the shard registered above
     page.get_by_role("tab", name="Partitions", exact=True).click()
