@@ -114,7 +114,7 @@ def sync(device: str) -> None:
 
 
 def real_clips(args) -> list[Path]:
-    paths = sorted(Path(args.videos).glob("*.mp4"))
+    paths = sorted(Path(args.videos).resolve().glob("*.mp4"))  # absolute: the passes run in temp dirs
     return paths[: args.clips] if args.clips else paths
 
 
