@@ -406,7 +406,13 @@ def machine() -> str:
         mem = f", {kb / 1024 / 1024:.0f} GB RAM"
     except (OSError, StopIteration):
         pass
-    return f"{cpus} cores{mem}, no GPU, shared with other jobs"
+    model = ""
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpus} cores{f' ({model})' if model else ''}{mem}, no GPU, shared with other jobs"
 
 
 def main(argv: list[str] | None = None) -> int:
