@@ -36,12 +36,14 @@ VARIANTS = {
 
 def run_variant(name: str, config: dict, data_dir: Path, env: dict, logs: Path) -> dict:
     meter = TreeCpu(name)
+    safe = "".join(c if c.isalnum() else "-" for c in name)
+    run_config = logs / f"executor-{safe}.yaml"  # JSON is YAML; `dagster job execute` takes a file
+    run_config.write_text(json.dumps({"execution": {"config": config}}))
     cmd = [str(REPO / ".venv/bin/dagster"), "job", "execute", "-m", "curation_assets.orchestration.definitions",
            "-j", "curate_shards", "--tags", json.dumps({"dagster/partition": "shard-00000"}),
-           "--config-json", json.dumps({"execution": {"config": config}})]
+           "--config", str(run_config)]
     env = dict(env, DAGSTER_HOME=str(data_dir / "dagster_home"), CURATION_DATA_DIR=str(data_dir))
     load0, t0 = loadavg(), time.perf_counter()
-    safe = "".join(c if c.isalnum() else "-" for c in name)
     with (logs / f"executor-{safe}.log").open("w") as out:
         proc = subprocess.Popen(meter.wrap(cmd), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         meter.root_pid = proc.pid
