@@ -515,13 +515,13 @@ def cmd_models(args) -> int:
 
 def cmd_devices(args) -> int:
     from curation_assets.orchestration.recipe import RecipeError, effective_config, load_recipe
+    from curation_assets.scorers.decoders import decoder_report, resolve_decoder
     from curation_assets.scorers.flow_backends import BackendError, device_report, resolve_backend
 
-    for line in device_report():
+    for line in device_report() + decoder_report():
         print(line)
     if not args.config:
         return 0
-    from curation_assets.scorers.decoders import resolve_decoder
 
     try:
         config = effective_config("motion", load_recipe(args.config))
