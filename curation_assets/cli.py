@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -19,6 +18,17 @@ from curation_assets import settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
+                "devices": cmd_devices, "calibrate-motion": cmd_calibrate_motion, "migrate-store": cmd_migrate_store,
+                "compact": cmd_compact, "ui": cmd_ui, "review": cmd_review, "export": cmd_export}[args.command](args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="curation-assets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -40,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     _deployment_args(run)
 
     demo = sub.add_parser("demo-data", help="write the synthetic demo corpus (every curation rule exercised)")
-    demo.add_argument("folder")
+    demo.add_argument("folder", help="where to write the clips and manifest.jsonl (created if missing)")
 
     status = sub.add_parser("status", help="funnel and stale shards of a data dir")
     _data_dir_arg(status)
@@ -98,26 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     fo.add_argument("--database-dir", default=None,
                     help="FiftyOne's database folder (default: FiftyOne's own, ~/.fiftyone/var/lib/mongo)")
 
-    ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir")
+
+    ui = sub.add_parser("ui", help="start `dagster dev -w workspace.yaml` on this data dir",
+                        description="Start the Dagster UI (webserver, daemon: sensor, schedule, run queue, backfills) "
+                        "on this data dir. It has no login: anyone who can reach HOST:PORT can launch runs and "
+                        "read every asset (docs/ui.md: behind an authenticating proxy). Stop it with Ctrl-C once.")
     _data_dir_arg(ui)
-    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--host", default="127.0.0.1",
+                    help="address the webserver listens on (default 127.0.0.1: this machine only; 0.0.0.0: every "
+                    "interface, only behind an authenticating proxy or firewall)")
+    ui.add_argument("--port", type=int, default=3000, help="port of the webserver (default 3000)")
     ui.add_argument("--review-port", type=int, default=8765,
-                    help="the review gallery, served beside the UI (its asset pages link to it); -1: not started")
+                    help="the review gallery, served beside the UI (its asset pages link to it); 0: any free port; "
+                    "-1: not started")
     ui.add_argument("--config", help="recipe for the launchpad defaults, code versions, sensor and schedule "
                     "(default: the data dir's)")
     ui.add_argument("--model-profile", choices=["real", "tiny"], default=None,
                     help="model profile (default: $CURATION_MODEL_PROFILE, else the data dir's)")
     _deployment_args(ui)
-
-    args = parser.parse_args(argv)
-    try:
-        return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
-                "devices": cmd_devices, "calibrate-motion": cmd_calibrate_motion, "migrate-store": cmd_migrate_store,
-                "compact": cmd_compact,
-                "ui": cmd_ui, "review": cmd_review, "export": cmd_export}[args.command](args)
-    except CliError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return parser
 
 
 class CliError(Exception):
@@ -601,13 +610,13 @@ def cmd_models(args) -> int:
 
 def cmd_devices(args) -> int:
     from curation_assets.orchestration.recipe import RecipeError, effective_config, load_recipe
+    from curation_assets.scorers.decoders import decoder_report, resolve_decoder
     from curation_assets.scorers.flow_backends import BackendError, device_report, resolve_backend
 
-    for line in device_report():
+    for line in device_report() + decoder_report():
         print(line)
     if not args.config:
         return 0
-    from curation_assets.scorers.decoders import resolve_decoder
 
     try:
         config = effective_config("motion", load_recipe(args.config))
@@ -688,21 +697,71 @@ def cmd_export(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    from curation_assets.orchestration.instance import launcher_note
+    from curation_assets.orchestration.run_launcher import check_settings
+
     setup = _setup_env(args)
+    try:
+        check_settings()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     print(setup.recipe_line() + " (launchpad defaults, code versions, sensor and schedule)")
     print(setup.profile_line())
+    note = launcher_note(Path(os.environ["DAGSTER_HOME"]))
+    if note:
+        print(note)
     if args.review_port >= 0:  # the asset pages link to the gallery: serve it beside the UI
-        import threading
-
-        from curation_assets.review.server import URL_ENV
-
-        server = _review_server(setup, args.review_port, bool(args.config))
-        os.environ[URL_ENV] = f"http://127.0.0.1:{server.server_address[1]}/"
-        threading.Thread(target=server.serve_forever, name="review-gallery", daemon=True).start()
-        print(f"review gallery: {os.environ[URL_ENV]}")
-    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_ROOT / "workspace.yaml"), "-p", str(args.port)]
+        _start_review_beside_ui(args, setup.data_dir)
+    cmd = [sys.executable, "-m", "dagster", "dev", "-w", str(settings.PROJECT_ROOT / "workspace.yaml"),
+           "-h", args.host, "-p", str(args.port)]
     print("starting:", " ".join(cmd), f"(DAGSTER_HOME={os.environ['DAGSTER_HOME']})")
-    return subprocess.call(cmd, cwd=settings.PROJECT_ROOT)
+    if args.host not in LOCAL_HOSTS:
+        print(f"WARNING: the UI has no login and listens on {args.host}:{args.port}: anyone who can reach it can "
+              "launch runs and read every asset. Put it behind an authenticating proxy (docs/ui.md).")
+    print("Stop with Ctrl-C (once): runs in progress are interrupted and marked failed.", flush=True)
+    sys.stderr.flush()
+    # dagster dev takes this process's place: a Ctrl-C or a SIGTERM (kill, systemd) reaches it
+    # directly and it stops its webserver, daemon and code server in order, instead of a parent
+    # killing it half-way and leaving its children behind
+    os.chdir(settings.PROJECT_ROOT)
+    os.execv(sys.executable, cmd)
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def _start_review_beside_ui(args, data_dir) -> None:
+    """The review gallery as a child process (this process becomes dagster dev by exec): its
+    URL goes to the environment dagster dev inherits, so the asset pages link to it; the
+    kernel stops it when dagster dev ends (parent-death signal), however dagster dev is stopped."""
+    import signal
+    import socket
+
+    from curation_assets.review.server import URL_ENV
+
+    port = args.review_port
+    if port == 0:  # any free port, chosen here: the URL must be known before dagster dev starts
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    with socket.socket() as probe:  # a taken port fails here, in one line, not in the child's log
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise CliError(f"cannot serve the review gallery on 127.0.0.1:{port}: {exc.strerror or exc} "
+                           "(--review-port 0: any free port; -1: no gallery)") from None
+    cmd = [sys.executable, "-m", "curation_assets.cli", "review", "--data-dir", str(data_dir), "--port", str(port)]
+    if args.config:
+        cmd += ["--config", args.config]
+
+    def die_with_parent() -> None:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    subprocess.Popen(cmd, cwd=settings.PROJECT_ROOT, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    os.environ[URL_ENV] = f"http://127.0.0.1:{port}/"
+    print(f"review gallery: {os.environ[URL_ENV]}")
 
 
 if __name__ == "__main__":

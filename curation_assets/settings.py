@@ -33,3 +33,17 @@ def store_location() -> str | None:
     """Where score objects, frames and clips live: a folder or an fsspec URL (s3://, gs://).
     None: the data dir itself (the one-machine default)."""
     return os.environ.get(STORE_ENV) or None
+
+
+def positive_seconds(name: str, default: float) -> float:
+    """A duration setting from $name; a bad value raises ValueError in one line naming it."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r}: expected a number of seconds") from None
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ValueError(f"{name}={value!r}: expected a number of seconds > 0")
+    return seconds

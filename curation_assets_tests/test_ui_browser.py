@@ -4,8 +4,12 @@ A user's path, end to end: the global asset graph renders every asset, a score a
 opens from the catalog, and a registered (never run) shard partition is materialized from the
 `curate_shards` job's asset graph ("Materialize all…", pick the partition, "Launch 1 run");
 the run must succeed, the verdicts must land in DuckDB, and the asset page must show them.
-A second test opens the score_report page after a CLI run: the tiny-profile WARNING is on the
-page, and one "Show Markdown" shows the whole report with every chart inline.
+A backfill of the same shard then runs on the run worker that ran the first run, loading no
+model again. A second test, after a CLI run: the CLI's runs are in each job's run history and
+on the Overview timeline; on the score_report page the tiny-profile WARNING is on the page,
+and one "Show Markdown" shows the whole report with every chart inline. Both start the UI
+with `curation-assets ui` and stop it with one SIGTERM to that process, which must leave no
+process behind.
 
 Needs Debian's Chromium (`scripts/install_browser.sh`) and the `playwright` package (its
 Python client and bundled driver only: the browser is never downloaded). Skips otherwise.
@@ -165,18 +169,23 @@ def _live_group_members(pgid: int) -> list[int]:
     return pids
 
 
-def _stop_group(proc: subprocess.Popen) -> str:
-    """dagster dev runs a code server, the webserver and the daemon (and run workers): stop the
-    whole process group, SIGTERM first, SIGKILL for whatever is left. Returns what it took."""
+def _stop_group(proc: subprocess.Popen, leader_grace_s: float = 0) -> str:
+    """`curation-assets ui` runs a code server, the webserver, the daemon and run workers. With
+    `leader_grace_s`, first SIGTERM to the leader alone (what `kill PID` or a service manager
+    sends): it must stop everything it started within that time. Then (or else) the whole
+    process group, SIGTERM first, SIGKILL for whatever is left. Returns what it took."""
     pgid = proc.pid  # start_new_session=True: the group id is the leader's pid
     t0 = time.monotonic()
     how = "already gone"
-    for sig, grace in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
+    steps = ([("leader", signal.SIGTERM, leader_grace_s)] if leader_grace_s else []) + [
+        ("group", signal.SIGTERM, 15), ("group", signal.SIGKILL, 10)]
+    for target, sig, grace in steps:
         try:
-            os.killpg(pgid, sig)
+            os.kill(pgid, sig) if target == "leader" else os.killpg(pgid, sig)
         except ProcessLookupError:
-            break
-        how = f"{sig.name}"
+            if target == "group":
+                break
+        how = f"{sig.name} to the {target}"
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and _live_group_members(pgid):
             try:
@@ -190,17 +199,26 @@ def _stop_group(proc: subprocess.Popen) -> str:
     except subprocess.TimeoutExpired:
         pass
     left = _live_group_members(pgid)
-    assert not left, f"dagster dev left processes behind: {left}"
+    assert not left, f"the UI left processes behind: {left}"
     return f"{how} in {time.monotonic() - t0:.1f} s"
 
 
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
 @contextmanager
-def _dagster_dev(tmp_path: Path, env: dict):
+def _curation_ui(tmp_path: Path, env: dict, data_dir: Path, review_port: int = -1):
+    """`curation-assets ui` as a user starts it (dagster dev underneath), stopped as a user
+    stops it: SIGTERM to that process alone must stop everything it started."""
     port = _free_port()
-    log = tmp_path / "dagster_dev.log"
+    log = tmp_path / "ui.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+            [str(BIN / "curation-assets"), "ui", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", str(port),
+             "--review-port", str(review_port)],
             cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -209,7 +227,7 @@ def _dagster_dev(tmp_path: Path, env: dict):
         _wait_until_ready(server)
         yield server
     finally:
-        server.stopped = _stop_group(proc)
+        server.stopped = _stop_group(proc, leader_grace_s=90)
 
 
 # --------------------------------------------------------------------------- runs
@@ -305,7 +323,7 @@ def test_materialize_shard_from_the_ui(tmp_path, monkeypatch):
 
     # 2. dagster dev: webserver, daemon, code server
     t0 = time.perf_counter()
-    with _dagster_dev(tmp_path, env) as server:
+    with _curation_ui(tmp_path, env, data_dir) as server:
         timings["dagster dev ready"] = time.perf_counter() - t0
         assets = {n["assetKey"]["path"][-1]: n for n in
                   server.graphql("{ assetNodes { assetKey { path } description jobNames } }")["assetNodes"]}
@@ -342,9 +360,55 @@ def test_materialize_shard_from_the_ui(tmp_path, monkeypatch):
             t0 = time.perf_counter()
             _check_materialized_page(page, expect, server, run_id, len(expected), shots)
             timings["materialized page"] = time.perf_counter() - t0
+
+        # 6. a backfill of the shard, as the UI's backfill dialog submits it: the daemon hands
+        # it to the run worker that ran the first run, whose models are still loaded
+        t0 = time.perf_counter()
+        backfill_run = _backfill_and_wait(server, [SHARD], shard_assets, exclude={run_id})
+        timings["backfill run (warm worker)"] = time.perf_counter() - t0
+        first, second = _model_steps(run_id), _model_steps(backfill_run)
+        assert first["process"] == second["process"], (first, second)  # the same run worker
+        assert all(m["model_loads"] == 1 for m in first["models"].values()), first
+        assert all(m["model_loads"] == 0 for m in second["models"].values()), second
+        assert set(second["models"]) == {"captions", "clip_similarity", "aesthetics", "ocr_area"}
+    assert server.stopped.startswith("SIGTERM to the leader"), server.stopped  # and nothing was left
     timings["total"] = time.perf_counter() - t_start
     print(f"\nUI test screenshots in {shots}")
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + f"; dagster dev stopped by {server.stopped}")
+
+
+_BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+
+
+def _backfill_and_wait(server: Server, shards: list[str], assets: list[str], exclude: set[str]) -> str:
+    """An asset backfill of `assets` over `shards`; waits for its one run, returns its id."""
+    params = {"partitionNames": shards, "assetSelection": [{"path": [a]} for a in assets], "fromFailure": False}
+    result = server.graphql(_BACKFILL, {"p": params})["launchPartitionBackfill"]
+    assert result["__typename"] == "LaunchBackfillSuccess", result
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline:
+        runs = [r for r in server.graphql(_RUNS, {"partition": shards[0]})["runsOrError"]["results"]
+                if r["runId"] not in exclude]
+        if runs and runs[0]["status"] in TERMINAL:
+            assert runs[0]["status"] == "SUCCESS", _run_errors(server, runs[0]["runId"])
+            return runs[0]["runId"]
+        time.sleep(2)
+    pytest.fail(f"backfill run not done after {RUN_TIMEOUT_S} s:\n{server.log_tail()}")
+
+
+def _model_steps(run_id: str) -> dict:
+    """The process that executed the run and each model asset's load metadata."""
+    from dagster import DagsterEventType, DagsterInstance
+
+    with DagsterInstance.get() as instance:  # the test's DAGSTER_HOME, the UI's instance
+        models = {}
+        for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+            mat = record.dagster_event.step_materialization_data.materialization
+            if "model_loads" in mat.metadata:
+                models[mat.asset_key.to_user_string()] = {k: v.value for k, v in mat.metadata.items()
+                                                          if k.startswith("model_")}
+        return {"process": instance.get_run_by_id(run_id).tags.get("curation/run_process"), "models": models}
 
 
 def _drive_ui(page, expect, server: Server, assets: dict, shard_assets: list[str], shots: Path,
@@ -374,6 +438,9 @@ def _drive_ui(page, expect, server: Server, assets: dict, shard_assets: list[str
     expect(page.get_by_role("tab", name="Overview", exact=True)).to_have_attribute("aria-selected", "true")
     expect(page.get_by_text("Upstream assets", exact=True)).to_be_visible()
     expect(page.locator('a[href="/assets/raw_videos"]').first).to_be_visible()
+    # its kind badges say what it is stored as: Parquet objects, queried with DuckDB
+    for kind in ("Parquet", "DuckDB"):
+        expect(page.get_by_text(kind, exact=True).first).to_be_visible()
     page.screenshot(animations="disabled", path=str(shots / "02_motion_page.png"))
     # its Partitions tab lists the shard registered above
     page.get_by_role("tab", name="Partitions", exact=True).click()
@@ -445,24 +512,25 @@ def test_score_report_is_one_document_with_every_chart(tmp_path):
                CURATION_MODEL_PROFILE="tiny", HF_HUB_OFFLINE="1", DAGSTER_DISABLE_TELEMETRY="1",
                CURATION_INPUT_DIR=str(tmp_path / "raw"), PYTHONUNBUFFERED="1")
     env.pop("CURATION_RECIPE", None)
-    # the review gallery beside the UI, as `curation-assets ui` serves it: the asset pages link to it
-    from review_fixtures import ReviewServer
 
-    review = ReviewServer(data_dir, env, tmp_path / "review.log")
-    env["CURATION_REVIEW_URL"] = review.url
-    try:
-        # the user's path: the CLI curates the clips and builds the report into this instance
-        cli = subprocess.run([str(BIN / "curation-assets"), "run", "--input", str(inputs), "--data-dir", str(data_dir)],
-                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-        assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
-        assert "WARNING: Built on tiny-profile scores" in cli.stdout
+    review_port = _free_port()  # the gallery `curation-assets ui` serves beside the UI
+    review_url = env["CURATION_REVIEW_URL"] = f"http://127.0.0.1:{review_port}/"
+    # the user's path: the CLI curates the clips and builds the report into this instance
+    cli = subprocess.run([str(BIN / "curation-assets"), "run", "--input", str(inputs), "--data-dir", str(data_dir)],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
+    assert "WARNING: Built on tiny-profile scores" in cli.stdout
 
-        with _dagster_dev(tmp_path, env) as server:
-            with _browser_page(tmp_path, server, shots) as page:
-                _check_report_page(page, expect, server, shots)
-                _check_gallery_links(page, expect, server, review.url, data_dir, shots)
-    finally:
-        review.stop()
+    with _curation_ui(tmp_path, env, data_dir, review_port) as server:
+        with _browser_page(tmp_path, server, shots) as page:
+            _check_cli_runs_filed(page, expect, server, shots)
+            _check_report_page(page, expect, server, shots)
+            _check_gallery_links(page, expect, server, review_url, data_dir, shots)
+    assert server.stopped.startswith("SIGTERM to the leader"), server.stopped
+    deadline = time.monotonic() + 30  # the gallery ends with the UI (parent-death signal)
+    while _port_open(review_port) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _port_open(review_port), "the review gallery outlived `curation-assets ui`"
     print(f"\nreport screenshots in {shots}")
 
 
@@ -499,6 +567,27 @@ def _check_gallery_links(page, expect, server: Server, review_url: str, data_dir
     expect(gallery.get_by_test_id("showing")).to_contain_text(f"(shard {SHARD} only)")
     gallery.screenshot(path=str(shots / "14_gallery_from_the_ui.png"))
     gallery.close()
+
+
+_JOB_RUNS = """query($job: String!) { runsOrError(filter: {pipelineName: $job}) { ... on Runs { results { runId } } } }"""
+
+
+def _check_cli_runs_filed(page, expect, server: Server, shots: Path) -> None:
+    """The CLI's runs are filed like UI-launched ones: in each job's run history and on the
+    Overview timeline (runs without a code-location origin show only under Runs)."""
+    location = server.graphql(_LOCATIONS)["workspaceOrError"]["locationEntries"][0]["name"]
+    for job in (JOB, "build_outputs"):
+        run_ids = [r["runId"] for r in server.graphql(_JOB_RUNS, {"job": job})["runsOrError"]["results"]]
+        assert run_ids, job
+        page.goto(f"{server.url}/locations/{location}/jobs/{job}/runs")
+        expect(page.locator(f'a[href^="/runs/{run_ids[0]}"]').first).to_be_visible()
+    page.screenshot(animations="disabled", path=str(shots / "08_job_runs.png"))
+    page.goto(f"{server.url}/overview/activity/timeline")
+    for job in (JOB, "build_outputs"):
+        row = page.locator('[class*="RunTimeline_timelineRowContainer"]').filter(
+            has=page.get_by_text(job, exact=True))
+        expect(row.locator('[class*="RunTimeline_runChunk"]').first).to_be_visible()
+    page.screenshot(animations="disabled", path=str(shots / "09_timeline.png"))
 
 
 def _check_report_page(page, expect, server: Server, shots: Path) -> None:

@@ -214,7 +214,12 @@ def load_model(loader: Callable, *args, **kwargs):
     core for it would starve the decode tasks).
     """
     if not enabled():
-        return loader(*args, **kwargs)
+        from curation_assets.models import registry
+
+        mark = registry.load_mark()
+        model = loader(*args, **kwargs)
+        _LOCAL_LOADS[id(model)] = registry.loads_since(mark)
+        return model
     import ray
 
     connect()
@@ -312,11 +317,37 @@ def _release(handle, holder: str, close: bool = True, timeout: float = 10) -> di
     return stats
 
 
+# id(model) -> the loads the latest load_model call of it made in this process (local engine).
+# A model step calls load_model, then placement_metadata for the same object, one step at a time.
+_LOCAL_LOADS: dict[int, list] = {}
+
+
 def placement_metadata(model: Any) -> dict:
-    """What a model step records about where it ran (empty on the local engine)."""
+    """What a model step records about where its model ran and what loading it cost.
+
+    Ray engine: the node and actor, and the actor's one load time. Local engine: the loads
+    this step made (0: the model was already in this process's memory, from an earlier shard
+    or run of the same process), their seconds, and the process that holds the model, so the
+    UI shows that a backfill loads each model once per worker process, not once per shard.
+    A model's `model_loads` summed over a backfill's shards is its loads."""
     if isinstance(model, RemoteModel):
-        return {"ray_node": model.placement()["node_id"], "ray_actor": model.placement()["actor"]}
-    return {}
+        return {"ray_node": model.placement()["node_id"], "ray_actor": model.placement()["actor"],
+                "model_actor_load_s": round(float(model._info.get("load_seconds", 0.0)), 3)}
+    loads = _LOCAL_LOADS.get(id(model))
+    if loads is None:
+        return {}
+    # one load of the step's model, whatever parts it has (aesthetics: a CLIP backbone and a head)
+    return {"model_loads": 1 if loads else 0,
+            "model_load_s": round(sum(load.seconds for load in loads if not load.nested), 3),
+            "model_process": os.getpid()}
+
+
+def release_own_leases() -> None:
+    """End this process's leases on model actors as its exit would (the idle time starts):
+    a long-lived run worker calls it after each run, so the actors of a finished run are
+    not held for as long as the worker lives."""
+    if enabled():
+        _Leases.release_own()
 
 
 def actor_stats() -> dict[str, dict]:

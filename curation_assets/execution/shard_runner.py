@@ -1,8 +1,9 @@
 """Runs shards in-process through Dagster: the engine behind `curation-assets run`.
 
-Each shard executes the same `curate_shards` job the UI launches, with `execute_in_process`
-against the persistent Dagster instance (so the run shows up in the UI's history), several
-shards side by side in spawned worker processes. A worker keeps its imports and loaded models
+Each shard executes the same `curate_shards` job the UI launches, as a run created with the
+UI's code-location origin (so it is filed with the job's runs and on the Overview timeline)
+and executed in this process by the run body the UI's run workers use, several shards side by
+side in spawned worker processes. A worker keeps its imports and loaded models
 for every shard it runs, which is what makes this path cheap. On the Ray engine every process
 of one call shares one lease holder, so the model actors stay loaded across its shards and
 are released at the end.
@@ -87,34 +88,55 @@ def _release_models(report: Report) -> None:
 def run_shard(shard: str, assets: tuple[str, ...] | None = None) -> tuple[bool, str]:
     """Execute the curate_shards job for one partition (only `assets` and their downstream,
     when given); returns (success, progress line)."""
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, DagsterRunStatus
 
     from curation_assets.curation.funnel import funnel
     from curation_assets.orchestration.definitions import build_definitions
     from curation_assets.orchestration.jobs import CURATE_SHARDS_JOB
-    from curation_assets.orchestration.recipe import recipe_from_env, run_config
+    from curation_assets.orchestration.recipe import recipe_from_env
+    from curation_assets.orchestration.run_history import failure_reason
     from curation_assets.store import ScoreStore
 
     t0 = time.perf_counter()
     recipe = recipe_from_env()
-    defs = build_definitions(recipe)
-    job = defs.resolve_job_def(CURATE_SHARDS_JOB)
-    config = run_config(recipe)
-    config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
-    selection = _with_downstream(defs, job, assets) if assets else None
+    selection = None
+    if assets:
+        defs = build_definitions(recipe)
+        selection = _with_downstream(defs, defs.resolve_job_def(CURATE_SHARDS_JOB), assets)
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(partition_key=shard, instance=instance, run_config=config, raise_on_error=False,
-                                        asset_selection=selection)
+        run = _execute(instance, CURATE_SHARDS_JOB, _cli_run_config(recipe), {PARTITION_TAG: shard}, selection)
+        ok = run.status == DagsterRunStatus.SUCCESS
+        reason = "" if ok else failure_reason(instance, run.run_id, limit=600)
     store = ScoreStore(settings.data_dir() / settings.DB_FILENAME)
     counts = funnel(store, shards=[shard])
-    status = "ok" if result.success else "FAILED"
-    line = (f"{shard}: {status} in {time.perf_counter() - t0:.1f} s - {counts.videos_in} videos: "
+    line = (f"{shard}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s - {counts.videos_in} videos: "
             f"kept {counts.status['kept']}, rejected {counts.status['rejected']}, failed {counts.status['failed']} "
-            f"(run {result.run_id[:8]})")
-    if not result.success:
-        errors = [e.message for e in result.all_events if e.is_failure][:3]
-        line += "\n    " + "\n    ".join(errors)
-    return result.success, line
+            f"(run {run.run_id[:8]})")
+    if not ok:
+        line += "\n    " + reason
+    return ok, line
+
+
+PARTITION_TAG = "dagster/partition"
+LAUNCHED_BY_TAG = "curation/launched_by"
+
+
+def _cli_run_config(recipe) -> dict:
+    from curation_assets.orchestration.recipe import run_config
+
+    config = run_config(recipe)
+    config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}  # the CLI prints its own lines
+    return config
+
+
+def _execute(instance, job_name: str, config: dict, tags: dict, asset_selection=None):
+    """Create the run as the UI would (so it is filed with the job's runs and on the timeline)
+    and execute it here, with the body a run worker uses (execution/dagster_run.py)."""
+    from curation_assets.execution.dagster_run import execute_run
+    from curation_assets.orchestration.run_origin import create_run
+
+    run = create_run(instance, job_name, config, {**tags, LAUNCHED_BY_TAG: "curation-assets run"}, asset_selection)
+    return execute_run(instance, run.run_id)
 
 
 def _with_downstream(defs, job, assets: tuple[str, ...]) -> list:
@@ -138,11 +160,11 @@ def run_outputs(force: bool = False) -> tuple[bool, list[str]]:
     import json
     from pathlib import Path
 
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, DagsterRunStatus
 
-    from curation_assets.orchestration.definitions import build_definitions
     from curation_assets.orchestration.jobs import BUILD_OUTPUTS_JOB
-    from curation_assets.orchestration.recipe import code_version, recipe_from_env, recipe_hash, run_config
+    from curation_assets.orchestration.recipe import code_version, recipe_from_env, recipe_hash
+    from curation_assets.orchestration.run_history import failure_reason
     from curation_assets.outputs import fingerprint
     from curation_assets.store import ScoreStore
 
@@ -156,16 +178,13 @@ def run_outputs(force: bool = False) -> tuple[bool, list[str]]:
     if done is not None:
         return True, [f"Training set and score report up to date: nothing they read changed since they were built "
                       f"({done['built_at']}; --force rebuilds them)", *done.get("lines", [])]
-    job = build_definitions(recipe).resolve_job_def(BUILD_OUTPUTS_JOB)
-    config = run_config(recipe)
+    config = _cli_run_config(recipe)
     config["ops"] = {k: v for k, v in config["ops"].items() if k in ("lora_training_set", "score_report")}
-    config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
     with DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, run_config=config, raise_on_error=False)
-    if not result.success:
-        errors = [e.message for e in result.all_events if e.is_failure][:3]
-        return False, ["training set / report FAILED:", *errors]
-    mats = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("lora_training_set")}
+        run = _execute(instance, BUILD_OUTPUTS_JOB, config, {})
+        if run.status != DagsterRunStatus.SUCCESS:
+            return False, ["training set / report FAILED:", failure_reason(instance, run.run_id, limit=600)]
+        mats = materializations(instance, run.run_id)
     meta = mats.get("lora_training_set", {})
     out_dir = Path(meta["output_dir"].value) if "output_dir" in meta else None
     lines, files = [], []
@@ -185,14 +204,24 @@ def run_outputs(force: bool = False) -> tuple[bool, list[str]]:
         tmp.write_text(json.dumps(summary, indent=2))
         tmp.replace(out_dir / "summary.json")
         files += [str(out_dir / n) for n in ("metadata.json", "data_juicer.jsonl", "summary.json")]
-    report = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node("score_report")}
-    report_meta = report.get("score_report", {})
+    report_meta = mats.get("score_report", {})
     report_file = data_dir / "reports" / "score_report.md"
     lines.append(f"Score report: {report_file}")
     if "WARNING" in report_meta:
         lines.append(f"  WARNING: {report_meta['WARNING'].value}")
     fingerprint.record(data_dir, inputs, files + [str(report_file)], lines)
     return True, lines
+
+
+def materializations(instance, run_id: str) -> dict[str, dict]:
+    """asset name -> metadata of what the run materialized."""
+    from dagster import DagsterEventType
+
+    out = {}
+    for record in instance.all_logs(run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION):
+        mat = record.dagster_event.step_materialization_data.materialization
+        out[mat.asset_key.to_user_string()] = mat.metadata
+    return out
 
 
 def failed_shard_reasons(shards: list[str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -93,17 +94,95 @@ def hf_hub_cache_dir() -> Path:
 
 
 _CACHE: dict[tuple, Any] = {}
+_LAST_USED: dict[tuple, float] = {}  # key -> time.monotonic() of its last use
+_LOADS: list["ModelLoad"] = []  # every load this process made, in order
 _LOCK = threading.RLock()  # re-entrant: a loader may load another cached model (aesthetics -> CLIP)
+_DEPTH = threading.local()  # loads in progress on this thread: a nested load's time is inside its caller's
+
+
+@dataclass(frozen=True)
+class ModelLoad:
+    key: tuple
+    seconds: float
+    nested: bool  # loaded by another model's loader (its time is counted in that load too)
 
 
 def cached_model(key: tuple, factory: Callable[[], Any]) -> Any:
-    """Load once per process, reuse across videos, shards and assets of the same run."""
+    """Load once per process, reuse across videos, shards, assets and runs of the process;
+    a long-lived process frees models unused for a while with `evict_idle`."""
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = factory()
+            depth = getattr(_DEPTH, "n", 0)
+            _DEPTH.n = depth + 1
+            t0 = time.perf_counter()
+            try:
+                _CACHE[key] = factory()
+            finally:
+                _DEPTH.n = depth
+            _LOADS.append(ModelLoad(key, time.perf_counter() - t0, nested=depth > 0))
+        _LAST_USED[key] = time.monotonic()
         return _CACHE[key]
+
+
+def load_mark() -> int:
+    """A position in this process's load history, for `loads_since`."""
+    with _LOCK:
+        return len(_LOADS)
+
+
+def loads_since(mark: int) -> list[ModelLoad]:
+    with _LOCK:
+        return list(_LOADS[mark:])
+
+
+def loads_of(key: tuple) -> int:
+    """How many times this process has loaded `key` (more than once only after an eviction)."""
+    with _LOCK:
+        return sum(1 for load in _LOADS if load.key == key)
+
+
+def cached_keys() -> list[tuple]:
+    with _LOCK:
+        return list(_CACHE)
+
+
+def touch_used_since(since: float) -> None:
+    """Models used at or after `since` (time.monotonic) count as used until now: a run holds
+    the models its steps fetched until the run ends, not only at the fetch."""
+    now = time.monotonic()
+    with _LOCK:
+        for key, used in _LAST_USED.items():
+            if used >= since:
+                _LAST_USED[key] = now
+
+
+def evict_idle(idle_s: float) -> list[tuple]:
+    """Drop the models unused for `idle_s` seconds and give their memory back (accelerator
+    memory too); returns their keys. Call it between runs, never while a step holds a model."""
+    now = time.monotonic()
+    with _LOCK:
+        keys = [key for key in _CACHE if now - _LAST_USED.get(key, now) >= idle_s]
+        for key in keys:
+            del _CACHE[key]
+            _LAST_USED.pop(key, None)
+    if keys:
+        free_memory()
+    return keys
+
+
+def free_memory() -> None:
+    """Collect the dropped models now and hand the CUDA allocator's cached blocks back to the
+    driver (torch keeps them reserved otherwise, so other processes could not use them)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")  # never import torch just to free nothing
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def clear_cache() -> None:
     with _LOCK:
         _CACHE.clear()
+        _LAST_USED.clear()

@@ -16,6 +16,7 @@ from curation_assets.orchestration.assets.shots import build_shots
 from curation_assets.orchestration.assets.video_hashes import build_video_hashes
 from curation_assets.orchestration.assets.near_duplicates import build_near_duplicates
 from curation_assets.orchestration.assets.score_assets import build_score_assets
+from curation_assets.orchestration.executor import in_process_or_multiprocess_executor
 from curation_assets.orchestration.jobs import build_outputs_job, curate_shards_job
 from curation_assets.orchestration.recipe import Recipe, recipe_from_env, run_config, shard_code_versions
 from curation_assets import settings
@@ -65,6 +66,12 @@ def build_definitions(recipe: Recipe | None = None, data_dir: str | None = None,
         sensors=[new_video_files],
         schedules=[build_rescore_schedule(expected_code_versions(recipe, profile), run_config(recipe))],
         resources={"curation_store": store, "models": ModelResource(profile=profile)},
+        # A shard's steps in one process, as `curation-assets run` runs them: no process start
+        # and code-location import per step, and the models stay in the run worker that runs
+        # the next shard (orchestration/run_launcher.py). Shards run side by side as runs
+        # (the run queue's max_concurrent_runs). Measured against the multiprocess executor
+        # (spawn and forkserver): docs/ui.md.
+        executor=in_process_or_multiprocess_executor,
     )
 
 

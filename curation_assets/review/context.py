@@ -121,9 +121,12 @@ def _failed_shards(store) -> dict[str, str]:
         missing = sorted(funnel(store).not_curated_by_shard)
         if not missing:
             return {}
-        from curation_assets.execution.shard_runner import failed_shard_reasons
+        from dagster import DagsterInstance
 
-        return failed_shard_reasons(missing)
+        from curation_assets.orchestration.run_history import failed_shards
+
+        with DagsterInstance.get() as instance:
+            return failed_shards(instance, missing)
     except Exception:  # no Dagster instance here (e.g. a copied store): shards read "not run yet"
         return {}
 

@@ -2,7 +2,7 @@
 today's decode) or NVDEC on an NVIDIA GPU (PyNvVideoCodec), both yielding the same frames:
 data-juicer's 2 fps picks for motion and its uniform picks for the sampled frames.
 
-- ``pyav``: one sequential decode with the exact code of the CPU path (video_pass.stream_frames),
+- ``pyav``: one sequential decode with the exact code of the CPU path (frame_stream.stream_frames),
   gray frames converted on the host by cv2.
 - ``nvdec``: the frame indices are planned first from the container's packets (a PyAV demux,
   no decoding): the same rules (MotionFrames' indices, FrameCollector's picks) walked over
@@ -78,7 +78,7 @@ class DecodedVideo:
 
 def decode_with_pyav(path: str | Path, motion_params: MotionParams, sampling: FrameSamplingParams,
                      fps: float | None = None, total_frames: int | None = None, preview=None) -> DecodedVideo:
-    from curation_assets.scorers.video_pass import stream_frames
+    from curation_assets.scorers.frame_stream import stream_frames
 
     motion, out = stream_frames(path, lambda fps_, total: MotionFrames(fps_, total, motion_params), sampling, fps,
                                 total_frames, preview)
@@ -184,6 +184,12 @@ def nvdec_status() -> tuple[bool, str]:
         return False, (f"{NVDEC_PACKAGE} cannot load the NVIDIA codec libraries (a container needs "
                        f"NVIDIA_DRIVER_CAPABILITIES to include 'video'): {first}")
     return True, f"{NVDEC_PACKAGE} {getattr(PyNvVideoCodec, '__version__', '?')}"
+
+
+def decoder_report() -> list[str]:
+    """`curation-assets devices`' line on the GPU decoder (after flow_backends.device_report)."""
+    usable, why = nvdec_status()
+    return [f"GPU decoder (motion decoders nvdec, nvdec-gpu): {'available: ' if usable else 'not available: '}{why}"]
 
 
 def resolve_decoder(requested: str, backend: str, flow_device: str = "") -> str:

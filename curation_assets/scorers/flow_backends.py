@@ -371,8 +371,4 @@ def device_report(backend: str = "auto") -> list[str]:
         lines.append("NVIDIA: " + hint)
     elif device is None or device.kind != "GPU":
         lines.append(f"For OpenCL on a GPU: register its OpenCL ICD (NVIDIA: `{NVIDIA_ICD_COMMAND}`) and set {GPU_SELECTOR}.")
-    from curation_assets.scorers.decoders import nvdec_status
-
-    usable, why = nvdec_status()
-    lines.append(f"GPU decoder (motion decoder nvdec): {'available: ' if usable else 'not available: '}{why}")
-    return lines
+    return lines  # the GPU decoder's line: decoders.decoder_report (decoders build on this module)

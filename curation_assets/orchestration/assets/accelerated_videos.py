@@ -32,7 +32,7 @@ def build_accelerated_videos(recipe: Recipe):
 
     @asset(
         name=ACCELERATED_VIDEOS, deps=[CURATED_VIDEOS, MOTION, RAW_VIDEOS], partitions_def=shard_partitions,
-        code_version=code_version(ACCELERATED_VIDEOS, recipe), group_name="curation", kinds={"duckdb", "ffmpeg"},
+        code_version=code_version(ACCELERATED_VIDEOS, recipe), group_name="curation", kinds={"parquet", "duckdb", "ffmpeg"},
         check_specs=[AssetCheckSpec("in_band_with_exact_duration", asset=ACCELERATED_VIDEOS,
                                     description="Each accelerated clip's re-scored motion is in the target band and "
                                     "its duration is original/factor to within one frame.")],

@@ -37,7 +37,7 @@ def build_captions(recipe: Recipe, profile: str):
         partitions_def=shard_partitions,
         code_version=code_version(CAPTIONS, recipe, profile),
         group_name="captions",
-        kinds={"duckdb", "pytorch"},
+        kinds={"parquet", "duckdb", "pytorch"},
         description="The manifest caption (special tokens removed) when usable; otherwise one generated from "
         "the sampled frames by a video captioner (VideoBLIP by default). `source` says which."
         + ("" if captioner_on else " The captioner is SWITCHED OFF by the recipe: manifest captions only."),

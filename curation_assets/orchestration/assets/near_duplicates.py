@@ -32,7 +32,7 @@ def build_near_duplicates(recipe: Recipe):
         partitions_def=shard_partitions,
         code_version=code_version(NEAR_DUPLICATES, recipe),
         group_name="curation",
-        kinds={"duckdb"},
+        kinds={"parquet", "duckdb"},
         description="Near-duplicate clips (re-encodes, small crops, brightness changes, the same shot shifted "
         "in time) by perceptual video hash: within the shard the best by the keep rule stays (aesthetics, "
         "then resolution, then duration, then registration order); a clip matching an earlier shard's "

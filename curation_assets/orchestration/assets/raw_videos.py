@@ -52,7 +52,7 @@ def build_raw_videos(recipe: Recipe):
         partitions_def=shard_partitions,
         code_version=code_version(RAW_VIDEOS, recipe),
         group_name="ingest",
-        kinds={"duckdb", "pyav"},
+        kinds={"parquet", "duckdb", "pyav"},
         description="Every registered file of the shard: probe (PyAV), content hash (video_id), "
         "duplicates pointing at their first copy, and the manifest caption. As the first step of a run it "
         "first checks the model weights the run's scorers need (pre-flight), so a run without them fails "

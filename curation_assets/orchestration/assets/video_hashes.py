@@ -26,7 +26,7 @@ def build_video_hashes(recipe: Recipe):
         partitions_def=shard_partitions,
         code_version=code_version(VIDEO_HASHES, recipe),
         group_name="scores",
-        kinds={"duckdb", "opencv"},
+        kinds={"parquet", "duckdb", "opencv"},
         description="Perceptual video hash: the 64-bit DCT pHash of each sampled frame (no decoding: the "
         "frames the decode pass already wrote). near_duplicates compares them.",
     )
