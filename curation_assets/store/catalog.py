@@ -14,11 +14,12 @@ lock; writing scores never touches it (score_store.py does not import this modul
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from curation_assets.store import layout, sql
 from curation_assets.store.score_store import SHARD_WRITES, StoreError
@@ -26,6 +27,7 @@ from curation_assets.store.score_store import SHARD_WRITES, StoreError
 if TYPE_CHECKING:
     from curation_assets.store.score_store import ScoreStore
 
+log = logging.getLogger(__name__)
 INFO_TABLE = "store_catalog_info"  # (location, mode): marks a catalog this version built
 # Tables a pre-Parquet version kept inside curation.duckdb (shard tables + bookkeeping).
 _LEGACY_MARKERS = {"shard_writes", "video_registry"}
@@ -48,13 +50,32 @@ def legacy_tables(db_path: Path) -> set[str]:
     return base - {INFO_TABLE}
 
 
-def refresh_catalog(store: "ScoreStore") -> list[str]:
+_CATALOGED: dict[tuple[str, str], set[str]] = {}  # (catalog, location) -> tables this process saw in it
+
+
+def ensure_in_catalog(store: "ScoreStore", table: str) -> None:
+    """A folder location's writer (a shard's step, on the head node or a UI run worker): the
+    first write of a table this process has not seen in the catalog refreshes it, so the catalog
+    file shows a new table at once (its views then follow every later write by themselves).
+    Best effort: a catalog held by another process is left for the next head-node command."""
+    if not store.location.is_local:
+        return
+    key = (str(store.db_path), store.location.url)
+    if table in _CATALOGED.get(key, set()):
+        return
+    try:
+        _CATALOGED[key] = set(refresh_catalog(store, lock_timeout_s=10))
+    except (Timeout, duckdb.Error, StoreError) as exc:
+        log.warning("catalog %s not updated now (%s); `curation-assets status` refreshes it", store.db_path, exc)
+
+
+def refresh_catalog(store: "ScoreStore", lock_timeout_s: float = 600) -> list[str]:
     """Bring the catalog's views (or refreshed tables) in line with the store: only what changed
     is rewritten, so a refresh with nothing new opens the catalog and writes nothing."""
     tables = sorted(store.tables())
     wanted = _wanted(store, tables)
     store.db_path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(store.db_path) + ".lock", timeout=600):
+    with FileLock(str(store.db_path) + ".lock", timeout=lock_timeout_s):
         con = duckdb.connect(str(store.db_path))
         try:
             existing = dict(con.execute("select table_name, table_type from information_schema.tables "
