@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--write-static", metavar="HTML", default=None,
                         help="write the self-contained copy (data, details, relative media links) to this file and exit")
     export = sub.add_parser("export", help="export the curated clips to another tool")
-    export_sub = export.add_subparsers(dest="target", required=True)
+    export_sub = export.add_subparsers(dest="target", required=True, help="the tool to export to")
     fo = export_sub.add_parser("fiftyone", help="a FiftyOne dataset: one sample per clip with its scores, verdict, "
                                "rules as tags, caption and lineage (needs the FiftyOne venv: docs/review.md)")
     _data_dir_arg(fo)
@@ -641,6 +641,7 @@ def _start_review_beside_ui(args, data_dir) -> None:
     kernel stops it when dagster dev ends (parent-death signal), however dagster dev is stopped."""
     import signal
     import socket
+    import subprocess
 
     from curation_assets.review.server import URL_ENV
 
