@@ -736,6 +736,7 @@ def _start_review_beside_ui(args, data_dir) -> None:
     kernel stops it when dagster dev ends (parent-death signal), however dagster dev is stopped."""
     import signal
     import socket
+    import subprocess
 
     from curation_assets.review.server import URL_ENV
 
