@@ -30,6 +30,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "curation_assets_tests"))
 
 from curation_assets.store import SHARD_WRITES, ScoreStore  # noqa: E402
+from curation_assets.store.catalog import refresh_catalog  # noqa: E402
 
 
 def shard_rows(shard: str, n: int = 64) -> pl.DataFrame:
@@ -99,7 +100,7 @@ def main() -> None:
         q["scorestore_query_memory_fsspec"], rows_m = timed(lambda: memory.query(agg).rows(), 3)
         q["legacy_duckdb_table"], rows_b = timed(lambda: old.query(agg).rows(), 5)
         assert rows_a == rows_b == rows_m, (rows_a, rows_b, rows_m)
-        objects.refresh_catalog()
+        refresh_catalog(objects)
         q["catalog_views_local"] = catalog_query(objects.db_path, agg)
         refreshed = tmp / "refreshed.duckdb"
         t0 = time.perf_counter()
@@ -109,7 +110,7 @@ def main() -> None:
         q["refresh_to_table_once"] = time.perf_counter() - t0
         q["refreshed_table"] = catalog_query(refreshed, agg)
         t0 = time.perf_counter()
-        memory.refresh_catalog()
+        refresh_catalog(memory)
         q["refresh_memory_catalog_once"] = time.perf_counter() - t0
         q["shard_writes_footers_local"], writes = timed(
             lambda: objects.query(f"select count(*) from {SHARD_WRITES}").rows(), 3)

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "demo-data": cmd_demo, "status": cmd_status, "models": cmd_models,
                 "devices": cmd_devices, "calibrate-motion": cmd_calibrate_motion, "migrate-store": cmd_migrate_store,
-                "ui": cmd_ui, "review": cmd_review, "export": cmd_export}[args.command](args)
+                "compact": cmd_compact, "ui": cmd_ui, "review": cmd_review, "export": cmd_export}[args.command](args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -37,9 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(run)
     run.add_argument("--config", help="recipe YAML: scorer parameters and thresholds (Dagster run-config keys); "
                      "default: the recipe stored in the data dir by its last run (DIR/recipe.yaml)")
-    run.add_argument("--shard-size", type=int, default=None, help=f"videos per new shard (default {settings.DEFAULT_SHARD_SIZE})")
+    run.add_argument("--shard-size", type=int, default=None,
+                     help=f"videos per new shard (default: ${settings.SHARD_SIZE_ENV}, else {settings.DEFAULT_SHARD_SIZE} "
+                     "growing with the corpus to keep it under ~25,000 shards)")
     run.add_argument("--workers", type=int, default=None, help="shards run in parallel processes (default: min(cores, shards))")
-    run.add_argument("--force", action="store_true", help="re-run the input's shards even when up to date")
+    run.add_argument("--force", action="store_true", help="re-run the input's shards and rebuild the outputs "
+                     "even when up to date")
     run.add_argument("--no-outputs", action="store_true", help="skip the training set and the score report")
     run.add_argument("--allow-outside-paths", action="store_true", help="accept manifest paths that leave the manifest's folder")
     run.add_argument("--model-profile", choices=["real", "tiny"], default=None,
@@ -76,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate-store", help="convert a data dir of the DuckDB-table format into "
                              "Parquet objects at the store location (no re-scoring)")
     _data_dir_arg(migrate)
+    migrate.add_argument("--compact", action="store_true", help="then merge every object into segments at once "
+                         "(otherwise the next commands compact when a table has many objects)")
+
+    compact = sub.add_parser("compact", help="merge the store's loose objects into segments, update the shard "
+                             "index and delete what no reader needs (docs/store.md)")
+    _data_dir_arg(compact)
+    compact.add_argument("--grace", type=float, default=None,
+                         help="seconds a replaced file is kept for readers that listed it (default 3600; "
+                         "$CURATION_GC_GRACE_S)")
 
     review = sub.add_parser("review", help="the review gallery on 127.0.0.1: every clip as a card, thresholds "
                             "moved in the browser, a clip's frames and scores (docs/review.md)")
@@ -263,14 +275,17 @@ def _check_store(args, data_dir: Path) -> None:
 
 def cmd_run(args) -> int:
     from curation_assets.curation.funnel import funnel
+    from curation_assets.curation.upkeep import upkeep
     from curation_assets.execution import shard_runner
-    from curation_assets.ingest.discover import InputError, discover
+    from curation_assets.ingest.discover import InputError
+    from curation_assets.ingest.inputs import read_input
     from curation_assets.ingest.registry import REGISTRY_TABLE, register
     from curation_assets.orchestration.instance import ensure_dagster_home
     from curation_assets.orchestration.recipe import RECIPE_ENV, shard_code_versions
     from curation_assets.orchestration.staleness import shards_needing_run
     from curation_assets.orchestration.stored_recipe import assets_made_stale, recipe_changes, store_recipe
     from curation_assets.store import ScoreStore
+    from curation_assets.store.catalog import refresh_catalog
 
     started = time.perf_counter()
     # The Dagster instance (and its storage) is opened only after the pre-flight: a run that
@@ -288,50 +303,89 @@ def cmd_run(args) -> int:
             print("\n".join("  " + line for line in changes))
             stale = assets_made_stale(stored.recipe, recipe, stored.model_profile, setup.profile)
             print(f"  stale now on every shard: {', '.join(stale) or 'none'}")
+    store = ScoreStore(data_dir / settings.DB_FILENAME)
     notes: list[str] = []
     try:
-        entries = discover(args.input, allow_outside=args.allow_outside_paths, notes=notes)
+        given = read_input(args.input, store, data_dir, allow_outside=args.allow_outside_paths, notes=notes)
     except InputError as exc:
         raise CliError(str(exc)) from exc
     for note in notes:
         print(note)
-    if not entries:
+    if not given.entries and not given.known.height:
         raise CliError(f"no videos found in {args.input}")
-    store = ScoreStore(data_dir / settings.DB_FILENAME)
     expected = shard_code_versions(recipe, setup.profile)
-    _preflight_before_register(store, entries, expected, args.force, recipe, setup.profile)
+    unreadable = store.unreadable()
+    stale = {} if args.force else shards_needing_run(store, expected, unreadable)
+    _preflight_before_register(store, given, stale, args.force, recipe, setup.profile)
 
     ensure_dagster_home(data_dir, setup.deployment.instance)
-    new_shards = register(store, entries, args.shard_size or settings.shard_size())
-    paths = sorted({e.path for e in entries})
-    registry = store.query(f"select path, shard from {REGISTRY_TABLE}")
-    input_shards = sorted({s for p, s in registry.iter_rows() if p in set(paths)})
-    stale = {} if args.force else shards_needing_run(store, expected)
+    new_shards = register(store, given.entries, args.shard_size or settings.shard_size())
+    mapping = given.mapping(store)  # (path, shard) of every input file
+    paths = given.paths()
+    input_shards = sorted(set(mapping["shard"].drop_nulls().to_list()))
+    if new_shards and not args.force:  # new shards have nothing written: every asset is missing
+        stale.update({s: list(expected) for s in new_shards})
     todo = input_shards if args.force else sorted(s for s in stale if s in set(input_shards))
     print(f"{len(paths)} videos in {len(input_shards)} shards ({len(new_shards)} new); "
           f"{len(todo)} shards to run; data in {store.db_path}")
+    for bad in unreadable:
+        print(f"unreadable: {bad.key} ({bad.reason}); its shards run again: {', '.join(bad.shards[:5])}"
+              f"{', ...' if len(bad.shards) > 5 else ''}")
     stored = store_recipe(data_dir, str(setup.recipe_path) if setup.recipe_path else None, recipe, setup.profile)
     os.environ[RECIPE_ENV] = str(stored.path)
 
     shard_runner.ensure_partitions(input_shards)
-    failures = shard_runner.run_shards(todo, args.workers, report=lambda line: print(line, flush=True),
-                                       stale=None if args.force else stale)
+    done = [0]
 
-    result = funnel(store, paths=paths, shard_failures=shard_runner.failed_shard_reasons(failures))
+    def progress(line: str) -> None:
+        print(line, flush=True)
+        done[0] += 1
+        if done[0] % _COMPACT_EVERY == 0:  # the head node compacts while shards finish (never the workers)
+            upkeep(store, catalog=False, report=lambda text: print(text, flush=True))
+
+    failures = shard_runner.run_shards(todo, args.workers, report=progress, stale=None if args.force else stale)
+    upkeep(store, catalog=False, report=print)
+    result = funnel(store, **_funnel_scope(store, mapping, paths, input_shards),
+                    shard_failures=shard_runner.failed_shard_reasons(failures))
     print(f"\nFunnel for {args.input}:")
     for line in result.lines():
         print("  " + line)
     if not args.no_outputs and not failures:
-        ok, lines = shard_runner.run_outputs()
+        ok, lines = shard_runner.run_outputs(force=args.force)
         print("\n" + "\n".join(lines))
         if not ok:
             failures.append("build_outputs")
-    store.refresh_catalog()  # curation.duckdb shows every table the run wrote, wherever it ran
+    refresh_catalog(store)  # curation.duckdb shows every table the run wrote, wherever it ran
     print(f"\nwall time {time.perf_counter() - started:.1f} s")
     if failures:
         print(f"{len(failures)} shard runs failed: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+_COMPACT_EVERY = 64  # shards finished between two compaction checks during a run
+
+
+def _funnel_scope(store, mapping, paths: list[str], input_shards: list[str]) -> dict:
+    """What the run's funnel counts: the input's files. When they are whole shards (every
+    member of each input shard is an input file: the usual case), the shards' counts are the
+    same and come from the index's summaries without reading rows; otherwise the input shards'
+    rows are read and filtered by path."""
+    import polars as pl
+
+    from curation_assets.ingest.registry import REGISTRY_TABLE
+
+    if REGISTRY_TABLE not in store.tables():
+        return {"paths": paths}
+    registered = store.winners(REGISTRY_TABLE).select("shard", "rows")
+    given = mapping.group_by("shard").len()
+    joined = registered.join(given, on="shard", how="left")
+    inside = joined.filter(pl.col("len").is_not_null())
+    whole = inside.height == len(input_shards) and bool((inside["len"] == inside["rows"]).all()) \
+        and mapping.height == len(paths)
+    if not whole:
+        return {"paths": paths, "shards": input_shards}
+    return {} if inside.height == registered.height else {"shards": input_shards}
 
 
 def _check_motion_backend(recipe) -> None:
@@ -349,16 +403,24 @@ def _check_motion_backend(recipe) -> None:
         raise CliError(str(exc)) from exc
 
 
-def _preflight_before_register(store, entries, expected: dict, force: bool, recipe: dict, profile: str) -> None:
+def _preflight_before_register(store, given, stale: dict, force: bool, recipe: dict, profile: str) -> None:
     """Check the weights for what this run will score: new files, and files in stale shards."""
-    from curation_assets.ingest.registry import REGISTRY_TABLE
-    from curation_assets.orchestration.staleness import shards_needing_run
+    import polars as pl
 
-    texts = {e.path: e.text for e in entries}
+    from curation_assets.ingest.registry import REGISTRY_TABLE, shards_of
+
+    texts = {e.path: e.text for e in given.entries}
     if REGISTRY_TABLE in store.tables() and not force:
-        known = dict(store.query(f"select path, shard from {REGISTRY_TABLE}").iter_rows())
-        stale = set(shards_needing_run(store, expected))
+        known = dict(shards_of(store, list(texts)).iter_rows())
         texts = {p: t for p, t in texts.items() if p not in known or known[p] in stale}
+        redo = given.known.filter(pl.col("shard").is_in(list(stale)))["shard"].unique().to_list()
+        if redo:  # files known registered whose shards are stale: their captions from the registry
+            rows = store.query(f"select manifest_text from {REGISTRY_TABLE} where shard in (select unnest(?::varchar[]))",
+                               [redo])
+            texts.update({f"known-{i}": t for i, t in enumerate(rows["manifest_text"].to_list())})
+    elif given.known.height:
+        rows = store.query(f"select manifest_text from {REGISTRY_TABLE}")
+        texts.update({f"known-{i}": t for i, t in enumerate(rows["manifest_text"].to_list())})
     if texts:
         _preflight(recipe, profile, list(texts.values()))
 
@@ -383,26 +445,53 @@ def cmd_demo(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from curation_assets.orchestration.recipe import shard_code_versions
     from curation_assets.curation.funnel import funnel
+    from curation_assets.curation.upkeep import upkeep
     from curation_assets.execution import shard_runner
+    from curation_assets.orchestration.recipe import shard_code_versions
     from curation_assets.orchestration.staleness import shards_needing_run
     from curation_assets.store import ScoreStore
 
     setup = _setup_env(args)
     store = ScoreStore(setup.data_dir / settings.DB_FILENAME)
-    store.refresh_catalog()
     print(setup.recipe_line())
     print(setup.profile_line() + "\n")
+    upkeep(store, report=print)  # compaction when due, and the catalog
     counts = funnel(store)
     if counts.not_curated_by_shard:
         counts = funnel(store, shard_failures=shard_runner.failed_shard_reasons(sorted(counts.not_curated_by_shard)))
     for line in counts.lines():
         print(line)
-    todo = shards_needing_run(store, shard_code_versions(setup.recipe, setup.profile))
+    unreadable = store.unreadable()
+    todo = shards_needing_run(store, shard_code_versions(setup.recipe, setup.profile), unreadable)
     print(f"\n{len(todo)} shards missing or stale (against that recipe and model profile)")
     for shard, assets in sorted(todo.items()):
         print(f"  {shard}: {', '.join(assets)}")
+    if unreadable:
+        shards = sorted({s for u in unreadable for s in u.shards})
+        print(f"\n{len(shards)} shards unreadable (a truncated or damaged object; `run` writes them again):")
+        for bad in unreadable:
+            print(f"  {bad.table} {', '.join(bad.shards[:8])}{', ...' if len(bad.shards) > 8 else ''}: {bad.key}: {bad.reason}")
+    return 0
+
+
+def cmd_compact(args) -> int:
+    from curation_assets.curation.upkeep import upkeep
+    from curation_assets.store import ScoreStore
+    from curation_assets.store.compaction import GRACE_ENV
+
+    setup = _setup_env(args, dagster_home=False)
+    store = ScoreStore(setup.data_dir / settings.DB_FILENAME)
+    if args.grace is not None:
+        os.environ[GRACE_ENV] = str(args.grace)
+    t0 = time.perf_counter()
+    reports = upkeep(store, force=True, report=None)
+    if not reports:
+        print("another compaction is running on this store; nothing done")
+        return 0
+    for report in reports:
+        print(report.line())
+    print(f"compacted {store.location.url} in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -484,6 +573,12 @@ def cmd_migrate_store(args) -> int:
     report = migrate_data_dir(data_dir, settings.store_location() or data_dir)
     for line in report.lines():
         print(line)
+    if args.compact:  # absorb every object into segments now (else the next commands do it when due)
+        from curation_assets.curation.upkeep import upkeep
+        from curation_assets.store import ScoreStore
+
+        for result in upkeep(ScoreStore(data_dir / settings.DB_FILENAME), force=True):
+            print("compacted " + result.line())
     return 0
 
 

@@ -22,9 +22,11 @@ def input_dir() -> Path:
     return Path(os.environ.get(INPUT_DIR_ENV) or data_dir() / "raw").resolve()
 
 
-def shard_size() -> int:
+def shard_size() -> int | None:
+    """Videos per new shard from $CURATION_SHARD_SIZE; None: it grows with the corpus (at least
+    DEFAULT_SHARD_SIZE; ingest/registry.py `auto_shard_size`)."""
     value = os.environ.get(SHARD_SIZE_ENV)
-    return int(value) if value else DEFAULT_SHARD_SIZE
+    return int(value) if value else None
 
 
 def store_location() -> str | None:

@@ -190,7 +190,8 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int) -> l
                 "registration_error": entry.error,
                 "registered_at": now,
             })
-        frame = pl.DataFrame(rows, schema=REGISTRY_SCHEMA)
+        # the old format's columns only (the registry gained shard_size later)
+        frame = pl.DataFrame(rows, schema={k: v for k, v in REGISTRY_SCHEMA.items() if k != "shard_size"})
         con.register("new_registrations", frame.to_arrow())
         con.execute(f"insert into {REGISTRY_TABLE} by name select * from new_registrations")
         con.unregister("new_registrations")

@@ -66,6 +66,9 @@ def test_run_demo_corpus_then_rerun_and_recipe(tmp_path, demo_copy):
     again = _run(cmd, tmp_path)
     assert again.returncode == 0, again.stderr
     assert "0 shards to run" in again.stdout  # incremental: nothing stale
+    # nothing the outputs read changed: not rebuilt (outputs/fingerprint.py), their lines repeated
+    assert "Training set and score report up to date" in again.stdout
+    assert "Training set 16x256x256, 1 epoch(s): " in again.stdout
 
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("curated_videos:\n  thresholds:\n    motion_max: 12\n")
@@ -73,6 +76,7 @@ def test_run_demo_corpus_then_rerun_and_recipe(tmp_path, demo_copy):
     assert third.returncode == 0, third.stderr
     assert "3 shards to run" in third.stdout
     assert "motion_score>12" in third.stdout
+    assert "up to date" not in third.stdout  # re-judged shards: the outputs are built again
     con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)
     assert con.execute("select reasons from curated_videos where path like '%too_fast.mp4'").fetchone()[0] == ["motion_score>12"]
 

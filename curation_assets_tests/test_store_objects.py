@@ -25,6 +25,7 @@ from curation_assets.ingest.registry import REGISTRY_TABLE, register, registered
 from curation_assets.orchestration.assets.shard_io import shard_frames
 from curation_assets.orchestration.staleness import shards_needing_run
 from curation_assets.store import SHARD_WRITES, ScoreStore, StoreError, StoreLocation, StoreLocationError
+from curation_assets.store.catalog import refresh_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -37,16 +38,18 @@ def _frame(shard: str, writer: int, attempt: int, n: int) -> pl.DataFrame:
 
 
 def _check_objects(root: Path) -> int:
-    """Every object parses whole and its footer's row count is its row count; no temp file left."""
+    """Every object parses whole and its footer's row count is its row count; no temp file left.
+    Returns how many (table, shard) pairs have objects (a re-run is a new version of its shard's
+    object: the superseded ones wait for the compactor's GC)."""
     objects = sorted((root / "tables").rglob("*"))
     assert not [p for p in objects if p.is_file() and not p.name.endswith(".parquet")], "temp files left behind"
-    n = 0
+    pairs = set()
     for path in objects:
         if path.is_file():
             table = pq.read_table(path)
             assert int(table.schema.metadata[b"curation:rows"]) == table.num_rows, path
-            n += 1
-    return n
+            pairs.add((path.parent.name, table.schema.metadata[b"curation:shard"]))
+    return len(pairs)
 
 
 # --------------------------------------------------------------------------- many writers
@@ -127,7 +130,8 @@ def test_four_processes_write_different_shards_of_the_same_tables(tmp_path):
         assert got == [(f"shard-{w:05d}", w, N_WRITES - 1, rows[w]) for w in range(4)]
     writes = store.query(f"select asset, shard, rows, code_version from {SHARD_WRITES} order by asset, shard").rows()
     assert writes == [(t, f"shard-{w:05d}", rows[w], f"w{w}-a{N_WRITES - 1}") for t in sorted(TABLES) for w in range(4)]
-    # the catalog file sees the same, through its views
+    # the catalog file sees the same, through its views (made by a head-node command's refresh)
+    refresh_catalog(store)
     con = duckdb.connect(str(tmp_path / "curation.duckdb"), read_only=True)
     try:
         assert con.execute("select count(*) from scores").fetchone()[0] == sum(rows.values())
@@ -199,7 +203,7 @@ def test_fsspec_locations(tmp_path, url):
     frames = load_frames(keys, location)
     assert [int(f.mean()) for f in frames] == [40, 200]
 
-    tables = store.refresh_catalog()  # local: views; remote: tables refreshed through fsspec
+    tables = refresh_catalog(store)  # local: views; remote: tables refreshed through fsspec
     assert {"scores", REGISTRY_TABLE, SHARD_WRITES} <= set(tables)
     con = duckdb.connect(str(tmp_path / "catalog" / "curation.duckdb"), read_only=True)
     try:
@@ -232,7 +236,7 @@ def test_moved_data_dir_still_queries_and_reads_frames(tmp_path):
     assert row["frame_paths"][0].startswith(str(moved))
     assert [int(f.mean()) for f in load_frames(row["frame_paths"])] == [10, 90]
     assert store.query("select count(*) n from sampled_frames")["n"][0] == 1
-    store.refresh_catalog()  # the catalog's views follow the store (every CLI command does this)
+    refresh_catalog(store)  # the catalog's views follow the store (every CLI command does this)
     con = duckdb.connect(str(moved / "curation.duckdb"), read_only=True)
     try:
         assert con.execute("select video_id from sampled_frames").fetchall() == [("cafe01",)]
@@ -292,7 +296,7 @@ def test_migrate_store_converts_a_data_dir_of_the_old_format(tmp_path):
     moved.parent.mkdir()
     shutil.move(str(data), str(moved))
     store = ScoreStore(moved / "curation.duckdb")
-    store.refresh_catalog()
+    refresh_catalog(store)
     after = store.query(f"select * from {SHARD_WRITES} where asset not in ('{REGISTRY_TABLE}', 'lora_training_set') "
                         "order by asset, shard")
     old = legacy["writes"]
@@ -379,7 +383,7 @@ def test_shard_run_writes_objects_and_frames_at_a_url_location(demo_copy, tmp_pa
     assert store.query("select count(*) n from raw_videos")["n"][0] == 2
     writes = dict(store.query(f"select asset, rows from {SHARD_WRITES}").rows())
     assert writes["raw_videos"] == 2 and writes["motion"] == 1  # the zero-byte file is not scored
-    store.refresh_catalog()
+    refresh_catalog(store)
     con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)
     try:
         assert con.execute("select count(*) from raw_videos").fetchone()[0] == 2

@@ -106,10 +106,11 @@ def test_cli_run_on_an_s3_store_equals_a_local_folder_run(s3, demo_corpus, tmp_p
 
     # scores, frames and clips are objects in the bucket, nothing of them in the data dir
     prefix = f"{BUCKET}/curation/prod"
+    # one versioned object per (table, shard): <shard>@<version>@<rows>@<code version>.parquet
     for table in (*SCORE_TABLES, "raw_videos", "video_registry"):
-        assert s3.isfile(f"{prefix}/tables/{table}/shard-00000.parquet"), table
+        assert len(s3.glob(f"{prefix}/tables/{table}/shard-00000@*.parquet")) == 1, table
     for table in ("raw_videos", "video_registry", "curated_videos"):  # shard-00001: the empty file
-        assert s3.isfile(f"{prefix}/tables/{table}/shard-00001.parquet"), table
+        assert len(s3.glob(f"{prefix}/tables/{table}/shard-00001@*.parquet")) == 1, table
     assert not any(s3.find(f"{prefix}/.write-probe"))  # the start-up probe was removed
     assert not (data / "tables").exists() and not (data / "frames").exists() and not (data / "accelerated").exists()
     con = duckdb.connect(str(data / "curation.duckdb"), read_only=True)
@@ -136,12 +137,12 @@ def test_cli_run_on_an_s3_store_equals_a_local_folder_run(s3, demo_corpus, tmp_p
     assert again.returncode == 0, again.stdout + again.stderr
     assert "3 videos in 2 shards (0 new); 0 shards to run" in again.stdout
     after = {p: s3.info(p)["ETag"] for p in s3.find(f"{prefix}/tables") if "/shard-" in p}
-    assert after == before and s3.info(f"{prefix}/tables/motion/shard-00000.parquet")["LastModified"]
+    assert after == before and len(s3.glob(f"{prefix}/tables/motion/shard-00000@*.parquet")) == 1
 
     # the same inputs on the one-machine default (a local folder) give the same scores
     local = _cli(["run", *common, "--data-dir", str(tmp_path / "local"), "--no-outputs"], tmp_path)
     assert local.returncode == 0, local.stdout + local.stderr
-    assert (tmp_path / "local" / "tables" / "motion" / "shard-00000.parquet").is_file()
+    assert len(list((tmp_path / "local" / "tables" / "motion").glob("shard-00000@*.parquet"))) == 1
     assert _scores(data / "curation.duckdb") == _scores(tmp_path / "local" / "curation.duckdb")
 
 

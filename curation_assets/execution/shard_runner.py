@@ -154,18 +154,31 @@ def _with_downstream(defs, job, assets: tuple[str, ...]) -> list:
     return sorted(keys, key=lambda k: k.to_user_string())
 
 
-def run_outputs() -> tuple[bool, list[str]]:
-    """Build the training set and the score report over every shard in the store."""
+def run_outputs(force: bool = False) -> tuple[bool, list[str]]:
+    """Build the training set and the score report over every shard in the store, unless
+    nothing they read changed since they were last built here (`force`: build anyway)."""
     import json
     from pathlib import Path
 
     from dagster import DagsterInstance, DagsterRunStatus
 
     from curation_assets.orchestration.jobs import BUILD_OUTPUTS_JOB
-    from curation_assets.orchestration.recipe import recipe_from_env
+    from curation_assets.orchestration.recipe import code_version, recipe_from_env, recipe_hash
     from curation_assets.orchestration.run_history import failure_reason
+    from curation_assets.outputs import fingerprint
+    from curation_assets.store import ScoreStore
 
-    config = _cli_run_config(recipe_from_env())
+    recipe = recipe_from_env()
+    profile = os.environ.get("CURATION_MODEL_PROFILE") or "real"
+    data_dir = settings.data_dir()
+    key = {"recipe": recipe_hash(recipe), "profile": profile,
+           "code": [code_version(a, recipe, profile) for a in ("lora_training_set", "score_report")]}
+    inputs = fingerprint.inputs_fingerprint(ScoreStore(data_dir / settings.DB_FILENAME), key)
+    done = None if force else fingerprint.up_to_date(data_dir, inputs)
+    if done is not None:
+        return True, [f"Training set and score report up to date: nothing they read changed since they were built "
+                      f"({done['built_at']}; --force rebuilds them)", *done.get("lines", [])]
+    config = _cli_run_config(recipe)
     config["ops"] = {k: v for k, v in config["ops"].items() if k in ("lora_training_set", "score_report")}
     with DagsterInstance.get() as instance:
         run = _execute(instance, BUILD_OUTPUTS_JOB, config, {})
@@ -174,7 +187,7 @@ def run_outputs() -> tuple[bool, list[str]]:
         mats = materializations(instance, run.run_id)
     meta = mats.get("lora_training_set", {})
     out_dir = Path(meta["output_dir"].value) if "output_dir" in meta else None
-    lines = []
+    lines, files = [], []
     if out_dir and (out_dir / "summary.json").exists():
         summary = json.loads((out_dir / "summary.json").read_text())
         shape = f"{summary['frames']}x{summary['height']}x{summary['width']}"
@@ -186,10 +199,17 @@ def run_outputs() -> tuple[bool, list[str]]:
         lines.append(f"  written to {out_dir}/metadata.json, data_juicer.jsonl, summary.json")
         if summary.get("warning"):
             lines.append(f"  WARNING: {summary['warning']}")
+        summary["inputs_fingerprint"] = inputs  # what it was built from (outputs/fingerprint.py)
+        tmp = out_dir / "summary.json.tmp"
+        tmp.write_text(json.dumps(summary, indent=2))
+        tmp.replace(out_dir / "summary.json")
+        files += [str(out_dir / n) for n in ("metadata.json", "data_juicer.jsonl", "summary.json")]
     report_meta = mats.get("score_report", {})
-    lines.append(f"Score report: {settings.data_dir() / 'reports' / 'score_report.md'}")
+    report_file = data_dir / "reports" / "score_report.md"
+    lines.append(f"Score report: {report_file}")
     if "WARNING" in report_meta:
         lines.append(f"  WARNING: {report_meta['WARNING'].value}")
+    fingerprint.record(data_dir, inputs, files + [str(report_file)], lines)
     return True, lines
 
 

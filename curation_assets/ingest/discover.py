@@ -132,12 +132,16 @@ def discover_folder(folder: Path) -> list[InputEntry]:
     entries = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        names = set(filenames)
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
-            file = Path(dirpath) / name
-            if file.suffix.lower() in VIDEO_EXTENSIONS:
-                entries.append(InputEntry(str(file), _sidecar_caption(file), str(root)))
+            stem, suffix = os.path.splitext(name)
+            if suffix.lower() in VIDEO_EXTENSIONS:
+                file = Path(dirpath) / name
+                # the sidecar is looked up in the listing: no stat per video (a minute at 1M files)
+                caption = _sidecar_caption(file) if stem + SIDECAR_CAPTION_SUFFIX in names else None
+                entries.append(InputEntry(str(file), caption, str(root)))
     return entries
 
 

@@ -26,7 +26,13 @@ REGISTRY_SCHEMA = {
     "origin": pl.Utf8,
     "registration_error": pl.Utf8,
     "registered_at": pl.Datetime("us"),
+    "shard_size": pl.Int64,  # the size this shard was opened with (null: written before sizes grew)
 }
+# Shard size grows with the corpus so that 10M clips stay well under Dagster's advice for
+# partitions (tens of thousands): at least 64, else the power of two that keeps the corpus at
+# <= PARTITIONS_TARGET shards (1M clips: 64, i.e. 15,625 shards; 10M: 512, 19,531 shards).
+MIN_SHARD_SIZE = 64
+PARTITIONS_TARGET = 25_000
 
 
 def shard_key(number: int) -> str:
@@ -40,25 +46,33 @@ def shard_number(key: str) -> int:
     return int(match.group(1))
 
 
-def register(store: ScoreStore, entries: list[InputEntry], shard_size: int) -> list[str]:
+def auto_shard_size(registered_total: int) -> int:
+    """The size of new shards for a corpus of `registered_total` files (after this registration)."""
+    need = -(-max(registered_total, 1) // PARTITIONS_TARGET)
+    size = MIN_SHARD_SIZE
+    while size < need:
+        size *= 2
+    return size
+
+
+def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | None = None) -> list[str]:
     """Add entries not registered yet; return the new shard keys (possibly none).
 
     Single writer: the whole read-decide-write runs under the store's registry lock. Each new
-    shard's members are published as one immutable object (`tables/video_registry/<shard>`),
+    shard's members are published as one immutable object (`tables/video_registry/<shard>@...`),
     never rewritten, so shard membership is exactly what the first write said. A crash between
     two shard objects leaves whole shards only: the next call registers the rest.
+    `shard_size` None: it grows with the corpus (`auto_shard_size`); existing shards never change.
+    Only the entries' own paths are looked up in the registry, never all of it.
     """
-    if shard_size < 1:
+    if shard_size is not None and shard_size < 1:
         raise ValueError("shard_size must be >= 1")
+    if not entries:
+        return []
     with store.registry_lock():
-        if REGISTRY_TABLE in store.tables():
-            state = store.query(f"select path, seq, shard from {REGISTRY_TABLE}")
-            known = set(state["path"].to_list())
-            seq0 = int(state["seq"].max()) if state.height else -1
-            # numeric, not string, max: 'shard-100000' sorts before 'shard-99999'
-            numbers = [shard_number(s) for s in set(state["shard"].to_list())]
-        else:
-            known, seq0, numbers = set(), -1, []
+        has_registry = REGISTRY_TABLE in store.tables()
+        names = {e.path for e in entries} | {e.locator for e in entries if e.locator}
+        known = set(shards_of(store, list(names))["path"].to_list()) if has_registry else set()
         fresh, seen = [], set()
         for entry in entries:
             if entry.path in known:
@@ -74,28 +88,48 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int) -> l
             fresh.append(entry)
         if not fresh:
             return []
-        first_shard = max(numbers) + 1 if numbers else 0
+        winners = store.winners(REGISTRY_TABLE) if has_registry else pl.DataFrame(schema={"shard": pl.Utf8, "rows": pl.Int64})
+        # numeric, not string, max: 'shard-100000' sorts before 'shard-99999'
+        numbers = [shard_number(s) for s in winners["shard"].to_list() if _SHARD_RE.match(s)]
+        last = max(numbers) if numbers else None
+        seq0 = -1
+        if last is not None:  # append-only: the newest shard holds the highest seq
+            seqs = store.read_shard(REGISTRY_TABLE, shard_key(last), columns=["seq"])["seq"]
+            seq0 = int(seqs.max()) if seqs.len() else -1
+        size = shard_size or auto_shard_size(int(winners["rows"].sum() or 0) + len(fresh))
+        first_shard = last + 1 if last is not None else 0
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        rows = []
-        for i, entry in enumerate(fresh):
-            rows.append({
-                "seq": seq0 + 1 + i,
-                "path": entry.path,
-                "shard": shard_key(first_shard + i // shard_size),
-                "manifest_text": entry.text,
-                "origin": entry.origin,
-                "registration_error": entry.error,
-                "registered_at": now,
-            })
-        frame = pl.DataFrame(rows, schema=REGISTRY_SCHEMA)
-        new_shards = sorted(set(frame["shard"].to_list()), key=shard_number)
-        for shard in new_shards:
-            store.replace_partition(REGISTRY_TABLE, shard, frame.filter(pl.col("shard") == shard))
+        frame = pl.DataFrame({
+            "seq": range(seq0 + 1, seq0 + 1 + len(fresh)),
+            "path": [e.path for e in fresh],
+            "shard": [shard_key(first_shard + i // size) for i in range(len(fresh))],
+            "manifest_text": [e.text for e in fresh],
+            "origin": [e.origin for e in fresh],
+            "registration_error": [e.error for e in fresh],
+            "registered_at": [now] * len(fresh),
+            "shard_size": [size] * len(fresh),
+        }, schema=REGISTRY_SCHEMA)
+        new_shards = []
+        for (shard,), part in frame.group_by("shard", maintain_order=True):
+            store.replace_partition(REGISTRY_TABLE, shard, part, new_key=True)  # under the lock: a new shard
+            new_shards.append(shard)
     return new_shards
 
 
+def shards_of(store: ScoreStore, paths: list[str]) -> pl.DataFrame:
+    """(path, shard) of those of `paths` that are registered: the registry's path column is
+    scanned once against them (no Python set of every registered path)."""
+    if not paths or REGISTRY_TABLE not in store.tables():
+        return pl.DataFrame(schema={"path": pl.Utf8, "shard": pl.Utf8})
+    wanted = pl.DataFrame({"path": list(paths)}, schema={"path": pl.Utf8})
+    return store.query(f"select r.path, r.shard from {REGISTRY_TABLE} r semi join _wanted_paths w on r.path = w.path",
+                       frames={"_wanted_paths": wanted})
+
+
 def registered_shards(store: ScoreStore) -> list[str]:
-    # one object per shard: the listing is the membership, no footer or row is read
+    # the registry's winners (object names and the index): no footer or row is read
+    if REGISTRY_TABLE not in store.tables():
+        return []
     return sorted((s for s in store.shards(REGISTRY_TABLE) if _SHARD_RE.match(s)), key=shard_number)
 
 

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+_BATCH = 500  # partitions per run-history query (SQLite's bound-parameter limits)
 
 
 def failed_shards(instance, shards: list[str]) -> dict[str, str]:
-    """shard -> 'reason (run abcd1234)' for shards whose latest run (CLI, job or asset launch) failed."""
+    """shard -> 'reason (run abcd1234)' for shards whose latest run (CLI, job or asset launch) failed.
+
+    One run-history query per 500 shards (the runs of any of them, newest first), not one per
+    shard: at 16,000 shards that was ~56 s here."""
     from dagster import DagsterRunStatus, RunsFilter
 
+    latest = {}
+    for i in range(0, len(shards), _BATCH):
+        batch = shards[i:i + _BATCH]
+        wanted = set(batch)
+        for run in instance.get_runs(RunsFilter(tags={"dagster/partition": batch})):  # newest first
+            shard = run.tags.get("dagster/partition")
+            if shard in latest or shard not in wanted:
+                continue
+            latest[shard] = run
     out = {}
     for shard in shards:
-        runs = instance.get_runs(RunsFilter(tags={"dagster/partition": shard}), limit=1)
-        if runs and runs[0].status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
-            out[shard] = f"{failure_reason(instance, runs[0].run_id)} (run {runs[0].run_id[:8]})"
+        run = latest.get(shard)
+        if run is not None and run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+            out[shard] = f"{failure_reason(instance, run.run_id)} (run {run.run_id[:8]})"
     return out
 
 

@@ -104,6 +104,11 @@ class RunWorkerLauncher(RunLauncher, ConfigurableClass):
         run = self._instance.get_run_by_id(run_id)
         if run is not None and not run.is_finished:
             self._instance.report_run_failed(run, why)
+        # the dead process cannot release the pool slots its steps held (e.g. `gpu`): free them
+        # now, or the next run's model steps wait for the daemon's run monitoring (or forever)
+        storage = self._instance.event_log_storage
+        if storage.supports_global_concurrency_limits:
+            storage.free_concurrency_slots_for_run(run_id)
 
     # ------------------------------------------------------------------ terminating, health
     def terminate(self, run_id: str) -> bool:

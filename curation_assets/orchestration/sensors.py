@@ -3,8 +3,8 @@ import json
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from curation_assets import settings
-from curation_assets.ingest.discover import discover_folder
-from curation_assets.ingest.registry import register, registered_shards
+from curation_assets.ingest import listing_cache
+from curation_assets.ingest.registry import REGISTRY_TABLE, register, registered_shards, shards_of
 from curation_assets.orchestration.jobs import curate_shards_job
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.store import ScoreStore
@@ -19,7 +19,7 @@ MAX_NEW_FILES_PER_TICK = 2048
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Registers new video files under $CURATION_INPUT_DIR (default data/raw) as new shards "
-    "and requests a curation run for each.",
+    "and requests a curation run for each; compacts the store when due (docs/store.md).",
 )
 def new_video_files(context: SensorEvaluationContext):
     input_dir = settings.input_dir()
@@ -29,18 +29,30 @@ def new_video_files(context: SensorEvaluationContext):
         return SkipReason(f"{input_dir} does not exist: create it and drop videos there "
                           f"(or set ${settings.INPUT_DIR_ENV})")
     store = ScoreStore(settings.data_dir() / settings.DB_FILENAME)
-    entries = discover_folder(input_dir)
-    cursor = json.loads(context.cursor) if context.cursor else {}
-    known = set(registered_paths(store))
+    shards = set(registered_shards(store))
+    # Only the directories that changed since the last tick are listed (listing_cache.py): a
+    # tick costs one stat per directory, not a walk of every file plus the whole registry.
+    scan = listing_cache.scan(input_dir, settings.data_dir(), store.location.url, shards)
+    entries = scan.fresh
+    known = dict(shards_of(store, [e.path for e in entries]).iter_rows()) if entries and shards else {}
     fresh = [e for e in entries if e.path not in known][:MAX_NEW_FILES_PER_TICK]
     new_shards = register(store, fresh, settings.shard_size()) if fresh else []
+    if fresh:
+        known.update(shards_of(store, [e.path for e in fresh]).iter_rows())
+        shards |= set(new_shards)
+    scan.save(known)  # directories whose files are all registered now are not listed next time
+    from curation_assets.curation.upkeep import upkeep
+
+    upkeep(store, report=context.log.info)  # the head node compacts when due; the catalog follows
+    cursor = json.loads(context.cursor) if context.cursor else {}
     # Shards registered by the CLI or a lost instance must exist as partitions too.
     existing = set(context.instance.get_dynamic_partitions(shard_partitions.name))
-    to_add = sorted(set(registered_shards(store)) - existing)
-    context.update_cursor(json.dumps({"files_seen": len(entries), "registered_total": len(known) + len(fresh),
+    to_add = sorted(shards - existing)
+    files_known = scan.known_paths().height + len(entries)
+    context.update_cursor(json.dumps({"files_seen": files_known, "registered_now": len(fresh),
                                       "last_new_shards": new_shards or cursor.get("last_new_shards", [])}))
     if not to_add and not new_shards:
-        return SkipReason(f"no new files in {input_dir} ({len(entries)} known)")
+        return SkipReason(f"no new files in {input_dir} ({files_known} known)")
     partitions = [shard_partitions.build_add_request(to_add)] if to_add else []
     if not new_shards:
         # only partitions to add (shards registered by the CLI): a tick without runs, with its reason
@@ -54,8 +66,7 @@ def new_video_files(context: SensorEvaluationContext):
 
 
 def registered_paths(store: ScoreStore) -> list[str]:
-    from curation_assets.ingest.registry import REGISTRY_TABLE
-
+    """Every registered path (reads the whole registry: not for ticks; kept for tools)."""
     if REGISTRY_TABLE not in store.tables():
         return []
     return store.query(f"select path from {REGISTRY_TABLE}")["path"].to_list()

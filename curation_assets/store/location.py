@@ -158,6 +158,85 @@ class StoreLocation:
                 return []
         return sorted(n for n in names if not n.startswith("."))
 
+    def list_detail(self, prefix: str) -> dict[str, tuple[float, int, bool]]:
+        """name -> (modification time, size, is a folder) directly under `prefix`, hidden
+        names left out. The time is the filesystem's or the object store's (its clock, not
+        this machine's): the compactor's grace period is measured against it."""
+        out: dict[str, tuple[float, int, bool]] = {}
+        if self.is_local:
+            try:
+                with os.scandir(self.path(prefix)) as it:
+                    for entry in it:
+                        if entry.name.startswith("."):
+                            continue
+                        try:
+                            st = entry.stat()
+                        except FileNotFoundError:  # deleted between the listing and the stat
+                            continue
+                        out[entry.name] = (st.st_mtime, st.st_size, entry.is_dir())
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            return out
+        try:
+            listed = self.fs.ls(self.path(prefix), detail=True)
+        except FileNotFoundError:
+            return out
+        for info in listed:
+            name = info["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("."):
+                continue
+            modified = info.get("LastModified") or info.get("mtime") or info.get("created")
+            stamp = modified.timestamp() if hasattr(modified, "timestamp") else float(modified or 0.0)
+            out[name] = (stamp, int(info.get("size") or 0), info.get("type") == "directory")
+        return out
+
+    def list_starting(self, prefix: str, start: str) -> list[str]:
+        """Names directly under `prefix` that begin with `start`: one prefix LIST on an object
+        store (the bytes of the other names are never sent), a folder listing locally."""
+        if self.is_local or self.protocol not in ("s3", "s3a"):
+            return [n for n in self.list(prefix) if n.startswith(start)]
+        try:
+            found = self.fs.find(self.path(prefix), prefix=start, maxdepth=1)
+        except FileNotFoundError:
+            return []
+        names = (p.rstrip("/").rsplit("/", 1)[-1] for p in found)
+        return sorted(n for n in names if n.startswith(start) and not n.startswith("."))
+
+    def delete(self, key: str) -> bool:
+        """Remove one object; False when it was already gone."""
+        try:
+            if self.is_local:
+                os.unlink(self.path(key))
+            else:
+                self.fs.rm_file(self.path(key))
+            return True
+        except FileNotFoundError:
+            return False
+
+    def tails(self, keys: list[str], nbytes: int = 8) -> dict[str, bytes | Exception]:
+        """The last `nbytes` of each object (a Parquet file ends with its footer length and
+        b'PAR1'): concurrent ranged GETs on an object store, so checking many is cheap."""
+        out: dict[str, bytes | Exception] = {}
+        if self.is_local:
+            for key in keys:
+                try:
+                    with open(self.path(key), "rb") as fh:
+                        size = fh.seek(0, os.SEEK_END)
+                        fh.seek(max(0, size - nbytes))
+                        out[key] = fh.read()
+                except OSError as exc:
+                    out[key] = exc
+            return out
+        paths = [self.path(k) for k in keys]
+        got = self.fs.cat_ranges(paths, [-nbytes] * len(paths), [None] * len(paths), on_error="return") if paths else []
+        for key, data in zip(keys, got):
+            out[key] = data
+        return out
+
+    def open_input(self, key: str):
+        """Something pyarrow opens for ranged reads: a path locally, a file object remotely."""
+        return self.path(key) if self.is_local else self.fs.open(self.path(key), "rb", cache_type="none")
+
     def remove_prefix(self, prefix: str) -> None:
         """Remove every object under `prefix` (a re-run's stale frames)."""
         if self.is_local:

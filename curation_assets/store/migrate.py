@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from curation_assets.store.catalog import legacy_tables
+from curation_assets.store.catalog import legacy_tables, refresh_catalog
 from curation_assets.store.location import StoreLocation
 from curation_assets.store.score_store import SHARD_WRITES, ScoreStore, StoreError
 
@@ -59,7 +59,6 @@ def migrate_data_dir(data_dir: str | Path, location: str | Path | None = None) -
     if not old:
         return report
     store = ScoreStore(db_path, location=loc)
-    store._catalog_checked = True  # this is the one writer allowed next to old-format tables
     backup = db_path.with_name(db_path.name + ".pre-migration")
     if not backup.exists():
         shutil.copy2(db_path, backup)
@@ -105,7 +104,7 @@ def migrate_data_dir(data_dir: str | Path, location: str | Path | None = None) -
         for table in [*migrated, *([SHARD_WRITES] if SHARD_WRITES in old else [])]:
             con.execute(f'drop table "{table}"')
         con.execute("commit")
-    store.refresh_catalog()
+    refresh_catalog(store)
     return report
 
 

@@ -1,24 +1,31 @@
-"""The score store: one immutable Parquet object per (table, shard) under a store location.
+"""The score store: immutable Parquet objects per (table, shard) under a store location, and the
+one owner of reading and writing them.
 
-Layout under the location (a local folder by default, or an fsspec URL such as s3://bucket/prefix):
+Layout (names and versions: layout.py; a table's state and winners: table_state.py):
 
-    tables/<table>/<shard>.parquet     a shard's rows for one table, replaced whole
-    frames/..., accelerated/...        sampled frames and sped-up clips (see frames/files.py)
+    tables/<table>/<shard>@<version>@<rows>@<code version>.parquet   one write of one shard ("loose")
+    tables/<table>/<shard>.parquet                                    written by earlier code (version "")
+    tables/<table>/_seg-*.parquet, _index/*.parquet                   the compactor's segments and shard index
+    frames/..., accelerated/..., clips/...                           files the steps write (frames/files.py)
 
-A write is one atomic publish of a whole object (temp name + rename locally, one PUT on an
-object store), so any number of processes on any number of machines write shards at once
-with no lock and no shared database file: two writers of the same shard leave one complete
-version (the last to publish), and readers never see half an object. Re-running a shard
-replaces its object, so writes are idempotent.
+A write publishes one new, uniquely named object (temp name + rename locally, one PUT on an
+object store), so any number of processes on any number of machines write shards at once with
+no lock and no shared database file; a re-run is a newer version of its shard, readers never
+see half an object, and the newest version wins (a writer whose clock lags still wins: its
+version is made newer than the newest it can see). Nothing a writer does reads or rewrites
+other shards: the compactor (compaction.py, head node only) later merges loose objects into
+segments and deletes what lost, each file only after a grace period.
 
-Bookkeeping travels inside the object: its Parquet key-value metadata carries the table,
-the shard, the row count, the code version and the write time. `shard_writes` is read from
-those footers, so it can never describe rows that are not there, nor miss rows that are.
+Bookkeeping travels with the data: the object's name and footer carry its shard, rows, code
+version and write time; the index carries them for compacted shards. `shard_writes` is made
+from these, so it can never describe rows that are not there, nor miss rows that are.
 
-DuckDB stays the query engine: `query()` runs on an in-memory DuckDB whose views read the
-objects (`read_parquet` over a glob; on an object store, over a temporary local copy fetched
-concurrently through fsspec, see `readable`).
-`DIR/curation.duckdb` is the user's catalog of the same tables (see catalog.py).
+Reads: `read_shard` = one prefix listing + the cached index -> that shard's object or its row
+range in a segment; cross-shard reads (`query`) name every winning file explicitly (no glob),
+and re-list once when a file they named was removed by a concurrent GC. An unreadable object
+(a truncated upload) is named in a warning and left out of cross-shard reads; `read_shard`
+of its shard fails naming it. DuckDB is the query engine (memory-limited: the head node's
+budget); `DIR/curation.duckdb` is the user's catalog of the same tables (catalog.py).
 """
 
 from __future__ import annotations
@@ -29,26 +36,57 @@ import io
 import logging
 import os
 import re
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
-from urllib.parse import quote, unquote
 
 import duckdb
 import polars as pl
 from filelock import FileLock, Timeout
 
+from curation_assets.store import layout, sql, table_state
+from curation_assets.store.layout import LOOSE, META_PREFIX, TABLES_PREFIX, LayoutError
 from curation_assets.store.location import StoreLocation, StoreLocationError
+from curation_assets.store.table_state import TableState
 
-# Read from the objects' footers; one row per (asset, shard) object.
+# Read from the names, footers and index; one row per (asset, shard) that has a write.
 SHARD_WRITES = "shard_writes"
-TABLES_PREFIX = "tables"
-META_PREFIX = "curation:"
-_KEY_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]*$")
+MEMORY_ENV = "CURATION_DUCKDB_MEMORY"  # DuckDB's memory limit for the project's own queries
+DEFAULT_MEMORY = "1GB"
 log = logging.getLogger(__name__)
+
+_SCHEMA_CACHE: dict[tuple[str, str], object] = {}  # (location, table) -> a pyarrow schema of the table
+_FOOTER_CACHE: dict[tuple[str, str], object] = {}  # (location, key) -> FileMetaData of a segment
+_BAD_FILES: dict[tuple[str, str], str] = {}  # (location, key) -> why it cannot be read (this process)
+_CACHE_LOCK = threading.Lock()
 
 
 class StoreError(RuntimeError):
     pass
+
+
+class UnreadableObject(StoreError):
+    """A store object that exists but cannot be read (truncated, not Parquet)."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"unreadable store object {key}: {reason}")
+        self.key, self.reason = key, reason
+
+
+@dataclass(frozen=True)
+class Written:
+    rows: int
+    key: str  # the object's key under the location
+    version: str
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    table: str
+    key: str
+    shards: tuple[str, ...]
+    reason: str
 
 
 class ScoreStore:
@@ -63,151 +101,343 @@ class ScoreStore:
             location = settings.store_location() or self.db_path.parent
         self.location = location if isinstance(location, StoreLocation) else StoreLocation(location)
         self.lock = FileLock(str(self.db_path) + ".lock", timeout=lock_timeout_s)
-        self._catalog_views: set[str] = set()
-        self._catalog_checked = False
 
-    # ---- naming ------------------------------------------------------------------------
-    @staticmethod
-    def object_key(table: str, shard: str) -> str:
-        _check_identifier(table)
-        name = shard if _KEY_SAFE.match(shard) else quote(shard, safe="")
-        return f"{TABLES_PREFIX}/{table}/{name}.parquet"
-
-    def object_url(self, table: str, shard: str) -> str:
-        return self.location.resolve(self.object_key(table, shard))
-
-    # ---- reads -------------------------------------------------------------------------
+    # ---- state ---------------------------------------------------------------------------
     def tables(self) -> set[str]:
-        found = {t for t in self.location.list(TABLES_PREFIX)
-                 if t.replace("_", "").isalnum() and any(n.endswith(".parquet") for n in self.location.list(f"{TABLES_PREFIX}/{t}"))}
+        found = set()
+        for name in self.location.list(TABLES_PREFIX):
+            if name.replace("_", "").isalnum() and self._has_objects(name):
+                found.add(name)
         return found | {SHARD_WRITES} if found else found
 
-    def shards(self, table: str) -> list[str]:
-        _check_identifier(table)
-        return [unquote(n[: -len(".parquet")]) for n in self.location.list(f"{TABLES_PREFIX}/{table}") if n.endswith(".parquet")]
+    def _has_objects(self, table: str) -> bool:
+        return any(n.endswith(layout.PARQUET) or n == layout.INDEX_DIR
+                   for n in self.location.list(layout.table_dir(table)))
 
-    def query(self, sql: str, params: Sequence | None = None) -> pl.DataFrame:
-        """Run SQL over the store's tables (only the tables the SQL names are bound)."""
-        con = duckdb.connect()
+    def state(self, table: str, detail: bool = False) -> TableState:
+        self._check(table)
+        return table_state.read_state(self.location, table, detail=detail)
+
+    def winners(self, table: str, state: TableState | None = None) -> pl.DataFrame:
+        """Per shard, the file that holds its current rows (shard, version, source, file, rows,
+        code_version, written_at, first_row); objects of earlier code get these from their footers."""
+        state = state or self.state(table)
+        winners = state.winners()
+        legacy = [o.name for o in state.loose if o.legacy]
+        if legacy and winners.filter(pl.col("version") == "").height:
+            footers = table_state.legacy_footers(self.location, table, legacy)
+            meta = pl.DataFrame({"file": list(footers), "l_rows": [v[0] for v in footers.values()],
+                                 "l_cv": [v[1] for v in footers.values()], "l_at": [v[2] for v in footers.values()],
+                                 "append": [v[3] for v in footers.values()]},
+                                schema={"file": pl.Utf8, "l_rows": pl.Int64, "l_cv": pl.Utf8, "l_at": pl.Datetime("us"),
+                                        "append": pl.Boolean})
+            winners = winners.join(meta, on="file", how="left").with_columns(
+                pl.coalesce("rows", "l_rows").alias("rows"), pl.coalesce("code_version", "l_cv").alias("code_version"),
+                pl.coalesce("written_at", "l_at").alias("written_at"),
+                pl.col("append").fill_null(False)).drop("l_rows", "l_cv", "l_at")
+        else:
+            winners = winners.with_columns(pl.lit(False).alias("append"))
+        return winners
+
+    def shards(self, table: str) -> list[str]:
+        return sorted(self.state(table).winners()["shard"].to_list())
+
+    def shard_writes(self, tables: Sequence[str] | None = None) -> pl.DataFrame:
+        """(asset, shard, rows, code_version, written_at) of every shard's current write."""
+        names = sorted(set(tables) if tables is not None else self.tables() - {SHARD_WRITES})
+        parts = []
+        for table in names:
+            w = self.winners(table).filter(~pl.col("append"))
+            parts.append(w.select(pl.lit(table).alias("asset"), "shard", "rows", "code_version", "written_at"))
+        schema = {"asset": pl.Utf8, "shard": pl.Utf8, "rows": pl.Int64, "code_version": pl.Utf8,
+                  "written_at": pl.Datetime("us")}
+        return pl.concat(parts).cast(schema) if parts else pl.DataFrame(schema=schema)
+
+    # ---- reads ---------------------------------------------------------------------------
+    def read_shard(self, table: str, shard: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """A shard's current rows: its newest loose object, or its row range in a segment."""
+        self._check(table)
+        for attempt in (0, 1):
+            loose, entry, index_exists = self._candidates(table, shard)
+            best = max(loose, key=lambda o: o.version) if loose else None
+            try:
+                if best is not None and (entry is None or best.version > entry["version"]):
+                    return self._read_object(table, best.name, columns)
+                if entry is not None:
+                    return self._read_segment_rows(table, entry["segment"], entry["first_row"], entry["rows"],
+                                                   shard, columns)
+            except FileNotFoundError:
+                if attempt == 0:  # removed by a concurrent GC after our listing: list again
+                    table_state.clear_caches()
+                    continue
+                raise
+            if not index_exists and not self._has_objects(table):
+                raise StoreError(f"table {table!r} does not exist in {self.location.url}: materialize the upstream "
+                                 f"asset for shard {shard!r} first")
+            # a shard not written yet reads as no rows, with the table's columns
+            schema = self._reference_schema(table)
+            empty = pl.from_arrow(schema.empty_table()) if schema is not None else pl.DataFrame()
+            return empty.select(list(columns)) if columns else empty
+        raise AssertionError("unreachable")
+
+    def _candidates(self, table: str, shard: str):
+        folder = layout.table_dir(table)
+        names = self.location.list_starting(folder, layout.shard_prefix(shard))
+        loose = [p for n in names if (p := layout.parse_object_name(n)) is not None and p.shard == shard]
+        index, _ = self._index(table)
+        entry = None
+        if index is not None and index.height:
+            hit = index.filter((pl.col("shard") == shard) & pl.col("live"))
+            if hit.height:
+                entry = hit.row(0, named=True)
+        return loose, entry, index is not None
+
+    def _index(self, table: str) -> tuple[pl.DataFrame | None, dict]:
+        folder = f"{layout.table_dir(table)}/{layout.INDEX_DIR}"
+        names = sorted((n for n in self.location.list(folder) if layout.index_gen(n) is not None),
+                       key=lambda n: (layout.index_gen(n), n))
+        if not names:
+            return None, {}
         try:
-            named = sorted(t for t in self.tables() if re.search(rf"\b{t}\b", sql))
-            with self.readable(named) as where:
-                for table in named:
-                    con.execute(self.view_sql(table, where=where))
-                return con.execute(sql, params or []).pl()
-        finally:
-            con.close()
+            return table_state.load_index(self.location, table, names[-1])
+        except FileNotFoundError:
+            return None, {}
+
+    def _read_object(self, table: str, name: str, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        import pyarrow.parquet as pq
+
+        key = f"{layout.table_dir(table)}/{name}"
+        data = self.location.read_bytes(key)  # one read of one whole object
+        try:
+            arrow = pq.read_table(io.BytesIO(data), columns=list(columns) if columns else None)
+        except Exception as exc:
+            if isinstance(exc, (FileNotFoundError, KeyError)):
+                raise
+            raise UnreadableObject(self.location.resolve(key), _one_line(exc)) from None
+        return pl.from_arrow(arrow.replace_schema_metadata(None))
+
+    def _read_segment_rows(self, table: str, segment: str, first: int, rows: int, shard: str,
+                           columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """The row range [first, first + rows) of a segment: only the row groups it spans."""
+        import pyarrow.parquet as pq
+
+        key = f"{layout.table_dir(table)}/{segment}"
+        try:
+            md = self._segment_footer(key)
+            pf = pq.ParquetFile(self.location.open_input(key), metadata=md)
+            starts, at = [], 0
+            for i in range(md.num_row_groups):
+                starts.append(at)
+                at += md.row_group(i).num_rows
+            groups = [i for i, s in enumerate(starts) if s < first + rows and s + md.row_group(i).num_rows > first] or [0]
+            arrow = pf.read_row_groups(groups, columns=list(dict.fromkeys([*(columns or []), "shard"])) if columns else None)
+            arrow = arrow.slice(first - starts[groups[0]], rows)
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise UnreadableObject(self.location.resolve(key), _one_line(exc)) from None
+        frame = pl.from_arrow(arrow.replace_schema_metadata(None))
+        if frame.height != rows or (rows and frame["shard"].n_unique() != 1):
+            raise UnreadableObject(self.location.resolve(key), f"rows of {shard!r} are not where the index says")
+        return frame.select(list(columns)) if columns else frame
+
+    def _segment_footer(self, key: str):
+        import pyarrow.parquet as pq
+
+        cache_key = (self.location.url, key)
+        md = _FOOTER_CACHE.get(cache_key)
+        if md is None:
+            md = pq.read_metadata(self.location.open_input(key))
+            with _CACHE_LOCK:
+                if len(_FOOTER_CACHE) > 64:
+                    _FOOTER_CACHE.clear()
+                _FOOTER_CACHE[cache_key] = md
+        return md
+
+    def query(self, sql_text: str, params: Sequence | None = None, frames: dict | None = None) -> pl.DataFrame:
+        """Run SQL over the store's tables (only the tables the SQL names are bound), each read
+        from an explicit list of its winning files; `frames`: name -> a polars/arrow table the
+        SQL may join with (e.g. a million paths to look up: no Python list in a parameter)."""
+        named = sorted(t for t in self.tables() if re.search(rf"\b{t}\b", sql_text))
+        attempts = 3 + len(named)
+        for attempt in range(attempts):
+            con = duckdb_connection()
+            try:
+                states = {t: self.state(t) for t in named if t != SHARD_WRITES}
+                for name, frame in (frames or {}).items():
+                    con.register(name, frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame)
+                with self.readable(named, states) as where:
+                    for table in named:
+                        if table == SHARD_WRITES:
+                            con.register("_shard_writes_frame", self.shard_writes().to_arrow())
+                            con.execute(f'create view "{SHARD_WRITES}" as select * from _shard_writes_frame')
+                        else:
+                            con.execute(f'create view "{table}" as {self.select_sql(table, where, states[table])}')
+                    return con.execute(sql_text, params or []).pl()
+            except duckdb.Error as exc:
+                if attempt == attempts - 1 or not self._recover(exc, attempt):
+                    raise
+            finally:
+                con.close()
+        raise AssertionError("unreachable")
+
+    def _recover(self, exc: Exception, attempt: int) -> bool:
+        """A read error worth one more try: a file a concurrent GC removed (list again, once),
+        or an unreadable object (named in a warning, then left out)."""
+        text = str(exc)
+        paths = [p for p in _QUOTED.findall(text) if self._key_of(p) is not None]
+        if not paths:
+            return False
+        if _MISSING.search(text):
+            if attempt > 0:
+                return False
+            log.info("store object gone while reading (compaction's GC): listing again")
+            table_state.clear_caches()
+            return True
+        if _CORRUPT.search(text):
+            for path in paths:
+                _BAD_FILES[(self.location.url, self._key_of(path))] = _one_line(exc)
+                log.warning("unreadable store object %s (%s): left out of this read", path, _one_line(exc))
+            return True
+        return False
+
+    def _key_of(self, path: str) -> str | None:
+        marker = f"/{TABLES_PREFIX}/"
+        if marker not in path:
+            return None
+        return TABLES_PREFIX + "/" + path.split(marker, 1)[1]
+
+    def select_sql(self, table: str, where: StoreLocation | None = None, state: TableState | None = None) -> str:
+        """The SELECT that reads `table`'s current rows from an explicit list of files; `where`:
+        a local copy of them (see `readable`)."""
+        self._check(table)
+        where = where or self.location
+        state = state or self.state(table)
+        winners = state.winners()
+        folder = layout.table_dir(table)
+        bad = {k for (url, k) in _BAD_FILES if url == self.location.url}
+        files = [f for f in dict.fromkeys(winners["file"].to_list()) if f"{folder}/{f}" not in bad]
+        losers: dict[str, list[str]] = {}
+        kept = set(files)
+        for segment, shard in state.losers_in_segments(winners).iter_rows():
+            if segment in kept:
+                losers.setdefault(where.path(f"{folder}/{segment}"), []).append(shard)
+        return sql.explicit_select([where.path(f"{folder}/{f}") for f in files], losers)
 
     @contextlib.contextmanager
-    def readable(self, tables: Sequence[str]) -> Iterator[StoreLocation]:
+    def readable(self, tables: Sequence[str], states: dict[str, TableState] | None = None) -> Iterator[StoreLocation]:
         """Where DuckDB reads `tables` from: the location itself when it is a folder; for an
-        object store, a temporary local copy of those tables' objects, fetched with one
-        listing and concurrent GETs. DuckDB reading each object through fsspec costs several
-        sequential requests per object (~125 ms per shard against a local S3 server; see
-        benchmarks/s3_store_benchmark.py), which a query over thousands of shards cannot
-        afford; the copy reads the same objects, so the answer is the same."""
+        object store, a temporary local copy of those tables' winning files, fetched with
+        concurrent GETs. DuckDB reading each object through fsspec costs several sequential
+        requests per object (~125 ms per shard against a local S3 server; see
+        benchmarks/s3_store_benchmark.py); the copy reads the same objects, so the answer is
+        the same."""
         if self.location.is_local:
             yield self.location
             return
         import tempfile
 
-        wanted = {t for t in tables if t != SHARD_WRITES}
-        if SHARD_WRITES in tables:  # read from every table's footers
-            wanted = set(self.tables()) - {SHARD_WRITES}
-        fs = self.location.fs
-        prefix = fs._strip_protocol(self.location.path(TABLES_PREFIX)).rstrip("/")  # as find() spells paths
-        remote = [p for t in sorted(wanted) for p in fs.find(f"{prefix}/{t}")
-                  if p.endswith(".parquet") and not p.rsplit("/", 1)[-1].startswith(".")]
+        keys = []
+        for table in (t for t in tables if t != SHARD_WRITES):
+            state = (states or {}).get(table) or self.state(table)
+            keys += [f"{layout.table_dir(table)}/{f}" for f in dict.fromkeys(state.winners()["file"].to_list())]
         with tempfile.TemporaryDirectory(prefix="curation-store-read-") as tmp:
-            for path, data in (fs.cat(remote) if remote else {}).items():
-                target = Path(tmp, TABLES_PREFIX, path[len(prefix) + 1:])
+            fs = self.location.fs
+            by_path = {fs._strip_protocol(self.location.path(k)): k for k in keys}  # as fs.cat spells paths
+            got = fs.cat(list(by_path), on_error="omit") if keys else {}
+            for path, data in got.items():
+                key = by_path.get(path)
+                if key is None:
+                    continue
+                target = Path(tmp, key)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             yield StoreLocation(tmp)
 
-    def select_sql(self, table: str, where: StoreLocation | None = None) -> str:
-        """The SELECT that reads `table` from its objects (also used for the catalog file);
-        `where`: a local copy of them (see `readable`)."""
-        where = where or self.location
-        if table == SHARD_WRITES:
-            return shard_writes_select(where.glob_url(f"{TABLES_PREFIX}/*/*.parquet"))
-        _check_identifier(table)
-        glob = _sql_str(where.glob_url(f"{TABLES_PREFIX}/{table}/*.parquet"))
-        # union_by_name: a newer scorer version may add columns; older shards read NULL there
-        return f"select * from read_parquet({glob}, union_by_name = true)"
+    def unreadable(self, tables: Sequence[str] | None = None) -> list[Unreadable]:
+        """Objects that cannot be read among the current winners (a truncated upload): each
+        file's tail must be a Parquet footer's ('PAR1'), plus what reads in this process and the
+        compactor found. One ranged read per loose winner and segment (concurrent remotely)."""
+        out = []
+        for table in sorted(set(tables) if tables is not None else self.tables() - {SHARD_WRITES}):
+            state = self.state(table)
+            winners = state.winners()
+            folder = layout.table_dir(table)
+            by_file: dict[str, list[str]] = {}
+            for file, shard in winners.select("file", "shard").iter_rows():
+                by_file.setdefault(file, []).append(shard)
+            reasons = {f"{folder}/{f}": r for f, r in state.meta.get("unreadable", {}).items()}
+            reasons.update({k: r for (url, k), r in _BAD_FILES.items() if url == self.location.url and k.startswith(folder + "/")})
+            for key, tail in self.location.tails([f"{folder}/{f}" for f in by_file]).items():
+                if isinstance(tail, FileNotFoundError):
+                    continue
+                if isinstance(tail, Exception):
+                    reasons[key] = _one_line(tail)
+                elif len(tail) < 8 or tail[-4:] != b"PAR1":
+                    reasons[key] = "not a whole Parquet file (no footer at its end: truncated?)"
+            for key, reason in sorted(reasons.items()):
+                name = key.rsplit("/", 1)[-1]
+                if name in by_file:
+                    out.append(Unreadable(table, self.location.resolve(key), tuple(sorted(by_file[name])), reason))
+        return out
 
-    def view_sql(self, table: str, replace: bool = False, where: StoreLocation | None = None) -> str:
-        create = "create or replace view" if replace else "create view"
-        return f'{create} "{table}" as {self.select_sql(table, where)}'
-
-    def read_shard(self, table: str, shard: str) -> pl.DataFrame:
-        import pyarrow.parquet as pq
-
-        key = self.object_key(table, shard)
-        try:  # one read of one whole object: a concurrent replace publishes a new one beside it
-            return pl.from_arrow(pq.read_table(io.BytesIO(self.location.read_bytes(key))))
-        except FileNotFoundError:
-            pass
-        shards = self.shards(table)
-        if not shards:
-            raise StoreError(
-                f"table {table!r} does not exist in {self.location.url}: materialize the upstream asset "
-                f"for shard {shard!r} first"
-            )
-        # a shard not written yet reads as no rows, with the table's columns
-        schema = pq.read_schema(io.BytesIO(self.location.read_bytes(self.object_key(table, shards[-1]))))
-        return pl.from_arrow(schema.empty_table())
-
-    # ---- writes ------------------------------------------------------------------------
+    # ---- writes --------------------------------------------------------------------------
     def replace_shard(self, table: str, shard: str, rows: pl.DataFrame, code_version: str = "") -> int:
         """Replace every row of `shard` in `table` by `rows`: one atomic object publish."""
+        return self.publish_shard(table, shard, rows, code_version).rows
+
+    def publish_shard(self, table: str, shard: str, rows: pl.DataFrame, code_version: str = "") -> Written:
         if "shard" not in rows.columns:
             rows = rows.with_columns(pl.lit(shard).alias("shard"))
         if rows.height and set(rows["shard"].unique().to_list()) != {shard}:
             raise StoreError(f"rows for {table} carry shards other than {shard!r}")
-        return self.replace_partition(table, shard, rows, code_version)
+        return self.publish(table, shard, rows, code_version)
 
     def replace_partition(self, table: str, key: str, rows: pl.DataFrame, code_version: str = "",
-                          written_at: dt.datetime | None = None) -> int:
-        """Replace the object `table`/`key` by `rows` as they are (no shard column added):
-        for tables partitioned by something else, e.g. the training set by preset.
-        `written_at` is only given by the migration, which keeps the original write times."""
-        _check_identifier(table)
-        self._refuse_unmigrated()
-        rows = self._conform(table, key, rows)
-        when = written_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+                          written_at: dt.datetime | None = None, new_key: bool = False) -> int:
+        """Replace the rows of `table`/`key` by `rows` as they are (no shard column added): for
+        tables partitioned by something else, e.g. the training set by preset.
+        `written_at` is only given by the migration, which keeps the original write times;
+        `new_key`: the caller knows no version of `key` exists (registration opening a shard)."""
+        return self.publish(table, key, rows, code_version, written_at, new_key).rows
+
+    def publish(self, table: str, key: str, rows: pl.DataFrame, code_version: str = "",
+                written_at: dt.datetime | None = None, new_key: bool = False) -> Written:
+        """One new version of `table`/`key`, newer than any this process can see (a writer
+        whose clock lags behind still wins), published in one atomic step."""
+        self._check(table)
+        rows = self._conform(table, rows)
+        newest = None
+        if not new_key:  # one prefix listing + the cached index: the newest version there is
+            loose, entry, _ = self._candidates(table, key)
+            newest = max([o.version for o in loose] + ([entry["version"]] if entry else []), default="") or None
+        version = layout.new_version(written_at, after=newest)
+        when = layout.version_time(version)
         meta = {"table": table, "shard": key, "rows": str(rows.height), "code_version": code_version or "",
-                "written_at": when.isoformat()}
-        self.location.write_bytes(self.object_key(table, key), _parquet_bytes(rows, meta))
-        self._ensure_catalog_view(table)
-        return rows.height
+                "written_at": when.isoformat(), "version": version}
+        name = layout.object_name(key, version, rows.height, code_version or "")
+        object_key = f"{layout.table_dir(table)}/{name}"
+        self.location.write_bytes(object_key, parquet_bytes(rows, meta))
+        return Written(rows.height, object_key, version)
 
     def append(self, table: str, rows: pl.DataFrame) -> int:
-        """Add rows as a new object of their own (no bookkeeping: not a shard)."""
+        """Add rows as an object of their own (not a shard: no bookkeeping)."""
         import uuid
 
-        _check_identifier(table)
+        self._check(table)
         if not rows.height:
             return 0
-        self._refuse_unmigrated()
-        name = f"append-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
-        self.location.write_bytes(self.object_key(table, name), _parquet_bytes(rows, {"table": table, "kind": "append"}))
-        self._ensure_catalog_view(table)
+        name = f"append-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+        self.location.write_bytes(f"{layout.table_dir(table)}/{name}", parquet_bytes(rows, {"table": table, "kind": "append"}))
         return rows.height
 
-    def _conform(self, table: str, key: str, rows: pl.DataFrame) -> pl.DataFrame:
+    def _conform(self, table: str, rows: pl.DataFrame) -> pl.DataFrame:
         """Cast columns the table already has to the table's types, refusing what cannot be
         converted: one shard of a different type would make the whole table unreadable."""
-        import pyarrow.parquet as pq
-
-        others = [s for s in self.shards(table) if s != key] or self.shards(table)
-        if not others:
+        schema = self._reference_schema(table)
+        if schema is None:
             return rows
-        try:
-            existing = pl.from_arrow(pq.read_schema(io.BytesIO(
-                self.location.read_bytes(self.object_key(table, others[-1])))).empty_table()).schema
-        except FileNotFoundError:  # replaced under us: nothing to conform to
-            return rows
+        existing = pl.from_arrow(schema.empty_table()).schema
         casts = [pl.col(c).cast(existing[c], strict=True) for c in rows.columns
                  if c in existing and existing[c] != pl.Null and rows.schema[c] != existing[c]]
         if not casts:
@@ -215,24 +445,62 @@ class ScoreStore:
         try:
             return rows.with_columns(casts)
         except Exception as exc:
-            raise StoreError(f"{table}[{key}]: cannot convert the rows to the table's column types: "
+            raise StoreError(f"{table}: cannot convert the rows to the table's column types: "
                              f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+
+    def _reference_schema(self, table: str):
+        """The table's column types, from one of its objects (cached: a column's type is fixed
+        once written, later writes are cast to it)."""
+        import pyarrow.parquet as pq
+
+        cache_key = (self.location.url, table)
+        if cache_key in _SCHEMA_CACHE:
+            return _SCHEMA_CACHE[cache_key]
+        state = self.state(table)
+        folder = layout.table_dir(table)
+        candidates = sorted(state.segments) + [o.name for o in sorted(state.loose, key=lambda o: o.version)]
+        for name in reversed(candidates):
+            try:
+                schema = pq.read_schema(self.location.open_input(f"{folder}/{name}"))
+            except Exception:  # gone, or unreadable: try another
+                continue
+            schema = schema.remove_metadata()
+            _SCHEMA_CACHE[cache_key] = schema
+            return schema
+        return None
+
+    # ---- locks ---------------------------------------------------------------------------
+    def _lock_path(self, name: str) -> Path:
+        """Locks live at the location when it is a folder (every process there sees them), else
+        next to the catalog: registration and compaction only run where the catalog is (the
+        CLI, the Dagster daemon: the head node)."""
+        if self.location.is_local:
+            Path(self.location.root).mkdir(parents=True, exist_ok=True)
+            return Path(self.location.root) / f".{name}.lock"
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        return self.db_path.parent / f"{name}.lock"
 
     @contextlib.contextmanager
     def registry_lock(self, timeout_s: float = 600.0) -> Iterator[None]:
-        """Registration is single-writer: this lock serializes registering processes on the
-        head node (local location: a lock file at the location itself; remote: next to the
-        catalog, because registration runs only where the catalog is, the CLI or the daemon)."""
-        if self.location.is_local:
-            Path(self.location.root).mkdir(parents=True, exist_ok=True)
-            lock_path = Path(self.location.root) / ".registry.lock"
-        else:
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
-            lock_path = self.db_path.parent / "registry.lock"
-        with FileLock(str(lock_path), timeout=timeout_s):
+        """Registration is single-writer: this lock serializes registering processes."""
+        with FileLock(str(self._lock_path("registry")), timeout=timeout_s):
             yield
 
-    # ---- the catalog file (DIR/curation.duckdb) ----------------------------------------
+    @contextlib.contextmanager
+    def compaction_lock(self) -> Iterator[bool]:
+        """One compactor at a time; yields False (without waiting) when another one runs."""
+        lock = FileLock(str(self._lock_path("compaction")), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
+
+    # ---- the catalog file (DIR/curation.duckdb) ------------------------------------------
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """The catalog database, under its local file lock (never needed to write scores)."""
@@ -257,52 +525,30 @@ class ScoreStore:
                 con.execute("rollback")
                 raise
 
-    def refresh_catalog(self) -> list[str]:
-        from curation_assets.store.catalog import refresh_catalog
-
-        return refresh_catalog(self)
-
-    def _refuse_unmigrated(self) -> None:
-        if self._catalog_checked:
-            return
-        from curation_assets.store.catalog import legacy_tables
-
-        old = legacy_tables(self.db_path)
-        if old:
-            raise StoreError(f"{self.db_path} holds scores in the old DuckDB-table format ({', '.join(sorted(old)[:3])}, ...): "
-                             f"run `curation-assets migrate-store --data-dir {self.db_path.parent}` first")
-        self._catalog_checked = True
-
-    def _ensure_catalog_view(self, table: str) -> None:
-        """Local locations: a new table gets its catalog view at once, so the catalog file shows
-        what any local run wrote. Best effort: another process holding the catalog must not fail
-        a write (the next `refresh_catalog` adds it); remote locations are refreshed explicitly."""
-        if not self.location.is_local or table in self._catalog_views:
-            return
-        from curation_assets.store.catalog import ensure_views
-
+    def _check(self, table: str) -> None:
         try:
-            self._catalog_views |= ensure_views(self, [table, SHARD_WRITES], lock_timeout_s=10)
-        except (Timeout, duckdb.IOException, duckdb.Error) as exc:
-            log.warning("catalog %s not updated now (%s); `curation-assets status` refreshes it", self.db_path, exc)
+            layout.check_identifier(table)
+        except LayoutError as exc:
+            raise StoreError(str(exc)) from None
 
 
-def shard_writes_select(glob: str) -> str:
-    """shard_writes from the objects' Parquet footers: rows, code_version and written_at of
-    each (asset, shard) object, exactly as published with the data."""
-    g = _sql_str(glob)
-    p = META_PREFIX
-    return (
-        f"select max(v) filter (where k = '{p}table') as asset, max(v) filter (where k = '{p}shard') as shard, "
-        f"cast(max(v) filter (where k = '{p}rows') as bigint) as rows, "
-        f"max(v) filter (where k = '{p}code_version') as code_version, "
-        f"cast(max(v) filter (where k = '{p}written_at') as timestamp) as written_at "
-        f"from (select file_name, decode(key) as k, decode(value) as v from parquet_kv_metadata({g}) "
-        f"where decode(key) like '{p}%') group by file_name having max(v) filter (where k = '{p}kind') is null"
-    )
+def duckdb_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for the project's reads, within the head node's memory budget
+    (spilling to the temp folder past it)."""
+    import tempfile
+
+    con = duckdb.connect()
+    con.execute(f"set memory_limit = '{os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY}'")
+    con.execute(f"set temp_directory = '{Path(tempfile.gettempdir()) / 'curation_duckdb_spill'}'")
+    return con
 
 
-def _parquet_bytes(rows: pl.DataFrame, meta: dict[str, str]) -> bytes:
+_MISSING = re.compile(r"No such file|No files found that match|Cannot open file", re.I)
+_CORRUPT = re.compile(r"magic bytes|too small to be a Parquet|Invalid Input|corrupt|Invalid Error|Parquet file", re.I)
+_QUOTED = re.compile(r"[\"']([^\"']+\.parquet)[\"']")
+
+
+def parquet_bytes(rows: pl.DataFrame, meta: dict[str, str]) -> bytes:
     import pyarrow.parquet as pq
 
     table = rows.to_arrow()
@@ -313,13 +559,9 @@ def _parquet_bytes(rows: pl.DataFrame, meta: dict[str, str]) -> bytes:
     return buffer.getvalue()
 
 
-def _sql_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
-def _check_identifier(name: str) -> None:
-    if not name.replace("_", "").isalnum():
-        raise StoreError(f"invalid table name {name!r}")
-
-
-__all__ = ["SHARD_WRITES", "ScoreStore", "StoreError", "StoreLocation", "StoreLocationError", "shard_writes_select"]
+__all__ = ["SHARD_WRITES", "ScoreStore", "StoreError", "StoreLocation", "StoreLocationError", "Unreadable",
+           "UnreadableObject", "Written", "duckdb_connection", "parquet_bytes"]

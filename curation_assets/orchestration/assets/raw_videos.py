@@ -156,16 +156,14 @@ def _split_rows(source_row: dict, member: dict, shots: list[dict], location) -> 
 
 
 def _known_primaries(store, shard: str, rows: list[dict]) -> dict[str, tuple[int, str]]:
-    """video_id -> (seq, path) of copies already recorded in other shards."""
+    """video_id -> (seq, path) of copies already recorded in other shards: the content-hash
+    index for compacted shards, the newer shards' objects directly (curation/upkeep.py)."""
+    from curation_assets.curation.upkeep import known_primaries
+
     ids = [r["video_id"] for r in rows if r["video_id"]]
     if not ids or RAW_VIDEOS not in store.tables():
         return {}
-    found = store.query(
-        f"select video_id, min(seq) as seq, arg_min(path, seq) as path from {RAW_VIDEOS} "
-        "where shard <> ? and error is null and video_id in (select unnest(?)) group by video_id",
-        [shard, ids],
-    )
-    return {r["video_id"]: (r["seq"], r["path"]) for r in found.iter_rows(named=True)}
+    return known_primaries(store, shard, ids)
 
 
 def _mark_duplicates(rows: list[dict], elsewhere: dict[str, tuple[int, str]]) -> None:

@@ -9,6 +9,7 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue
 
 from curation_assets.store import ScoreStore
+from curation_assets.store.catalog import ensure_in_catalog
 
 RAW_VIDEOS = "raw_videos"
 
@@ -46,14 +47,16 @@ def write_shard(
     key = AssetKey(asset_key) if asset_key else context.asset_key
     code_version = context.assets_def.code_versions_by_key.get(key) or ""
     frame = frame.with_columns(pl.lit(shard).alias("shard"), pl.lit(code_version).alias("code_version"))
-    written = store.replace_shard(table, shard, frame, code_version=code_version)
+    published = store.publish_shard(table, shard, frame, code_version=code_version)
+    ensure_in_catalog(store, table)  # a table new to the catalog shows at once (folder locations)
+    written = published.rows
     errors = int(frame["error"].is_not_null().sum()) if "error" in frame.columns else 0
     meta = {
         "dagster/row_count": written,
         "errors": errors,
         "seconds": round(time.perf_counter() - started, 3),
         "table": MetadataValue.text(table),
-        "object": MetadataValue.path(store.object_url(table, shard)),
+        "object": MetadataValue.path(store.location.resolve(published.key)),
     }
     meta.update(metadata or {})
     context.log.info(f"{table}[{shard}]: wrote {written} rows ({errors} with errors)")

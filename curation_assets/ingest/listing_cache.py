@@ -1,0 +1,181 @@
+"""A per-directory listing cache of an input folder: re-list only the directories that changed.
+
+A full walk of a million-file corpus costs a minute here (one listing per directory plus, for
+captions, a stat per file); a directory's modification time changes whenever an entry is
+added, removed or renamed in it, so a directory whose time is what it was when every file in
+it was registered needs no listing: one `stat` per directory instead. The sensor's tick and
+`run --input FOLDER` share this.
+
+The cache (DATA_DIR/listings/<key>.parquet, one per input folder and store location) records,
+per directory, its time, its subdirectories, and its video files with the shard each was
+registered into. It only ever lists directories all of whose files were registered, so
+"unchanged" means "nothing new here". Directories modified within two seconds of the scan are
+re-listed next time too (two changes within one timestamp tick would look like none). It is
+ignored when it names a shard the store does not have (a store reset under it), and a folder
+holding manifest-like files is always walked in full (a manifest can change in place without
+touching its directory).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from curation_assets.ingest.discover import MANIFEST_EXTENSIONS, SIDECAR_CAPTION_SUFFIX, VIDEO_EXTENSIONS, InputEntry
+
+CACHE_DIR = "listings"
+_TRUST_MARGIN_NS = 2_000_000_000  # a directory modified this close to a scan is listed again next time
+_SCHEMA = {"dir": pl.Utf8, "name": pl.Utf8, "shard": pl.Utf8, "mtime_ns": pl.Int64, "subdirs": pl.List(pl.Utf8),
+           "manifest": pl.Boolean}
+
+
+@dataclass
+class DirRecord:
+    mtime_ns: int
+    subdirs: list[str]
+    files: list[str] = field(default_factory=list)  # video file names (listed directories only)
+    manifest: bool = False  # holds a manifest-like file (.jsonl, .json, .csv, .parquet)
+
+
+@dataclass
+class FolderScan:
+    root: Path
+    cache_file: Path
+    started_ns: int
+    known: dict[str, DirRecord]  # unchanged directories (relative): every file registered
+    listed: dict[str, DirRecord]  # directories listed now
+    fresh: list[InputEntry]  # the files of the listed directories, captions from sidecars
+    cached_files: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_SCHEMA))
+    has_manifests: bool = False
+
+    def known_paths(self) -> pl.DataFrame:
+        """(path, shard) of the unchanged directories' files (vectorized: no per-file Python)."""
+        files = self.cached_files.filter(pl.col("name").is_not_null() & pl.col("dir").is_in(list(self.known)))
+        base = pl.lit(str(self.root))
+        path = pl.when(pl.col("dir") == "").then(base + "/" + pl.col("name")).otherwise(
+            base + "/" + pl.col("dir") + "/" + pl.col("name"))
+        return files.select(path.alias("path"), "shard")
+
+    def save(self, shard_of: dict[str, str]) -> None:
+        """Record the listed directories whose files are all registered now (`shard_of`: path ->
+        shard), beside the unchanged ones."""
+        keep = self.cached_files.filter(pl.col("dir").is_in(list(self.known)))
+        rows = []
+        for rel, rec in self.listed.items():
+            base = str(self.root / rel) if rel else str(self.root)
+            files = [(name, shard_of.get(f"{base}/{name}")) for name in rec.files]
+            if any(shard is None for _, shard in files):
+                continue  # not all registered yet (the sensor's per-tick cap): list it again next time
+            rows.append({"dir": rel, "name": None, "shard": None, "mtime_ns": rec.mtime_ns, "subdirs": rec.subdirs,
+                         "manifest": rec.manifest})
+            rows += [{"dir": rel, "name": n, "shard": s, "mtime_ns": None, "subdirs": None, "manifest": None}
+                     for n, s in files]
+        frame = pl.concat([keep.select(list(_SCHEMA)), pl.DataFrame(rows, schema=_SCHEMA)]) if rows else keep.select(list(_SCHEMA))
+        self.cache_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.cache_file.with_name(f".{self.cache_file.name}.{uuid.uuid4().hex}.tmp")
+        frame.with_columns(pl.lit(self.started_ns).alias("saved_ns")).write_parquet(tmp)
+        os.replace(tmp, self.cache_file)
+
+
+def cache_path(data_dir: Path, root: Path, store_url: str) -> Path:
+    key = hashlib.sha256(f"{root}\n{store_url}".encode()).hexdigest()[:16]
+    return Path(data_dir) / CACHE_DIR / f"{key}.parquet"
+
+
+def scan(root: Path, data_dir: Path, store_url: str, registered_shards: set[str] | None = None) -> FolderScan:
+    """List what changed under `root` since the cache was saved (everything without a cache)."""
+    root = Path(root).resolve()
+    started = time.time_ns()
+    file = cache_path(data_dir, root, store_url)
+    cached, files, saved_ns = _load(file)
+    if cached and registered_shards is not None:
+        shards = set(files["shard"].drop_nulls().unique().to_list())
+        if not shards <= registered_shards:  # the store no longer has what the cache says: ignore it
+            cached, files = {}, pl.DataFrame(schema=_SCHEMA)
+    out = FolderScan(root, file, started, {}, {}, [], cached_files=files)
+    trust_before = (saved_ns or 0) - _TRUST_MARGIN_NS
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        path = root / rel if rel else root
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError:
+            continue
+        rec = cached.get(rel)
+        if rec is not None and rec.mtime_ns == mtime and mtime < trust_before:
+            out.known[rel] = rec
+            out.has_manifests |= rec.manifest
+            stack.extend(f"{rel}/{d}" if rel else d for d in rec.subdirs)
+            continue
+        listed = _list_dir(path, rel, mtime, out)
+        out.listed[rel] = listed
+        stack.extend(f"{rel}/{d}" if rel else d for d in listed.subdirs)
+    out.fresh.sort(key=lambda e: e.path)  # os.walk's order: sorted directories, sorted names
+    return out
+
+
+def _list_dir(path: Path, rel: str, mtime: int, out: FolderScan) -> DirRecord:
+    subdirs, videos, names, manifest = [], [], set(), False
+    try:
+        with os.scandir(path) as it:
+            for entry in it:
+                if entry.name.startswith("."):
+                    continue
+                names.add(entry.name)
+                try:
+                    is_dir = entry.is_dir()
+                except OSError:
+                    continue
+                if is_dir:
+                    subdirs.append(entry.name)
+                    continue
+                suffix = os.path.splitext(entry.name)[1].lower()
+                if suffix in VIDEO_EXTENSIONS:
+                    videos.append(entry.name)
+                elif suffix in MANIFEST_EXTENSIONS:
+                    manifest = True
+    except OSError:
+        pass
+    root = str(out.root)
+    for name in sorted(videos):
+        file = os.path.join(str(path), name)
+        stem = os.path.splitext(name)[0]
+        caption = _read_caption(os.path.join(str(path), stem + SIDECAR_CAPTION_SUFFIX)) \
+            if stem + SIDECAR_CAPTION_SUFFIX in names else None
+        out.fresh.append(InputEntry(file, caption, root))
+    out.has_manifests |= manifest
+    return DirRecord(mtime, sorted(subdirs), sorted(videos), manifest)
+
+
+def _read_caption(sidecar: str) -> str | None:
+    try:
+        if not os.path.isfile(sidecar):  # a named pipe would block the read forever
+            return None
+        with open(sidecar, "rb") as fh:
+            return fh.read().decode("utf-8", errors="replace")
+    except (OSError, ValueError):
+        return None
+
+
+def _load(file: Path) -> tuple[dict[str, DirRecord], pl.DataFrame, int | None]:
+    empty = pl.DataFrame(schema=_SCHEMA)
+    if not file.is_file():
+        return {}, empty, None
+    try:
+        frame = pl.read_parquet(file)
+    except Exception:  # a cache we cannot read is no cache
+        return {}, empty, None
+    if not frame.height:
+        return {}, empty, None
+    saved = int(frame["saved_ns"][0])
+    heads = frame.filter(pl.col("name").is_null())
+    dirs = {rel: DirRecord(int(mtime), list(subdirs or []), manifest=bool(manifest))
+            for rel, mtime, subdirs, manifest in heads.select("dir", "mtime_ns", "subdirs", "manifest").iter_rows()}
+    return dirs, frame.select(list(_SCHEMA)), saved
