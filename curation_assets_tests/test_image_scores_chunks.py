@@ -76,6 +76,17 @@ def _score(store: ScoreStore, chunk_mb: str, monkeypatch) -> tuple[dict, dict]:
     return tables, meta
 
 
+def _flat(values) -> np.ndarray:
+    """Every number in a column's values, nested lists too (OCR's boxes: frames x boxes x corners)."""
+    out: list = []
+    for value in values:
+        if isinstance(value, list):
+            out.extend(_flat(value).tolist())
+        elif value is not None:
+            out.append(value)
+    return np.asarray(out, dtype=np.float64)
+
+
 def test_chunks_of_one_or_two_clips_score_as_the_whole_shard(shard_store, monkeypatch):
     whole, whole_meta = _score(shard_store, "1024", monkeypatch)
     # at most 4 frames a chunk: a1+b2 | c3 | d4 | e5 | f6+g7 | h8 (+ x9, z0: no frames to decode)
@@ -93,9 +104,7 @@ def test_chunks_of_one_or_two_clips_score_as_the_whole_shard(shard_store, monkey
         for column in [c for c in whole[name].columns if c not in exact]:
             a, b = whole[name][column].to_list(), small[name][column].to_list()
             assert [x is None for x in a] == [x is None for x in b], (name, column)
-            flat = lambda v: np.asarray([y for x in v if x is not None for y in (x if isinstance(x, list) else [x])],
-                                        dtype=np.float64)
-            np.testing.assert_allclose(flat(a), flat(b), rtol=0, atol=atol, err_msg=f"{name}.{column}")
+            np.testing.assert_allclose(_flat(a), _flat(b), rtol=0, atol=atol, err_msg=f"{name}.{column}")
         assert whole_meta[name]["frames_decoded"] == small_meta[name]["frames_decoded"] == 15  # 18 less e5's 3
     errors = dict(whole["aesthetics"].filter(pl.col("error").is_not_null()).select("video_id", "error").rows())
     assert set(errors) == {"x9", "e5", "z0"} and "decode failed" in errors["x9"] and "missing" in errors["e5"]

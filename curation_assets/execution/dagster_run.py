@@ -11,6 +11,7 @@ their idle time and its Ray model leases end.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -25,7 +26,6 @@ RUN_PROCESS_TAG = "curation/run_process"  # "host pid start" of the process exec
 
 def this_process_tag() -> str:
     """Names this process even after its pid is reused: run monitoring checks it is alive."""
-    import os
     import socket
 
     from curation_assets.execution.worker_pool import process_start
@@ -124,7 +124,10 @@ def execute_run(instance, run_id: str):
         except Exception:
             pass  # core_execute_run reported it in the run's event log and failed the run
     registry.touch_used_since(used_since)  # the run held its models until now
-    model_actors.release_own_leases()
+    if not os.environ.get(model_actors.HOLDER_ENV):
+        # a run worker's leases end with each run; a `curation-assets run` call holds its
+        # leases across its shards and ends them itself (shard_runner), reporting each actor
+        model_actors.release_own_leases()
     if external:
         raise ExternalInterrupt()
     return instance.get_run_by_id(run_id)
