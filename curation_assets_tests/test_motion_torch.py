@@ -20,6 +20,7 @@ from curation_assets.scorers import decoders, flow_backends
 from curation_assets.scorers.decoders import DecoderError, decode_video, plan_decode, resolve_decoder
 from curation_assets.scorers.frame_sampling import FrameSamplingParams
 from curation_assets.scorers.motion import MotionParams
+from curation_assets.scorers.previews import PreviewParams
 from curation_assets.scorers.torch_motion import BYTES_PER_PAIR_PIXEL, Sequence, pairs_per_batch, score_sequences
 from curation_assets.scorers.torch_pass import TorchPassOptions, run_torch_pass
 from curation_assets.scorers.video_pass import PassJob, motion_score, run_pass_job, video_pass
@@ -245,19 +246,26 @@ def test_nvdec_path_around_the_decoder_equals_pyav(clips, monkeypatch, params, d
 
     monkeypatch.setattr(decoders, "_nvdec_decoder", serve)
     monkeypatch.setattr(decoders, "NVDEC_CHUNK", 5)
-    sampling = FrameSamplingParams()
+    sampling, preview = FrameSamplingParams(), PreviewParams()
     for name in ("diagonal", "wide"):
         got = decoders.decode_with_nvdec(clips[name], params, sampling, None, None, "cpu",
-                                         colour_on_gpu=decoder == "nvdec-gpu")
-        ref = decoders.decode_with_pyav(clips[name], params, sampling)
+                                         colour_on_gpu=decoder == "nvdec-gpu", preview=preview)
+        ref = decoders.decode_with_pyav(clips[name], params, sampling, preview=preview)
         assert got.decoder == decoder and got.motion_indices == ref.motion_indices
         assert got.frame_indices == ref.frame_indices and got.frame_timestamps == ref.frame_timestamps
         assert got.source_hw == ref.source_hw and got.frames_decoded == ref.frames_decoded
         assert torch.equal(got.grays, torch.from_numpy(np.stack(ref.grays)))  # OpenCV's gray, bit for bit
         assert all(np.array_equal(a, b) for a, b in zip(got.frames, ref.frames))
         calls = served[str(clips[name])].calls
+        previews = {i for i, _ in ref.preview} if decoder == "nvdec" else set()
         assert max(len(c) for c in calls) <= 5 and sorted(i for c in calls for i in c) == sorted(
-            set(ref.motion_indices) | set(ref.frame_indices))
+            set(ref.motion_indices) | set(ref.frame_indices) | previews)
+        if decoder == "nvdec":  # the gallery's preview: the same frames, scaled by the same swscale call
+            assert ref.preview and [i for i, _ in got.preview] == [i for i, _ in ref.preview]
+            assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(got.preview, ref.preview))
+            assert got.fps == ref.fps
+        else:  # NVDEC's RGB stays on the GPU: no preview (the card shows a sampled frame)
+            assert got.preview == []
 
 
 # --------------------------------------------------------------------------- the pass

@@ -63,8 +63,8 @@ class DecodedVideo:
     error: str | None = None  # a decode error mid-stream; what was read before it is kept
     decoder: str = "pyav"  # what decoded it
     fallback: str | None = None  # why the GPU decoder did not
-    # the gallery's preview frames (scorers/previews.py): PyAV only; an NVDEC decode has no
-    # RGB 2 fps frames on the host, so its cards show a sampled frame
+    # the gallery's preview frames (scorers/previews.py): pyav and nvdec (its frames pass
+    # through swscale on the host); nvdec-gpu's RGB stays on the GPU, its cards show a sampled frame
     preview: list = field(default_factory=list)
     fps: float | None = None
 
@@ -107,6 +107,8 @@ class DecodePlan:
     frames_decoded: int  # frames the sequential decode reads before it can stop
     packet_frames: int  # frames the container's packets hold
     colour: tuple = (None, None)  # the stream's (colorspace, color_range) as PyAV reports them
+    fps: float | None = None  # the rate and frame count the indices were planned with
+    total: int = 0
 
     @property
     def needed(self) -> list[int]:
@@ -158,7 +160,7 @@ def plan_decode(path: str | Path, motion_params: MotionParams, sampling: FrameSa
         raise DecoderError(f"the container holds {decoded} of the {declared} frames its header declares")
     picks = collector.finish(last_index, last_frame, last_index if last_frame is not None else None)
     return DecodePlan(motion.used_indices, picks, [collector.timestamps[i] for i in picks], decoded, len(frames),
-                      colour)
+                      colour, fps, total)
 
 
 # --------------------------------------------------------------------------- NVDEC
@@ -289,7 +291,7 @@ NVDEC_CHUNK = 64  # frames per decode call: bounds the RGB frames held on the GP
 
 def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: FrameSamplingParams,
                       fps: float | None, total_frames: int | None, device: str,
-                      colour_on_gpu: bool = False) -> DecodedVideo:
+                      colour_on_gpu: bool = False, preview=None) -> DecodedVideo:
     """The planned frames decoded on the GPU; raises on anything unexpected (the caller falls
     back). colour_on_gpu: NVDEC's own RGB conversion (decoder nvdec-gpu), else swscale's on
     the host from the NV12 planes (decoder nvdec: PyAV's pixels exactly)."""
@@ -305,7 +307,7 @@ def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: F
     if needed[-1] >= available:
         raise DecoderError(f"the GPU decoder counts {available} frames, the plan needs frame {needed[-1]}")
     if not colour_on_gpu:
-        return _nvdec_host_colour(dec, plan, motion_params, dev)
+        return _nvdec_host_colour(dec, plan, motion_params, dev, preview)
     from curation_assets.scorers.farneback_torch import gray_from_rgb
     exact = motion_params.size is None and motion_params.max_size is None and not motion_params.skip_levels
     wanted_gray, wanted_rgb = set(plan.motion_indices), set(plan.frame_indices)
@@ -342,14 +344,21 @@ def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: F
                         None, "nvdec-gpu")
 
 
-def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev) -> DecodedVideo:
+def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev, preview=None) -> DecodedVideo:
     """Decoder nvdec: NV12 surfaces to the host in chunks, converted by swscale exactly as the
-    PyAV path converts (bgr24 for motion's gray, rgb24 for the samples), grays to the device."""
+    PyAV path converts (bgr24 for motion's gray, rgb24 for the samples, the gallery's preview
+    scaled in the same call), grays to the device."""
     import torch
+
+    from curation_assets.scorers.previews import PreviewCollector
 
     meta = dec.get_stream_metadata()
     height, width = int(meta.height), int(meta.width)
-    needed = plan.needed
+    previews, wanted_preview = None, set()
+    if preview is not None and plan.total > 0:  # the preview's frames lie on motion's 2 fps grid
+        previews = PreviewCollector(plan.fps, plan.total, preview)
+        wanted_preview = {i for i in range(min(plan.total, plan.packet_frames)) if previews.wants(i)}
+    needed = sorted(set(plan.needed) | wanted_preview)
     wanted_gray, wanted_rgb = set(plan.motion_indices), set(plan.frame_indices)
     grays, samples, source_hw = {}, {}, None
     for start in range(0, len(needed), NVDEC_CHUNK):
@@ -367,6 +376,8 @@ def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev) 
                 grays[index] = to_gray(bgr, motion_params)
             if index in wanted_rgb:
                 samples[index] = frame.to_ndarray(format="rgb24")
+            if index in wanted_preview:
+                previews.add(index, frame)
         del decoded
     if plan.motion_indices:
         sequence = torch.from_numpy(np.stack([grays[i] for i in plan.motion_indices])).to(dev)
@@ -374,7 +385,7 @@ def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev) 
         sequence = torch.zeros((0, height, width), dtype=torch.uint8, device=dev)
     return DecodedVideo(list(plan.motion_indices), sequence, source_hw or (height, width), list(plan.frame_indices),
                         list(plan.frame_timestamps), [samples[i] for i in plan.frame_indices], plan.frames_decoded,
-                        None, "nvdec")
+                        None, "nvdec", preview=previews.result() if previews is not None else [], fps=plan.fps)
 
 
 # --------------------------------------------------------------------------- either
@@ -389,7 +400,7 @@ def decode_video(path: str | Path, motion_params: MotionParams, sampling: FrameS
     if decoder in NVDEC_DECODERS:
         try:
             return decode_with_nvdec(path, motion_params, sampling, fps, total_frames, device,
-                                     colour_on_gpu=decoder == "nvdec-gpu")
+                                     colour_on_gpu=decoder == "nvdec-gpu", preview=preview)
         except Exception as exc:
             _local.decoder = _local.decoder_rgb = None  # a session that failed is not reused for the next video
             fallback = f"{decoder} failed, decoded with pyav: {type(exc).__name__}: {str(exc).strip()[:200]}"
