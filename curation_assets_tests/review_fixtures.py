@@ -19,10 +19,10 @@ BIN = Path(sys.executable).parent
 class ReviewServer:
     """`curation-assets review --port 0` in its own process group; stopped with Ctrl-C."""
 
-    def __init__(self, data_dir: Path, env: dict, log: Path):
+    def __init__(self, data_dir: Path, env: dict, log: Path, port: int = 0):
         self.log = log
         self._out = log.open("w")
-        self.proc = subprocess.Popen([str(BIN / "curation-assets"), "review", "--data-dir", str(data_dir), "--port", "0"],
+        self.proc = subprocess.Popen([str(BIN / "curation-assets"), "review", "--data-dir", str(data_dir), "--port", str(port)],
                                      cwd=REPO_ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 120

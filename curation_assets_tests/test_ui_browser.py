@@ -203,12 +203,6 @@ def _stop_group(proc: subprocess.Popen, leader_grace_s: float = 0) -> str:
     return f"{how} in {time.monotonic() - t0:.1f} s"
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
 @contextmanager
 def _curation_ui(tmp_path: Path, env: dict, data_dir: Path, review_port: int = -1):
     """`curation-assets ui` as a user starts it (dagster dev underneath), stopped as a user
@@ -513,24 +507,27 @@ def test_score_report_is_one_document_with_every_chart(tmp_path):
                CURATION_INPUT_DIR=str(tmp_path / "raw"), PYTHONUNBUFFERED="1")
     env.pop("CURATION_RECIPE", None)
 
-    review_port = _free_port()  # the gallery `curation-assets ui` serves beside the UI
+    # the review gallery the asset pages link to (`curation-assets ui` serves one beside the UI;
+    # here it runs on its own, so the UI's stop below is dagster dev's alone)
+    from review_fixtures import ReviewServer
+
+    review_port = _free_port()
     review_url = env["CURATION_REVIEW_URL"] = f"http://127.0.0.1:{review_port}/"
     # the user's path: the CLI curates the clips and builds the report into this instance
     cli = subprocess.run([str(BIN / "curation-assets"), "run", "--input", str(inputs), "--data-dir", str(data_dir)],
                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     assert cli.returncode == 0, cli.stdout[-3000:] + cli.stderr[-3000:]
     assert "WARNING: Built on tiny-profile scores" in cli.stdout
-
-    with _curation_ui(tmp_path, env, data_dir, review_port) as server:
-        with _browser_page(tmp_path, server, shots) as page:
-            _check_cli_runs_filed(page, expect, server, shots)
-            _check_report_page(page, expect, server, shots)
-            _check_gallery_links(page, expect, server, review_url, data_dir, shots)
-    assert server.stopped.startswith("SIGTERM to the leader"), server.stopped
-    deadline = time.monotonic() + 30  # the gallery ends with the UI (parent-death signal)
-    while _port_open(review_port) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert not _port_open(review_port), "the review gallery outlived `curation-assets ui`"
+    review = ReviewServer(data_dir, env, tmp_path / "review.log", port=review_port)
+    try:
+        with _curation_ui(tmp_path, env, data_dir) as server:
+            with _browser_page(tmp_path, server, shots) as page:
+                _check_cli_runs_filed(page, expect, server, shots)
+                _check_report_page(page, expect, server, shots)
+                _check_gallery_links(page, expect, server, review_url, data_dir, shots)
+        assert server.stopped.startswith("SIGTERM to the leader"), server.stopped
+    finally:
+        review.stop()
     print(f"\nreport screenshots in {shots}")
 
 
