@@ -18,13 +18,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ui_path_benchmark import REPO, TreeCpu, bench_env, log, loadavg, machine  # noqa: E402
+from ui_path_benchmark import REPO, TreeCpu, bench_env, log, loadavg, machine, metered_run  # noqa: E402
 
 PRELOAD = ["torch", "curation_assets.orchestration.definitions"]
 VARIANTS = {
@@ -43,18 +41,8 @@ def run_variant(name: str, config: dict, data_dir: Path, env: dict, logs: Path) 
            "-j", "curate_shards", "--tags", json.dumps({"dagster/partition": "shard-00000"}),
            "--config", str(run_config)]
     env = dict(env, DAGSTER_HOME=str(data_dir / "dagster_home"), CURATION_DATA_DIR=str(data_dir))
-    load0, t0 = loadavg(), time.perf_counter()
-    with (logs / f"executor-{safe}.log").open("w") as out:
-        proc = subprocess.Popen(meter.wrap(cmd), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        meter.root_pid = proc.pid
-        while proc.poll() is None:
-            meter.read()
-            time.sleep(0.2)
-    wall = time.perf_counter() - t0
-    user, system = meter.read()
-    meter.close()
-    if proc.returncode != 0:
-        raise SystemExit(f"{name} failed; see {logs}")
+    load0 = loadavg()
+    wall, user, system = metered_run(meter, cmd, REPO, env, logs / f"executor-{safe}.log")
     log(f"{name}: wall {wall:.1f} s, CPU {user + system:.1f} s, load {load0} -> {loadavg()}")
     return {"variant": name, "wall_s": round(wall, 1), "cpu_s": round(user + system, 1), "load_before": load0,
             "load_after": loadavg()}

@@ -171,13 +171,12 @@ def bench_env(data_dir: Path, shard_size: int) -> dict:
 # --------------------------------------------------------------------------- the CLI path
 
 
-def run_cli(repo: Path, inputs: Path, data_dir: Path, env: dict, force: bool, label: str, logs: Path) -> dict:
-    meter = TreeCpu(label)
-    cmd = [str(repo / ".venv/bin/curation-assets"), "run", "--input", str(inputs), "--data-dir", str(data_dir),
-           "--no-outputs"] + (["--force"] if force else [])
-    load0, t0 = loadavg(), time.perf_counter()
-    with (logs / f"{label}.log").open("w") as out:
-        proc = subprocess.Popen(meter.wrap(cmd), cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT)
+def metered_run(meter: "TreeCpu", cmd: list[str], cwd: Path, env: dict, log_path: Path) -> tuple[float, float, float]:
+    """Run cmd to its end under meter, output to log_path: (wall, user CPU, system CPU) of its
+    whole process tree; a failure stops the benchmark naming the log."""
+    t0 = time.perf_counter()
+    with log_path.open("w") as out:
+        proc = subprocess.Popen(meter.wrap(cmd), cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
         meter.root_pid = proc.pid
         while proc.poll() is None:
             meter.read()
@@ -186,7 +185,16 @@ def run_cli(repo: Path, inputs: Path, data_dir: Path, env: dict, force: bool, la
     user, system = meter.read()
     meter.close()
     if proc.returncode != 0:
-        raise SystemExit(f"{label} failed ({proc.returncode}); see {logs / (label + '.log')}")
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}); see {log_path}")
+    return wall, user, system
+
+
+def run_cli(repo: Path, inputs: Path, data_dir: Path, env: dict, force: bool, label: str, logs: Path) -> dict:
+    meter = TreeCpu(label)
+    cmd = [str(repo / ".venv/bin/curation-assets"), "run", "--input", str(inputs), "--data-dir", str(data_dir),
+           "--no-outputs"] + (["--force"] if force else [])
+    load0 = loadavg()
+    wall, user, system = metered_run(meter, cmd, repo, env, logs / f"{label}.log")
     log(f"{label}: wall {wall:.1f} s, CPU {user + system:.1f} s (user {user:.1f}), load {load0} -> {loadavg()}")
     return {"path": label, "wall_s": round(wall, 1), "cpu_s": round(user + system, 1), "user_s": round(user, 1),
             "load_before": load0, "load_after": loadavg()}
