@@ -153,20 +153,6 @@ def test_writers_compactor_and_reader_race_on_a_folder(tmp_path):
     assert not list((tmp_path / "tables").rglob(".*.tmp"))
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def s3_url(s3_endpoint, tmp_path, monkeypatch):
     import fsspec

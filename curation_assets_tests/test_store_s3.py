@@ -5,7 +5,6 @@ R2 endpoint would be configured."""
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import socket
@@ -33,26 +32,12 @@ def _aws_env(endpoint: str, tmp: Path) -> dict:
             "AWS_CONFIG_FILE": str(tmp / "no-aws-config"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-creds")}
 
 
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory):
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def s3(s3_server, tmp_path, monkeypatch):
+def s3(s3_endpoint, tmp_path, monkeypatch):
     """The endpoint's environment in this process (and the CLI's) and an s3fs with an empty bucket."""
     import fsspec
 
-    env = _aws_env(s3_server, tmp_path)
+    env = _aws_env(s3_endpoint, tmp_path)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
