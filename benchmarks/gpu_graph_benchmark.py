@@ -26,6 +26,14 @@ next one runs; --deadline skips stages that would not finish in time):
   weights (speed does not depend on them; CRAFT's real weights with --craft-weights):
   videos/s end to end, each stage's busy time, GPU utilization sampled over the run.
 - compiled: parity and the motion stage again with the flow's steps through torch.compile.
+- flow: the flow alone on decoded frames (the real clips' gray sequences, repeated to fill
+  batches), per kernel set in --flow-stage-kernels (eager tensor ops, Triton's fused kernels)
+  and batch size: pairs/s and what it means in videos/s at the clips' pairs per video.
+
+--flow-kernels picks the flow's kernels in parity, motion and graph ("" = the default:
+Triton's kernels on CUDA); --parity-kernels runs parity once per kernel set. Decoding in
+processes: --nvdec-processes (decode stage) and the ":pN" suffix of --motion-decoders
+(motion stage, e.g. nvdec:p16), --graph-decode-processes (graph stage).
 
 GPU utilization: nvidia-smi sampled every 200 ms in the background (utilization.gpu = the
 share of time a kernel ran), summarized per stage. Inputs: the *.mp4 in --videos (default
@@ -58,8 +66,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path[:0] = [str(REPO), str(HERE)]
 DEFAULT_VIDEOS = REPO.parent / "shared" / "data" / "real_videos"
-STAGES = ("parity", "decoder", "decode", "motion", "graph", "compiled")
-STAGE_MIN_S = {"parity": 20, "decoder": 15, "decode": 30, "motion": 40, "graph": 120, "compiled": 150}
+STAGES = ("parity", "flow", "decoder", "decode", "motion", "graph", "compiled")
+STAGE_MIN_S = {"parity": 20, "flow": 20, "decoder": 15, "decode": 30, "motion": 40, "graph": 120, "compiled": 150}
 
 
 # --------------------------------------------------------------------------- utilization
@@ -182,7 +190,7 @@ def resolved_decoder(args) -> str:
 # --------------------------------------------------------------------------- stages
 
 
-def stage_parity(args, report, compiled: bool = False) -> dict:
+def stage_parity(args, report, compiled: bool = False, kernels: str | None = None) -> dict:
     import cv2
 
     from curation_assets.scorers.decoders import decode_with_pyav
@@ -190,8 +198,11 @@ def stage_parity(args, report, compiled: bool = False) -> dict:
     from curation_assets.scorers.motion import MotionParams, frame_motion
     from curation_assets.scorers.torch_motion import Sequence, score_sequences
 
+    from curation_assets.scorers.farneback_torch import default_kernels
+
     cv2.setNumThreads(1)
     params = MotionParams()
+    kernels = None if compiled else (kernels or default_kernels(args.device))
     rows, pairs = [], []
     cpu_pool = ThreadPoolExecutor(args.cpu_threads)  # OpenCV releases the GIL: pairs in parallel
     for path in real_clips(args):
@@ -199,7 +210,8 @@ def stage_parity(args, report, compiled: bool = False) -> dict:
         grays = video.grays
         cpu = list(cpu_pool.map(lambda ab: frame_motion(ab[0], ab[1], params), zip(grays, grays[1:])))
         t0 = time.perf_counter()
-        ours = score_sequences([Sequence(grays, video.source_hw)], params, args.device, compiled=compiled)[0]
+        ours = score_sequences([Sequence(grays, video.source_hw)], params, args.device, compiled=compiled,
+                               kernels=kernels)[0]
         sync(args.device)
         seconds = time.perf_counter() - t0
         c, t = float(np.mean(cpu)), float(np.mean(ours.pair_scores))
@@ -208,9 +220,59 @@ def stage_parity(args, report, compiled: bool = False) -> dict:
         pairs += [abs(b - a) / a for a, b in zip(cpu, ours.pair_scores) if a]
     cpu_pool.shutdown()
     rel = np.array(pairs)
-    return {"compiled": compiled, "clips": rows,
+    from curation_assets.scorers.farneback_torch import kernel_failures
+
+    used = "compiled" if compiled else kernels
+    return {"compiled": compiled, "kernels": used, "kernel_failure": kernel_failures.get(used), "clips": rows,
             "pairs": {"n": int(rel.size), "median": float(np.median(rel)), "p99": float(np.percentile(rel, 99)),
                       "max": float(rel.max())}}
+
+
+def stage_flow(args, report, sampler: GpuSampler) -> dict:
+    """The flow alone: pairs/s per kernel set and batch size, frames already on the device."""
+    import torch
+
+    from curation_assets.scorers.decoders import decode_with_pyav
+    from curation_assets.scorers.farneback_torch import FarnebackSettings, farneback_pairs, kernel_failures
+    from curation_assets.scorers.frame_sampling import FrameSamplingParams
+    from curation_assets.scorers.motion import MotionParams
+
+    by_size: dict = {}
+    for path in real_clips(args):
+        video = decode_with_pyav(path, MotionParams(), FrameSamplingParams(num_frames=0))
+        by_size.setdefault(tuple(video.grays[0].shape), []).append(np.stack(video.grays))
+    size, seqs = max(by_size.items(), key=lambda kv: sum(len(s) for s in kv[1]))
+    pairs_per_video = float(np.mean([len(s) - 1 for s in seqs]))
+    rows = []
+    for kernels in [k for k in args.flow_stage_kernels.split(",") if k]:
+        for batch in args.flow_batches:
+            frames, pairs, offset = [], [], 0
+            while len(pairs) < batch:  # whole sequences, cut to the batch
+                for seq in seqs:
+                    take = min(len(seq) - 1, batch - len(pairs))
+                    if take <= 0:
+                        break
+                    frames.append(seq[:take + 1])
+                    pairs += [(offset + i, offset + i + 1) for i in range(take)]
+                    offset += take + 1
+            gpu = torch.from_numpy(np.concatenate(frames)).to(args.device)
+            settings = FarnebackSettings()
+            farneback_pairs(gpu, pairs, settings, kernels=kernels)  # warm: kernels compiled, memory pooled
+            sync(args.device)
+            calls = max(1, args.flow_calls)
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                farneback_pairs(gpu, pairs, settings, kernels=kernels)
+            sync(args.device)
+            t1 = time.perf_counter()
+            rate = calls * len(pairs) / (t1 - t0)
+            rows.append({"kernels": kernels, "failure": kernel_failures.get(kernels), "size": f"{size[1]}x{size[0]}",
+                         "batch_pairs": len(pairs), "calls": calls, "pairs_per_s": round(rate),
+                         "videos_per_s_at_clip_pairs": round(rate / pairs_per_video, 1),
+                         "ms_per_call": round(1000 * (t1 - t0) / calls, 1), **sampler.summary(t0, t1)})
+            print(f"flow {kernels} batch {len(pairs)}: {rows[-1]['pairs_per_s']} pairs/s", flush=True)
+            del gpu
+    return {"pairs_per_video": pairs_per_video, "rows": rows}
 
 
 def _stats(a: np.ndarray, b: np.ndarray) -> dict:
@@ -273,7 +335,9 @@ def stage_decode(args, report, sampler: GpuSampler) -> dict:
     rows = []
     variants = [("pyav", "threads", args.decode_threads), ("pyav", "processes", args.cpu_processes)]
     if args.device.startswith("cuda") and nvdec_status()[0]:
-        variants = [(args.nvdec_decoder, "threads", t) for t in args.nvdec_threads] + variants
+        variants = [(args.nvdec_decoder, "threads", t) for t in args.nvdec_threads] + \
+            [(d, "processes", p) for p in args.nvdec_processes for d in (args.nvdec_decoder, "nvdec-gpu")] + variants
+    variants = [v for v in variants if v[2] > 0]
     for decoder, how, n in variants:
         items = [(str(p), decoder, args.device) for p in videos]
         if how == "processes":
@@ -298,8 +362,12 @@ def run_motion(args, videos, decoder: str, compiled: bool, sampler: GpuSampler, 
                batch_pairs: int | None = None) -> dict:
     from curation_assets.scorers.torch_pass import TorchPassOptions, run_torch_pass
 
-    options = TorchPassOptions(device=args.device, decoder=decoder, decode_threads=args.decode_threads_torch,
-                               batch_pairs=batch_pairs or args.batch_pairs, compiled=compiled)
+    decoder, _, how = decoder.partition(":")  # "nvdec:p16": 16 decode processes
+    processes = int(how[1:]) if how.startswith("p") else 0
+    threads = int(how[1:]) if how.startswith("t") else args.decode_threads_torch
+    options = TorchPassOptions(device=args.device, decoder=decoder, decode_threads=threads,
+                               batch_pairs=batch_pairs or args.batch_pairs, compiled=compiled,
+                               kernels="" if compiled else args.flow_kernels, decode_processes=processes)
     warm = [_job(i, p, data_dir) for i, p in enumerate(real_clips(args))]
     run_torch_pass(warm, options)  # decoder sessions, CUDA context, kernels (and compilation) off the clock
     jobs = [_job(i, p, data_dir) for i, p in enumerate(videos)]
@@ -309,8 +377,9 @@ def run_motion(args, videos, decoder: str, compiled: bool, sampler: GpuSampler, 
     sync(args.device)
     t1 = time.perf_counter()
     errors = [o["error"] for o in outs if o["error"]]
-    return {"decoder": decoder, "compiled": compiled, "decode_threads": options.threads(),
-            "batch_pairs": options.batch_pairs, "videos": len(jobs), "videos_per_s": round(len(jobs) / (t1 - t0), 2),
+    return {"decoder": decoder, "compiled": compiled, "kernels": stats.get("kernels"),
+            "kernel_failure": stats.get("kernel_failure"), "decode_threads": options.threads(),
+            "decode_processes": processes, "batch_pairs": options.batch_pairs, "videos": len(jobs), "videos_per_s": round(len(jobs) / (t1 - t0), 2),
             "pairs_per_s": round(stats["pairs"] / (t1 - t0)), "wall_s": round(t1 - t0, 2),
             "flow_busy_s": round(stats["flow_seconds"], 2), "flow_calls": stats["flow_calls"],
             "decode_busy_s_summed_over_threads": round(stats["decode_seconds"], 2),
@@ -424,7 +493,9 @@ def stage_graph(args, report, sampler: GpuSampler) -> dict:
                              "aesthetics_s", "ocr_s")}
     busy.update(captioned=0, frames_scored=0, flow_calls=0)
     options = TorchPassOptions(device=args.device, decoder=decoder, decode_threads=args.decode_threads_torch,
-                               batch_pairs=args.batch_pairs, compiled=args.graph_compiled)
+                               batch_pairs=args.batch_pairs, compiled=args.graph_compiled,
+                               kernels="" if args.graph_compiled else args.flow_kernels,
+                               decode_processes=args.graph_decode_processes)
     shards = [list(range(i, min(i + args.shard_size, len(videos)))) for i in range(0, len(videos), args.shard_size)]
     with tempfile.TemporaryDirectory(prefix="gpu_graph_") as data_dir:
         # warm every model and the video pass once, off the clock
@@ -465,7 +536,8 @@ def stage_graph(args, report, sampler: GpuSampler) -> dict:
         sync(args.device)
         t1 = time.perf_counter()
     wall = t1 - t0
-    return {"decoder": decoder, "compiled_flow": args.graph_compiled, "decode_threads": options.threads(),
+    return {"decoder": decoder, "compiled_flow": args.graph_compiled, "flow_kernels": options.flow_kernels(),
+            "decode_processes": options.decode_processes, "decode_threads": options.threads(),
             "craft_weights": "random" if args.craft_weights == "random" else "real (float16-rounded)",
             "videos": len(videos), "shards": len(shards), "shard_size": args.shard_size,
             "videos_per_s": round(len(videos) / wall, 2), "wall_s": round(wall, 1), "models_build_s": models.build_seconds,
@@ -481,10 +553,10 @@ def markdown(report: dict) -> str:
     out = [f"# The whole box: {env.get('gpu', env.get('device'))}", "",
            "Environment: " + ", ".join(f"{k} {v}" for k, v in env.items()), ""]
     p = report.get("parity")
-    for key in ("parity", "compiled_parity"):
-        p = report.get(key)
+    parities = [(k, v) for k, v in report.items() if k.startswith("parity") or k == "compiled_parity"]
+    for key, p in parities:
         if isinstance(p, dict) and "clips" in p:
-            out += [f"## torch ({'compiled' if p['compiled'] else 'eager'}) vs CPU exact", "",
+            out += [f"## torch ({p.get('kernels') or ('compiled' if p['compiled'] else 'eager')}) vs CPU exact", "",
                     "| clip | pairs | CPU exact | torch | relative difference |", "|---|---|---|---|---|"]
             out += [f"| {c['clip']} | {c['pairs']} | {c['cpu_exact']:.6f} | {c['torch']:.6f} | "
                     f"{c['relative_difference']:+.1e} |" for c in p["clips"]]
@@ -510,7 +582,7 @@ def markdown(report: dict) -> str:
                            f"{c['motion_pyav_frames']:.4f} | {c['motion_nvdec_frames']:.4f} | "
                            f"{c['motion_relative_difference']:+.1e} |")
             out.append("")
-    for key, title in (("decode", "Decoding alone"), ("motion", "Decode + motion (torch backend)"),
+    for key, title in (("flow", "Flow alone (frames on the device)"), ("decode", "Decoding alone"), ("motion", "Decode + motion (torch backend)"),
                        ("compiled_motion", "Decode + motion, compiled flow")):
         block = report.get(key)
         if isinstance(block, dict) and block.get("rows"):
@@ -521,7 +593,8 @@ def markdown(report: dict) -> str:
     g = report.get("graph")
     if isinstance(g, dict) and "videos_per_s" in g:
         out += ["## Whole graph", "", f"{g['videos']} videos in {g['shards']} shards of {g['shard_size']}, decoder "
-                f"{g['decoder']} ({g.get('decode_threads')} threads), flow compiled {g.get('compiled_flow')}, CRAFT "
+                f"{g['decoder']} ({g.get('decode_processes') or g.get('decode_threads')} "
+                f"{'processes' if g.get('decode_processes') else 'threads'}), flow kernels {g.get('flow_kernels')}, CRAFT "
                 f"{g.get('craft_weights')}, VideoBLIP {g['videoblip']}: **{g['videos_per_s']} videos/s** ({g['wall_s']} s); GPU "
                 f"utilization mean {g.get('gpu_util_mean_pct')}%, busy share {g.get('gpu_util_busy_share')}.", "",
                 "Busy time per stage (s): " + ", ".join(f"{k} {v}" for k, v in g["busy_s"].items()), ""]
@@ -542,6 +615,14 @@ def main(argv=None) -> int:
     ap.add_argument("--motion-decoders", default="", help="motion stages: decoders to run (default: the resolved "
                     "one, then pyav)")
     ap.add_argument("--nvdec-threads", default="2,4,8", help="decode stage: NVDEC thread counts")
+    ap.add_argument("--nvdec-processes", default="", help="decode stage: NVDEC process counts (nvdec and nvdec-gpu)")
+    ap.add_argument("--flow-kernels", default="", choices=["", "eager", "compiled", "triton"],
+                    help="the flow's kernels in parity, motion and graph (default: Triton's on CUDA, else eager)")
+    ap.add_argument("--parity-kernels", default="", help="parity: one run per kernel set (default: --flow-kernels)")
+    ap.add_argument("--flow-stage-kernels", default="eager,triton", help="flow stage: kernel sets")
+    ap.add_argument("--flow-batches", default="64,256", help="flow stage: pairs per call")
+    ap.add_argument("--flow-calls", type=int, default=3, help="flow stage: timed calls per setting")
+    ap.add_argument("--graph-decode-processes", type=int, default=0, help="graph stage: decode processes (0: threads)")
     ap.add_argument("--nvdec-decoder", default="nvdec", choices=["nvdec", "nvdec-gpu"], help="decode stage: which")
     ap.add_argument("--decode-threads", type=int, default=16, help="decode stage: PyAV threads in one process")
     ap.add_argument("--cpu-processes", type=int, default=os.cpu_count() or 1, help="decode stage: PyAV processes")
@@ -558,6 +639,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     args.nvdec_threads = [int(v) for v in args.nvdec_threads.split(",") if v]
+    args.nvdec_processes = [int(v) for v in args.nvdec_processes.split(",") if v]
+    args.flow_batches = [int(v) for v in args.flow_batches.split(",") if v]
     if not args.device.startswith("cuda"):
         import torch
 
@@ -574,7 +657,7 @@ def main(argv=None) -> int:
         (out / "graph.json").write_text(json.dumps(report, indent=1, default=str))
         (out / "graph.md").write_text(markdown(report))
 
-    runs = {"parity": lambda: stage_parity(args, report), "decoder": lambda: stage_decoder(args, report),
+    runs = {"flow": lambda: stage_flow(args, report, sampler), "decoder": lambda: stage_decoder(args, report),
             "decode": lambda: stage_decode(args, report, sampler), "motion": lambda: stage_motion(args, report, sampler),
             "graph": lambda: stage_graph(args, report, sampler)}
     for stage in wanted:
@@ -586,7 +669,12 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         print(f"== {stage}", flush=True)
         try:
-            if stage == "compiled":
+            if stage == "parity":
+                for kernels in [k for k in (args.parity_kernels or args.flow_kernels or "").split(",")] or [""]:
+                    key = f"parity_{kernels}" if args.parity_kernels else "parity"
+                    report[key] = stage_parity(args, report, kernels=kernels or None)
+                    save()
+            elif stage == "compiled":
                 report["compiled_parity"] = stage_parity(args, report, compiled=True)
                 save()
                 report["compiled_motion"] = stage_motion(args, report, sampler, compiled=True)

@@ -307,6 +307,39 @@ def test_torch_pass_equals_the_cpu_pass_and_survives_bad_videos(clips, tmp_path)
         assert out["seconds"] > 0
 
 
+def test_decode_processes_give_what_threads_give_and_survive_bad_videos(clips, tmp_path):
+    """decode_processes: the same rows as decode threads (grays come back pickled from the
+    processes; frames saved there), a bad video still one video's error; the pool is kept for
+    the next pass."""
+    from curation_assets.scorers import torch_pass
+
+    bad = synthetic.write_truncated(tmp_path / "cut.mp4", clips["diagonal"])
+    names = ["diagonal", "cut", "wide", "static"]
+    paths = {**clips, "cut": bad}
+    outs = {}
+    for how, processes in (("threads", 0), ("processes", 2)):
+        jobs = [_job(n, paths[n], tmp_path / how) for n in names]
+        outs[how] = run_torch_pass(jobs, TorchPassOptions(device="cpu", decoder="pyav", decode_threads=2,
+                                                          decode_processes=processes, batch_pairs=6))
+    assert torch_pass.decode_pool(2) is torch_pass.decode_pool(2)  # kept for the next pass
+    for name, a, b in zip(names, outs["threads"], outs["processes"]):
+        assert (a["error"] is None) == (b["error"] is None), (name, a["error"], b["error"])
+        if a["error"]:
+            continue
+        assert b["motion"].pair_scores == a["motion"].pair_scores, name
+        assert b["frame_paths"] == a["frame_paths"] and b["timestamps"] == a["timestamps"], name
+        for key in b["frame_paths"]:
+            assert (tmp_path / "processes" / key).read_bytes() == (tmp_path / "threads" / key).read_bytes()
+
+
+def test_flow_kernels_option():
+    assert TorchPassOptions(device="cpu").flow_kernels() == "eager"  # Triton's kernels only on CUDA by default
+    assert TorchPassOptions(device="cpu", compiled=True).flow_kernels() == "compiled"
+    assert TorchPassOptions(device="cpu", kernels="triton").flow_kernels() == "triton"
+    with pytest.raises(ValueError, match="flow kernels must be one of eager, compiled, triton, got 'fast'"):
+        TorchPassOptions(device="cpu", kernels="fast").flow_kernels()
+
+
 def test_torch_pass_records_nvdec_fallback_for_every_video(clips, tmp_path):
     if decoders.nvdec_status()[0]:
         pytest.skip("NVDEC works on this machine")

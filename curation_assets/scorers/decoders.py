@@ -291,10 +291,12 @@ NVDEC_CHUNK = 64  # frames per decode call: bounds the RGB frames held on the GP
 
 def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: FrameSamplingParams,
                       fps: float | None, total_frames: int | None, device: str,
-                      colour_on_gpu: bool = False, preview=None) -> DecodedVideo:
+                      colour_on_gpu: bool = False, preview=None, gray_device: str | None = None) -> DecodedVideo:
     """The planned frames decoded on the GPU; raises on anything unexpected (the caller falls
     back). colour_on_gpu: NVDEC's own RGB conversion (decoder nvdec-gpu), else swscale's on
-    the host from the NV12 planes (decoder nvdec: PyAV's pixels exactly)."""
+    the host from the NV12 planes (decoder nvdec: PyAV's pixels exactly). gray_device: where
+    motion's grays go (default: the decoding device; "cpu" in a decode process, which hands
+    them to the flow's process)."""
     import torch
 
     plan = plan_decode(path, motion_params, sampling, fps, total_frames)
@@ -307,7 +309,7 @@ def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: F
     if needed[-1] >= available:
         raise DecoderError(f"the GPU decoder counts {available} frames, the plan needs frame {needed[-1]}")
     if not colour_on_gpu:
-        return _nvdec_host_colour(dec, plan, motion_params, dev, preview)
+        return _nvdec_host_colour(dec, plan, motion_params, dev, preview, torch.device(gray_device or dev))
     from curation_assets.scorers.farneback_torch import gray_from_rgb
     exact = motion_params.size is None and motion_params.max_size is None and not motion_params.skip_levels
     wanted_gray, wanted_rgb = set(plan.motion_indices), set(plan.frame_indices)
@@ -339,12 +341,15 @@ def decode_with_nvdec(path: str | Path, motion_params: MotionParams, sampling: F
         del rgb
     sequence = torch.stack([grays[i] for i in plan.motion_indices]) if plan.motion_indices else \
         torch.zeros((0, *size), dtype=torch.uint8, device=dev)
+    if gray_device is not None:
+        sequence = sequence.to(gray_device)
     return DecodedVideo(list(plan.motion_indices), sequence, size, list(plan.frame_indices),
                         list(plan.frame_timestamps), [samples[i] for i in plan.frame_indices], plan.frames_decoded,
                         None, "nvdec-gpu")
 
 
-def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev, preview=None) -> DecodedVideo:
+def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev, preview=None,
+                       gray_dev=None) -> DecodedVideo:
     """Decoder nvdec: NV12 surfaces to the host in chunks, converted by swscale exactly as the
     PyAV path converts (bgr24 for motion's gray, rgb24 for the samples, the gallery's preview
     scaled in the same call), grays to the device."""
@@ -380,9 +385,9 @@ def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev, 
                 previews.add(index, frame)
         del decoded
     if plan.motion_indices:
-        sequence = torch.from_numpy(np.stack([grays[i] for i in plan.motion_indices])).to(dev)
+        sequence = torch.from_numpy(np.stack([grays[i] for i in plan.motion_indices])).to(gray_dev or dev)
     else:
-        sequence = torch.zeros((0, height, width), dtype=torch.uint8, device=dev)
+        sequence = torch.zeros((0, height, width), dtype=torch.uint8, device=gray_dev or dev)
     return DecodedVideo(list(plan.motion_indices), sequence, source_hw or (height, width), list(plan.frame_indices),
                         list(plan.frame_timestamps), [samples[i] for i in plan.frame_indices], plan.frames_decoded,
                         None, "nvdec", preview=previews.result() if previews is not None else [], fps=plan.fps)
@@ -393,14 +398,15 @@ def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev, 
 
 def decode_video(path: str | Path, motion_params: MotionParams, sampling: FrameSamplingParams,
                  fps: float | None = None, total_frames: int | None = None, decoder: str = "pyav",
-                 device: str = "cpu", preview=None) -> DecodedVideo:
+                 device: str = "cpu", preview=None, gray_device: str | None = None) -> DecodedVideo:
     """Decode with the resolved decoder; a video NVDEC cannot take is decoded with PyAV, the
-    reason kept in the result."""
+    reason kept in the result. gray_device: see decode_with_nvdec (PyAV's grays are host arrays)."""
     fallback = None
     if decoder in NVDEC_DECODERS:
         try:
             return decode_with_nvdec(path, motion_params, sampling, fps, total_frames, device,
-                                     colour_on_gpu=decoder == "nvdec-gpu", preview=preview)
+                                     colour_on_gpu=decoder == "nvdec-gpu", preview=preview,
+                                     gray_device=gray_device)
         except Exception as exc:
             _local.decoder = _local.decoder_rgb = None  # a session that failed is not reused for the next video
             fallback = f"{decoder} failed, decoded with pyav: {type(exc).__name__}: {str(exc).strip()[:200]}"

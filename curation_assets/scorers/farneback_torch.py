@@ -31,7 +31,7 @@ measured effect on scores is in docs/gpu.md (far below data-juicer's 1e-3 tolera
 
 Only flags=0 is supported (box window, no initial flow): data-juicer's setting.
 Elementwise ops only (no convolutions or matmuls), so no TF32 or cuDNN algorithm choice can
-change the arithmetic on a GPU.
+change the arithmetic on a GPU. farneback_triton runs the same steps as fused Triton kernels.
 """
 
 from __future__ import annotations
@@ -435,30 +435,79 @@ def _eager_steps() -> dict:
     return {"blur": blur_with_kernel, "expand": expand_with_constants, "update": update_matrices, "solve": solve_flow}
 
 
+KERNELS = ("eager", "compiled", "triton")
+
+
+def triton_available(device) -> bool:
+    """Whether the Triton kernels can run here: a CUDA device and the triton package (torch's
+    CUDA wheels bring it), or any device under Triton's interpreter (TRITON_INTERPRET=1)."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("triton") is None:
+        return False
+    return torch.device(device).type == "cuda" or os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def default_kernels(device) -> str:
+    """What the flow runs as when nothing is asked: the Triton kernels on a CUDA device that
+    has them, else the eager steps (torch.compile only on request: ~1 min per process)."""
+    return "triton" if torch.device(device).type == "cuda" and triton_available(device) else "eager"
+
+
 def farneback_pairs(frames: torch.Tensor, pairs: torch.Tensor | list[tuple[int, int]],
-                    settings: FarnebackSettings = FarnebackSettings(), compiled: bool = False) -> torch.Tensor:
+                    settings: FarnebackSettings = FarnebackSettings(), compiled: bool = False,
+                    kernels: str | None = None) -> torch.Tensor:
     """Flow of frame pairs that share frames: frames [F, H, W] (uint8 or float32, one size),
     pairs [N, 2] indices into frames (first -> second) -> flow [N, 2, H, W] float32 (x, y).
 
     Each frame's pyramid and polynomial expansion is computed once, however many pairs use it
-    (a video's consecutive samples: every frame is in two pairs). compiled: the steps through
-    torch.compile (compiled_steps).
+    (a video's consecutive samples: every frame is in two pairs). kernels: "eager" (tensor
+    operations), "compiled" (the steps through torch.compile, compiled_steps) or "triton"
+    (farneback_triton's fused kernels); compiled=True is kernels="compiled". A compiler that
+    fails falls back to the eager steps for the rest of the process, the reason kept in
+    kernel_failures (compile_failure for torch.compile).
     """
     if frames.dim() != 3:
         raise ValueError(f"frames must be [F, H, W], got shape {tuple(frames.shape)}")
+    kernels = kernels or ("compiled" if compiled else "eager")
+    if kernels not in KERNELS:
+        raise ValueError(f"kernels must be one of {', '.join(KERNELS)}, got {kernels!r}")
     global compile_failure
-    if compiled and compile_failure is None:
+    if kernels == "compiled" and compile_failure is None:
         try:
             return _farneback_pairs(frames, pairs, settings, compiled_steps())
         except Exception as exc:  # a compiler that fails costs speed, never a shard's scores
-            if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc):
+            if _is_oom(exc):
                 raise
-            compile_failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+            compile_failure = _failure(exc)
+            kernel_failures["compiled"] = compile_failure
             logging.getLogger(__name__).warning("torch.compile failed, the flow runs eagerly: %s", compile_failure)
+    if kernels == "triton" and "triton" not in kernel_failures:
+        try:
+            from curation_assets.scorers.farneback_triton import triton_steps
+
+            return _farneback_pairs(frames, pairs, settings, triton_steps())
+        except Exception as exc:
+            if _is_oom(exc):
+                raise
+            kernel_failures["triton"] = _failure(exc)
+            logging.getLogger(__name__).warning("the Triton kernels failed, the flow runs eagerly: %s",
+                                                kernel_failures["triton"])
     return _farneback_pairs(frames, pairs, settings, _eager_steps())
 
 
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
+
+
+def _failure(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:300] if text else ''}"
+
+
 compile_failure: str | None = None  # why the compiled steps failed in this process (then eager ones run)
+kernel_failures: dict[str, str] = {}  # kernels -> why they failed in this process (then eager ones run)
 
 
 def _farneback_pairs(frames: torch.Tensor, pairs, settings: FarnebackSettings, step: dict) -> torch.Tensor:
@@ -472,20 +521,27 @@ def _farneback_pairs(frames: torch.Tensor, pairs, settings: FarnebackSettings, s
         level = resize_bilinear(step["blur"](source, gaussian_kernel(geo.ksize, geo.sigma)), geo.height, geo.width)
         coeffs = step["expand"](level, poly_constants(settings.poly_n, settings.poly_sigma))
         del level
-        r0 = coeffs.index_select(0, pairs[:, 0])
-        r1 = coeffs.index_select(0, pairs[:, 1])
+        if "update_pairs" in step:  # samples the frames' coefficients through the pair indices
+            def update(current, coeffs=coeffs):
+                return step["update_pairs"](coeffs, pairs, current, damp)
+        else:
+            r0 = coeffs.index_select(0, pairs[:, 0])
+            r1 = coeffs.index_select(0, pairs[:, 1])
+
+            def update(current, r0=r0, r1=r1):
+                return step["update"](r0, r1, current, damp)
         del coeffs
         if flow is None:
             flow = torch.zeros((pairs.shape[0], 2, geo.height, geo.width), dtype=torch.float32, device=frames.device)
         else:
             flow = resize_bilinear(flow, geo.height, geo.width) * float(np.float32(1.0 / settings.pyr_scale))
         damp = border_damping(geo.height, geo.width, frames.device)
-        matrices = step["update"](r0, r1, flow, damp)
+        matrices = update(flow)
         for i in range(settings.iterations):
             flow = step["solve"](matrices, settings.winsize)
             if i < settings.iterations - 1:
-                matrices = step["update"](r0, r1, flow, damp)
-        del r0, r1, matrices
+                matrices = update(flow)
+        del update, matrices
     return flow
 
 

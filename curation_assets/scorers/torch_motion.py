@@ -105,19 +105,20 @@ def _is_oom(exc: BaseException) -> bool:
 def score_sequences(sequences: list[Sequence], params: MotionParams, device: str = "cpu",
                     memory_fraction: float = DEFAULT_MEMORY_FRACTION, max_pairs: int = MAX_BATCH_PAIRS,
                     free_bytes: int | None = None, flow: Callable | None = None,
-                    compiled: bool = False) -> list[SequenceScores]:
+                    compiled: bool = False, kernels: str | None = None) -> list[SequenceScores]:
     """Every sequence's pair scores, in order, computed in batches on `device`.
 
     free_bytes overrides the device's free memory (budget tests); flow replaces
     farneback_pairs(frames, pairs, settings) (the out-of-memory split test); compiled runs
-    the flow's steps through torch.compile (farneback_torch.compiled_steps).
+    the flow's steps through torch.compile (farneback_torch.compiled_steps); kernels picks
+    "eager", "compiled" or "triton" (farneback_torch.farneback_pairs).
     """
     import torch
 
     from curation_assets.scorers.farneback_torch import FarnebackSettings, farneback_pairs
 
     settings = FarnebackSettings.from_args(farneback_args(params))
-    run = flow or functools.partial(farneback_pairs, compiled=compiled)
+    run = flow or functools.partial(farneback_pairs, compiled=compiled, kernels=kernels)
     results = [SequenceScores([math.nan] * s.pair_count) for s in sequences]
     by_size: dict[tuple[int, int], list[int]] = {}
     for n, seq in enumerate(sequences):

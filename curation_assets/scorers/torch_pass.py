@@ -12,6 +12,7 @@ memory is scored on the CPU, each recorded with the video.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -23,6 +24,8 @@ from curation_assets.scorers.torch_motion import DEFAULT_MEMORY_FRACTION, MAX_BA
 from curation_assets.scorers.video_pass import PassJob, save_preview
 
 COMPILE_ENV = "CURATION_MOTION_COMPILE"  # "1": TorchPassOptions.compiled by default
+KERNELS_ENV = "CURATION_FLOW_KERNELS"  # eager | compiled | triton: TorchPassOptions.kernels by default
+DECODE_PROCESSES_ENV = "CURATION_DECODE_PROCESSES"  # N: TorchPassOptions.decode_processes by default
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,22 @@ class TorchPassOptions:
     memory_fraction: float = DEFAULT_MEMORY_FRACTION
     # the flow's steps through torch.compile: fused kernels on a GPU, ~1 min to compile per process
     compiled: bool = field(default_factory=lambda: os.environ.get(COMPILE_ENV, "") == "1")
+    # "eager", "compiled" or "triton"; "" picks: compiled if asked, else Triton's fused kernels
+    # on a CUDA device (farneback_torch.default_kernels), else eager
+    kernels: str = field(default_factory=lambda: os.environ.get(KERNELS_ENV, ""))
+    # decode in this many processes instead of threads (0: threads): the host's share of a
+    # decode (demux, swscale, PNG) then runs outside the GIL; the pool stays up for the next shard
+    decode_processes: int = field(default_factory=lambda: int(os.environ.get(DECODE_PROCESSES_ENV, "0") or 0))
 
     def threads(self) -> int:
         return self.decode_threads or default_decode_threads(self.decoder)
+
+    def flow_kernels(self) -> str:
+        from curation_assets.scorers.farneback_torch import KERNELS, default_kernels
+
+        if self.kernels and self.kernels not in KERNELS:
+            raise ValueError(f"flow kernels must be one of {', '.join(KERNELS)}, got {self.kernels!r}")
+        return self.kernels or ("compiled" if self.compiled else default_kernels(self.device))
 
 
 def default_decode_threads(decoder: str) -> int:
@@ -47,7 +63,9 @@ def default_decode_threads(decoder: str) -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def _decode_job(job: PassJob, options: TorchPassOptions) -> dict:
+def _decode_job(job: PassJob, options: TorchPassOptions, in_process: bool = False) -> dict:
+    """One video decoded, its sampled frames and preview saved. in_process: running in a
+    decode process, so motion's grays come back as a host array (pickled to the flow's process)."""
     from curation_assets.frames.files import save_frames
     from curation_assets.store.location import StoreLocation
 
@@ -55,11 +73,13 @@ def _decode_job(job: PassJob, options: TorchPassOptions) -> dict:
     try:
         location = job.data_dir if isinstance(job.data_dir, StoreLocation) else StoreLocation(job.data_dir)
         video = decode_video(location.local_file(job.path), job.motion_params, job.sampling, job.fps, job.frame_count,
-                             options.decoder, options.device, job.preview)
+                             options.decoder, options.device, job.preview, "cpu" if in_process else None)
         paths = save_frames(job.data_dir, job.video_id, video.frame_indices, video.frames, job.image_format)
         preview = save_preview(location, job.video_id, video.preview, video.fps)
         height, width = video.frames[0].shape[:2] if video.frames else (None, None)
         video.frames = video.preview = []  # saved: the pixels are not needed any more
+        if in_process and not isinstance(video.grays, list):
+            video.grays = video.grays.numpy()
         return {"video": video, "frame_indices": video.frame_indices, "timestamps": video.frame_timestamps,
                 "frame_paths": paths, "preview_path": preview, "width": width, "height": height,
                 "frames_error": video.error,
@@ -67,6 +87,35 @@ def _decode_job(job: PassJob, options: TorchPassOptions) -> dict:
                 "decode_seconds": time.perf_counter() - t0, "error": None}
     except Exception as exc:  # one bad video must not cost the shard
         return {"error": f"{type(exc).__name__}: {str(exc)[:300]}", "seconds": time.perf_counter() - t0}
+
+
+def _decode_in_process(job: PassJob, options: TorchPassOptions) -> dict:
+    return _decode_job(job, options, in_process=True)
+
+
+def _init_decode_process() -> None:
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)  # one video per process: the processes are the parallelism
+    torch.set_num_threads(1)
+
+
+_decode_pools: dict = {}
+
+
+def decode_pool(processes: int):
+    """A pool of decode processes, started once per process and reused by every later pass
+    (a shard of 64 short clips decodes in ~1 s; starting 16 processes costs more). spawn: the
+    parent may already hold a CUDA context, which a forked child cannot use."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    pool = _decode_pools.get(processes)
+    if pool is None or getattr(pool, "_broken", False):
+        pool = ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=_init_decode_process)
+        _decode_pools[processes] = pool
+    return pool
 
 
 def _batch_key(job: PassJob, out: dict) -> tuple:
@@ -87,21 +136,23 @@ def run_torch_pass(jobs: list[PassJob], options: TorchPassOptions, stats: dict |
     results: list[dict | None] = [None] * len(jobs)
     groups: dict[tuple, list[tuple[int, dict]]] = {}
     stats = stats if stats is not None else {}
-    stats.update(flow_seconds=0.0, flow_calls=0, decode_seconds=0.0, pairs=0)
+    kernels = options.flow_kernels()
+    stats.update(flow_seconds=0.0, flow_calls=0, decode_seconds=0.0, pairs=0, kernels=kernels)
 
     def flush(key: tuple) -> None:
         members = groups.pop(key)
         params = key[0]
         t0 = time.perf_counter()
         scored = score_sequences([Sequence(out["video"].grays, out["video"].source_hw) for _, out in members], params,
-                                 options.device, options.memory_fraction, options.batch_pairs,
-                                 compiled=options.compiled)
+                                 options.device, options.memory_fraction, options.batch_pairs, kernels=kernels)
         spent = time.perf_counter() - t0
-        if options.compiled:
-            from curation_assets.scorers.farneback_torch import compile_failure
+        if kernels != "eager":
+            from curation_assets.scorers.farneback_torch import kernel_failures
 
-            if compile_failure:
-                stats["compile_failure"] = compile_failure
+            if kernel_failures.get(kernels):
+                stats["kernel_failure"] = kernel_failures[kernels]
+                if kernels == "compiled":
+                    stats["compile_failure"] = kernel_failures[kernels]
         pairs = sum(out["video"].pair_count for _, out in members)
         stats["flow_seconds"] += spent
         stats["flow_calls"] += 1 if pairs else 0
@@ -114,10 +165,17 @@ def run_torch_pass(jobs: list[PassJob], options: TorchPassOptions, stats: dict |
             out["seconds"] = out.pop("decode_seconds") + spent * video.pair_count / max(pairs, 1)
             results[i] = out
 
-    threads = options.threads()
-    with ThreadPoolExecutor(threads, thread_name_prefix="decode") as pool:
+    threads = options.decode_processes or options.threads()
+    if options.decode_processes:
+        pool, decode = decode_pool(options.decode_processes), _decode_in_process
+    else:
+        pool, decode = ThreadPoolExecutor(threads, thread_name_prefix="decode"), _decode_job
+    with contextlib.ExitStack() as stack:
+        if not options.decode_processes:
+            stack.enter_context(pool)
         queue = iter(enumerate(jobs))
         inflight: dict[Future, int] = {}
+        holder = [pool]
 
         def submit() -> None:
             # a bounded look-ahead: decoded videos wait for a flow batch, not for memory
@@ -125,14 +183,28 @@ def run_torch_pass(jobs: list[PassJob], options: TorchPassOptions, stats: dict |
                 nxt = next(queue, None)
                 if nxt is None:
                     return
-                inflight[pool.submit(_decode_job, nxt[1], options)] = nxt[0]
+                try:
+                    inflight[holder[0].submit(decode, nxt[1], options)] = nxt[0]
+                except Exception:  # the pool broke meanwhile: a new one
+                    if not options.decode_processes:
+                        raise
+                    holder[0] = decode_pool(options.decode_processes)
+                    inflight[holder[0].submit(decode, nxt[1], options)] = nxt[0]
 
         submit()
         while inflight:
             done, _ = wait(inflight, return_when=FIRST_COMPLETED)
             for future in done:
                 i = inflight.pop(future)
-                out = future.result()
+                try:
+                    out = future.result()
+                except Exception as exc:  # a decode process died (a decoder crash): this video again, here
+                    if not options.decode_processes:
+                        raise
+                    stats["decode_process_failures"] = stats.get("decode_process_failures", 0) + 1
+                    stats["decode_process_failure"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+                    out = _decode_job(jobs[i], options)
+                    holder[0] = decode_pool(options.decode_processes)  # a broken pool is replaced
                 if out["error"]:
                     results[i] = out
                     continue

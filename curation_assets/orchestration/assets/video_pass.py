@@ -91,7 +91,10 @@ def build_video_pass(recipe: Recipe):
                          "flow_calls": stats["flow_calls"], "flow_seconds": round(stats["flow_seconds"], 3),
                          "decoder_fallbacks": sum(1 for o in outs if o.get("decoder_fallback")),
                          "flow_fallbacks": sum(1 for o in outs if o.get("flow_fallback")),
-                         "flow_compiled": options.compiled and not stats.get("compile_failure"),
+                         "decode_processes": options.decode_processes,
+                         "flow_kernels": stats["kernels"] if not stats.get("kernel_failure") else "eager",
+                         "flow_compiled": stats["kernels"] == "compiled" and not stats.get("kernel_failure"),
+                         **({"flow_kernel_failure": stats["kernel_failure"]} if stats.get("kernel_failure") else {}),
                          **({"flow_compile_failure": stats["compile_failure"]} if stats.get("compile_failure") else {})}
         elif on_ray:  # one Ray task per video, one core each: Ray spreads the shard over the cluster
             outs, nodes = ray_cluster.map_on_ray(run_pass_job, jobs, num_cpus=1, what="decode task")
