@@ -368,6 +368,7 @@ def run_motion(args, videos, decoder: str, compiled: bool, sampler: GpuSampler, 
     options = TorchPassOptions(device=args.device, decoder=decoder, decode_threads=threads,
                                batch_pairs=batch_pairs or args.batch_pairs, compiled=compiled,
                                kernels="" if compiled else args.flow_kernels, decode_processes=processes)
+    processes = options.processes()
     warm = [_job(i, p, data_dir) for i, p in enumerate(real_clips(args))]
     run_torch_pass(warm, options)  # decoder sessions, CUDA context, kernels (and compilation) off the clock
     jobs = [_job(i, p, data_dir) for i, p in enumerate(videos)]
@@ -495,7 +496,7 @@ def stage_graph(args, report, sampler: GpuSampler) -> dict:
     options = TorchPassOptions(device=args.device, decoder=decoder, decode_threads=args.decode_threads_torch,
                                batch_pairs=args.batch_pairs, compiled=args.graph_compiled,
                                kernels="" if args.graph_compiled else args.flow_kernels,
-                               decode_processes=args.graph_decode_processes)
+                               decode_processes=args.graph_decode_processes)  # 0: threads
     shards = [list(range(i, min(i + args.shard_size, len(videos)))) for i in range(0, len(videos), args.shard_size)]
     with tempfile.TemporaryDirectory(prefix="gpu_graph_") as data_dir:
         # warm every model and the video pass once, off the clock
@@ -537,7 +538,7 @@ def stage_graph(args, report, sampler: GpuSampler) -> dict:
         t1 = time.perf_counter()
     wall = t1 - t0
     return {"decoder": decoder, "compiled_flow": args.graph_compiled, "flow_kernels": options.flow_kernels(),
-            "decode_processes": options.decode_processes, "decode_threads": options.threads(),
+            "decode_processes": options.processes(), "decode_threads": options.threads(),
             "craft_weights": "random" if args.craft_weights == "random" else "real (float16-rounded)",
             "videos": len(videos), "shards": len(shards), "shard_size": args.shard_size,
             "videos_per_s": round(len(videos) / wall, 2), "wall_s": round(wall, 1), "models_build_s": models.build_seconds,
@@ -622,7 +623,8 @@ def main(argv=None) -> int:
     ap.add_argument("--flow-stage-kernels", default="eager,triton", help="flow stage: kernel sets")
     ap.add_argument("--flow-batches", default="64,256", help="flow stage: pairs per call")
     ap.add_argument("--flow-calls", type=int, default=3, help="flow stage: timed calls per setting")
-    ap.add_argument("--graph-decode-processes", type=int, default=0, help="graph stage: decode processes (0: threads)")
+    ap.add_argument("--graph-decode-processes", type=int, default=None,
+                    help="graph stage: decode processes (0: threads; default: the torch pass's default)")
     ap.add_argument("--nvdec-decoder", default="nvdec", choices=["nvdec", "nvdec-gpu"], help="decode stage: which")
     ap.add_argument("--decode-threads", type=int, default=16, help="decode stage: PyAV threads in one process")
     ap.add_argument("--cpu-processes", type=int, default=os.cpu_count() or 1, help="decode stage: PyAV processes")

@@ -18,6 +18,8 @@ order and precision as the eager steps, which follow OpenCV's CPU path:
 - box_rows_solve: the window sums along the rows (15 float64 values summed directly: OpenCV
   keeps a running sum there, a difference in the last bits of a float64) and the 2x2 solve.
 
+Sizes are not specialised on (do_not_specialize): a corpus of many frame sizes compiles each
+kernel once per constant set, not once per size (~14 s per new size on an H200 otherwise).
 Every kernel is launched with enable_fp_fusion=False: the compiler must not contract a
 float32 multiply and add into one rounding the eager steps do not make (float64
 multiply-adds of float32 values are exact either way). Constants whose float64 value matters
@@ -38,6 +40,7 @@ import triton.language as tl
 
 BLOCK = 1024  # pixels per program in the elementwise kernels
 COLUMN_BLOCK = 128  # columns per program in the running sums down the columns
+SOLVE_BLOCK = 256  # pixels per program in the row sums + solve: few registers per thread (see there)
 _NO_FUSION = {"enable_fp_fusion": False}
 
 
@@ -47,7 +50,7 @@ def _reflect101(i, size):
     return tl.where(i >= size, 2 * size - 2 - i, i)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["total", "width"])
 def _blur_rows_kernel(src, dst, taps, total, width, K: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < total
@@ -69,7 +72,7 @@ def _blur_rows_kernel(src, dst, taps, total, width, K: tl.constexpr, BLOCK: tl.c
     tl.store(dst + offs, acc, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["total", "height", "width"])
 def _blur_cols_kernel(src, dst, taps, total, height, width, K: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < total
@@ -88,7 +91,7 @@ def _blur_cols_kernel(src, dst, taps, total, height, width, K: tl.constexpr, BLO
     tl.store(dst + offs, acc, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["total", "height", "width"])
 def _expand_vertical_kernel(src, dst, g, xg, xxg, total, height, width, N: tl.constexpr, BLOCK: tl.constexpr):
     """[F, H, W] -> [F, 3, H, W]: the vertical pass's three float32 sums."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -115,7 +118,7 @@ def _expand_vertical_kernel(src, dst, g, xg, xxg, total, height, width, N: tl.co
     tl.store(dst + out + 2 * plane, r2, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["total", "height", "width"])
 def _expand_horizontal_kernel(src, dst, g, xg, xxg, ig, total, height, width, N: tl.constexpr, BLOCK: tl.constexpr):
     """[F, 3, H, W] -> [F, 5, H, W]: the horizontal pass (float64 sums) and the coefficients
     in OpenCV's channel order (y, x, yy, xx, xy). ig: float64 [ig11, ig03, ig33, ig55]."""
@@ -174,7 +177,7 @@ def _bilinear(coeffs, at, width, take, a00, a01, a10, a11):
     return ((a00 * v00 + a01 * v01) + a10 * v10) + a11 * v11
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["total", "height", "width"])
 def _update_kernel(coeffs, first, second, flow, damp, dst, total, height, width, BLOCK: tl.constexpr):
     """FarnebackUpdateMatrices for every pair: coeffs [F, 5, H, W], first/second [N] frame
     indices, flow [N, 2, H, W], damp [H, W] -> dst [N, 5, H, W], float32 throughout."""
@@ -235,7 +238,7 @@ def _update_kernel(coeffs, first, second, flow, damp, dst, total, height, width,
     tl.store(dst + out + 4 * plane, c6 * c2 + c5 * c3, mask=mask)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["height", "width"])
 def _box_columns_kernel(src, dst, height, width, M: tl.constexpr, BLOCK: tl.constexpr):
     """Running window sums down the columns of one [H, W] plane per program row: float32
     [planes, H, W] -> float64 [planes, H, W], OpenCV's order (see farneback_torch.box_sums)."""
@@ -254,35 +257,43 @@ def _box_columns_kernel(src, dst, height, width, M: tl.constexpr, BLOCK: tl.cons
         tl.store(out + y * width, acc, mask=mask)
 
 
-@triton.jit
-def _window_sum(row, x, width, mask, M: tl.constexpr, BLOCK: tl.constexpr):
-    """Sum of row[x - M .. x + M] (float64, replicate borders), left to right."""
-    acc = tl.zeros([BLOCK], dtype=tl.float64)
-    for j in tl.static_range(0, 2 * M + 1):
-        xi = tl.minimum(tl.maximum(x + j - M, 0), width - 1)
-        acc = acc + tl.load(row + xi, mask=mask, other=0.0)
-    return acc
-
-
-@triton.jit
-def _box_rows_solve_kernel(cols, flow, scale, total, height, width, M: tl.constexpr, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["total", "height", "width", "window"])
+def _box_rows_solve_kernel(cols, flow, scale, total, height, width, window, BLOCK: tl.constexpr):
     """The window sums along the rows of the 5 column-sum channels [N, 5, H, W] (float64,
-    replicate borders), scaled, and the 2x2 solve -> flow [N, 2, H, W] float32.
-    scale: float64 [1 / winsize**2, 1e-3] (the determinant's regularizer as a float64: a Python
-    float reaches a kernel as float32)."""
+    replicate borders, each summed left to right), scaled, and the 2x2 solve -> flow
+    [N, 2, H, W] float32. scale: float64 [1 / winsize**2, 1e-3] (the determinant's
+    regularizer as a float64: a Python float reaches a kernel as float32).
+
+    The window is a loop with a run-time bound on purpose: unrolled (a constant bound), the
+    compiler hoisted all 75 loads and spilled registers, and this kernel took 89% of the flow's
+    time on an H200 (221 of 250 ms for 256 pairs of 640x362); looped, the whole call took 48 ms
+    (benchmarks/flow_kernel_profile.py, docs/gpu.md)."""
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < total
     plane = height * width
     pair = offs // plane
     pix = offs % plane
     x = pix % width
-    row = pair * (5 * plane) + pix - x
+    row = cols + pair * (5 * plane) + pix - x
+    half = window // 2
+    g11 = tl.zeros([BLOCK], dtype=tl.float64)
+    g12 = tl.zeros([BLOCK], dtype=tl.float64)
+    g22 = tl.zeros([BLOCK], dtype=tl.float64)
+    h1 = tl.zeros([BLOCK], dtype=tl.float64)
+    h2 = tl.zeros([BLOCK], dtype=tl.float64)
+    for j in range(0, window):
+        at = row + tl.minimum(tl.maximum(x + j - half, 0), width - 1)
+        g11 += tl.load(at, mask=mask, other=0.0)
+        g12 += tl.load(at + plane, mask=mask, other=0.0)
+        g22 += tl.load(at + 2 * plane, mask=mask, other=0.0)
+        h1 += tl.load(at + 3 * plane, mask=mask, other=0.0)
+        h2 += tl.load(at + 4 * plane, mask=mask, other=0.0)
     norm = tl.load(scale)
-    g11 = _window_sum(cols + row, x, width, mask, M, BLOCK) * norm
-    g12 = _window_sum(cols + row + plane, x, width, mask, M, BLOCK) * norm
-    g22 = _window_sum(cols + row + 2 * plane, x, width, mask, M, BLOCK) * norm
-    h1 = _window_sum(cols + row + 3 * plane, x, width, mask, M, BLOCK) * norm
-    h2 = _window_sum(cols + row + 4 * plane, x, width, mask, M, BLOCK) * norm
+    g11 = g11 * norm
+    g12 = g12 * norm
+    g22 = g22 * norm
+    h1 = h1 * norm
+    h2 = h2 * norm
     idet = 1.0 / (g11 * g22 - g12 * g12 + tl.load(scale + 1))
     out = pair * (2 * plane) + pix
     tl.store(flow + out, ((g11 * h2 - g12 * h1) * idet).to(tl.float32), mask=mask)
@@ -357,7 +368,8 @@ def solve_flow(matrices: torch.Tensor, winsize: int) -> torch.Tensor:
     flow = torch.empty((n, 2, height, width), dtype=torch.float32, device=matrices.device)
     scale = _constant((1.0 / (winsize * winsize), 1e-3), torch.float64, str(matrices.device))
     total = n * height * width
-    _box_rows_solve_kernel[_grid(total)](cols, flow, scale, total, height, width, M=m, BLOCK=BLOCK, **_NO_FUSION)
+    _box_rows_solve_kernel[_grid(total, SOLVE_BLOCK)](cols, flow, scale, total, height, width, winsize,
+                                                      BLOCK=SOLVE_BLOCK, **_NO_FUSION)
     return flow
 
 

@@ -87,11 +87,11 @@ def build_video_pass(recipe: Recipe):
             options = TorchPassOptions(device=backend.torch_device, decoder=decoder)
             outs = run_torch_pass(jobs, options, stats)
             workers, flow_threads = 0, 0
-            execution = {"motion_decoder": decoder, "decode_threads": options.threads(),
+            execution = {"motion_decoder": decoder, "decode_threads": 0 if options.processes() else options.threads(),
                          "flow_calls": stats["flow_calls"], "flow_seconds": round(stats["flow_seconds"], 3),
                          "decoder_fallbacks": sum(1 for o in outs if o.get("decoder_fallback")),
                          "flow_fallbacks": sum(1 for o in outs if o.get("flow_fallback")),
-                         "decode_processes": options.decode_processes,
+                         "decode_processes": options.processes(),
                          "flow_kernels": stats["kernels"] if not stats.get("kernel_failure") else "eager",
                          "flow_compiled": stats["kernels"] == "compiled" and not stats.get("kernel_failure"),
                          **({"flow_kernel_failure": stats["kernel_failure"]} if stats.get("kernel_failure") else {}),
