@@ -233,6 +233,47 @@ def test_page_data_says_what_is_missing_and_shows_the_rest(old_store):
     json.dumps(data, allow_nan=False)
 
 
+def test_a_large_store_is_sampled_across_verdicts_for_the_static_copy(tmp_path):
+    """Past `limit` curated clips the page data is a sample chosen in SQL, every verdict in it
+    (a rare one too), the registered-but-not-curated videos still all there, the details only
+    the shown clips', and the page says it is a sample."""
+    from curation_assets.ingest.registry import REGISTRY_SCHEMA
+    from curation_assets.orchestration.assets.curated_videos import schema
+    from curation_assets.review.clip_detail import all_details
+    from curation_assets.review.gallery_data import gallery_data, sample_quotas
+    from curation_assets.store import ScoreStore
+
+    store = ScoreStore(tmp_path / "curation.duckdb")
+    status = ["kept"] * 150 + ["rejected"] * 45 + ["failed"] * 5
+    rows = [_curated_row(path=f"/v/{i:03d}.mp4", video_id=f"id{i:03d}", status=s, motion_score=float(i))
+            for i, s in enumerate(status)]
+    store.replace_shard("curated_videos", "shard-00000", pl.DataFrame(rows, schema=schema(), orient="row"))
+    store.replace_shard("sampled_frames", "shard-00000", pl.DataFrame(
+        {"video_id": [r["video_id"] for r in rows], "frame_paths": [[f"frames/{r['video_id']}.png"] for r in rows],
+         "error": [None] * len(rows)}, schema={"video_id": pl.Utf8, "frame_paths": pl.List(pl.Utf8), "error": pl.Utf8}))
+    reg = pl.DataFrame([{"seq": i, "path": f"/v/{i:03d}.mp4", "shard": "shard-00000" if i < 200 else "shard-00001",
+                         "manifest_text": None, "origin": "test", "registration_error": None, "registered_at": None}
+                        for i in range(203)], schema=REGISTRY_SCHEMA)
+    for shard in ("shard-00000", "shard-00001"):
+        store.replace_shard("video_registry", shard, reg.filter(pl.col("shard") == shard))
+
+    assert sample_quotas({"kept": 150, "rejected": 45, "failed": 5}, 40) == {"kept": 24, "rejected": 10, "failed": 5}
+    data = gallery_data(store, {}, "real", limit=40)
+    clips = data["clips"]
+    shown = [clips["status"]["values"][c] for c in clips["status"]["codes"]]
+    assert data["sampled"] and data["total"] == 203 and data["count"] == len(shown) == 39 + 3
+    assert {s: shown.count(s) for s in set(shown)} == {"kept": 24, "rejected": 10, "failed": 5, "not curated": 3}
+    assert clips["path"][-3:] == ["/v/200.mp4", "/v/201.mp4", "/v/202.mp4"]
+    assert data == gallery_data(store, {}, "real", limit=40) | {"generated_at": data["generated_at"]}  # stable
+    sampled = next(p["message"] for p in data["problems"] if p["kind"] == "sampled")
+    assert sampled.startswith("this copy shows 39 of 200 clips") and "`curation-assets review`" in sampled
+    ids = [v for v in clips["video_id"] if v]
+    assert all(clips["still"][i] == f"frames/{v}.png" for i, v in enumerate(clips["video_id"]) if v)
+    assert sorted(all_details(store, ids)) == sorted(ids)
+    full = gallery_data(store, {}, "real", limit=500)
+    assert not full["sampled"] and full["count"] == full["total"] == 203
+
+
 def test_page_data_of_a_data_dir_without_scores(tmp_path):
     from curation_assets.review.gallery_data import gallery_data
     from curation_assets.store import ScoreStore

@@ -36,16 +36,22 @@ def clip_detail(store, video_id: str, shard: str) -> dict[str, Any]:
                     frame_scores)
 
 
-def all_details(store) -> dict[str, dict]:
-    """video_id -> detail, for every scored clip (the static copy carries them all)."""
+def all_details(store, video_ids: list[str] | None = None) -> dict[str, dict]:
+    """video_id -> detail, for every scored clip, or for these (the static copy carries the
+    details of the clips it shows)."""
+    import polars as pl
+
     tables = store.tables()
+    only = ' where video_id in (select video_id from shown)' if video_ids is not None else ""
+    shown = {"shown": pl.DataFrame({"video_id": list(video_ids or [])}, schema={"video_id": pl.Utf8})}
 
     def rows(table: str, columns: list[str]) -> dict[str, dict]:
         if table not in tables:
             return {}
         present = store.query(f'select * from "{table}" limit 0').columns
         select = ", ".join(f'"{c}"' for c in columns if c in present)
-        return {r["video_id"]: r for r in store.query(f'select {select} from "{table}"').iter_rows(named=True)}
+        return {r["video_id"]: r
+                for r in store.query(f'select {select} from "{table}"{only}', frames=shown).iter_rows(named=True)}
 
     frames = rows(SAMPLED_FRAMES, ["video_id", "shard", "frame_indices", "timestamps", "frame_paths", "width",
                                    "height", "error"])

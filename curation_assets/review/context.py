@@ -49,10 +49,10 @@ class ReviewContext:
         return {"path": str(self.recipe_path) if self.recipe_path else None, "hash": recipe_hash(self.recipe),
                 "recipe": self.recipe, "command_template": self.command(self.reports_dir / SAVED_RECIPE)}
 
-    def data(self) -> dict:
+    def data(self, limit: int | None = None) -> dict:
         from curation_assets.review.gallery_data import gallery_data
 
-        return gallery_data(self.store, self.recipe, self.profile, self.recipe_info(), self.shard_failures)
+        return gallery_data(self.store, self.recipe, self.profile, self.recipe_info(), self.shard_failures, limit)
 
     def refresh(self) -> None:
         """Catch up with runs since this context was opened: the stored recipe and profile

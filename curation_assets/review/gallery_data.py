@@ -37,18 +37,23 @@ def score_columns() -> dict[str, str]:
 
 
 def gallery_data(store, recipe: dict, profile: str | None = None, recipe_info: dict | None = None,
-                 shard_failures: dict[str, str] | None = None) -> dict[str, Any]:
+                 shard_failures: dict[str, str] | None = None, limit: int | None = None) -> dict[str, Any]:
     """The page's data: clips (columns), the threshold controls, pins, the stored funnel, problems.
 
     recipe: the data dir's recipe (what curated_videos was judged with, and what the page's
     controls start from). shard_failures: shard -> why its last run failed (run history).
+    limit: at most this many curated clips, a sample across verdicts chosen in SQL (the static
+    copy beside the report: a million clips' data would not fit a page, nor the head node's
+    memory); the page says so (`problems`), and `total` counts them all.
     """
     problems: list[dict[str, str]] = []
     tables = store.tables()
-    curated = _curated(store, tables, problems)
-    curated = _with_media(store, tables, curated, problems)
-    curated = pl.concat([curated, _not_curated(store, tables, curated, shard_failures or {}, problems)],
-                        how="diagonal_relaxed")
+    curated, total = _curated(store, tables, problems, limit)
+    sampled = total > curated.height
+    curated = _with_media(store, tables, curated, problems, sampled)
+    not_curated = _not_curated(store, tables, curated, shard_failures or {}, problems, sampled)
+    total += not_curated.height
+    curated = pl.concat([curated, not_curated], how="diagonal_relaxed")
     if tables and not curated.height:
         problems.append({"kind": "empty", "message": "no video is registered in this data dir yet"})
     elif not tables:
@@ -68,19 +73,22 @@ def gallery_data(store, recipe: dict, profile: str | None = None, recipe_info: d
         "scores": [{"column": column, "score": name} for column, name in score_columns().items()],
         "pins": pins,
         "count": curated.height,
+        "total": total,
+        "sampled": sampled,
         "clips": columns,
         "problems": problems,
     }
 
 
-def _curated(store, tables: set, problems: list) -> pl.DataFrame:
+def _curated(store, tables: set, problems: list, limit: int | None = None) -> tuple[pl.DataFrame, int]:
+    """The curated clips (all, or a sample of `limit` across verdicts) and how many there are."""
     wanted = ["video_id", "path", "shard", "status", "reasons", "caption", "caption_source", "model_profile",
               *score_columns(), "source_path", "start_s", "end_s", "near_duplicate_of", "error"]
     if CURATED not in tables:
         if tables:
             problems.append({"kind": "no_scores", "message": "no verdicts yet (no curated_videos table): the "
                              "registered videos are shown as not curated; run `curation-assets run` to score them"})
-        return pl.DataFrame(schema={"video_id": pl.Utf8, "path": pl.Utf8, "shard": pl.Utf8, "status": pl.Utf8})
+        return pl.DataFrame(schema={"video_id": pl.Utf8, "path": pl.Utf8, "shard": pl.Utf8, "status": pl.Utf8}), 0
     present = store.query(f"select * from {CURATED} limit 0").columns
     missing = [c for c in score_columns() if c not in present]
     if missing:
@@ -88,19 +96,47 @@ def _curated(store, tables: set, problems: list) -> pl.DataFrame:
                          "(a score added after these clips were judged): those controls change nothing until "
                          "the clips are re-judged"})
     select = ", ".join(f'"{c}"' for c in wanted if c in present)
-    frame = store.query(f"select {select} from {CURATED} order by shard, path")
-    return frame.with_columns([pl.lit(None, pl.Float64).alias(c) for c in missing])
+    counts = store.query(f"select status, count(*) as n from {CURATED} group by status")
+    total = int(counts["n"].sum()) if counts.height else 0
+    if limit is not None and total > limit:
+        quotas = sample_quotas(dict(zip(counts["status"].to_list(), counts["n"].to_list())), limit)
+        frame = store.query(
+            f"select c.* exclude (sample_rank) from (select {select}, row_number() over (partition by status "
+            f"order by hash(video_id)) as sample_rank from {CURATED}) c join quotas q "
+            "on c.status is not distinct from q.status where c.sample_rank <= q.quota order by c.shard, c.path",
+            frames={"quotas": pl.DataFrame({"status": list(quotas), "quota": list(quotas.values())},
+                                           schema={"status": pl.Utf8, "quota": pl.Int64})})
+        shown = ", ".join(f"{n:,} {s}" for s, n in quotas.items())
+        problems.append({"kind": "sampled", "message": f"this copy shows {frame.height:,} of {total:,} clips, a "
+                         f"sample across verdicts ({shown}); counts and re-judging here cover the sample: "
+                         "`curation-assets review` shows every clip"})
+    else:
+        frame = store.query(f"select {select} from {CURATED} order by shard, path")
+    return frame.with_columns([pl.lit(None, pl.Float64).alias(c) for c in missing]), total
 
 
-def _with_media(store, tables: set, curated: pl.DataFrame, problems: list) -> pl.DataFrame:
-    """Each clip's preview key, and a sampled frame to show when it has none."""
+def sample_quotas(counts: dict, limit: int) -> dict:
+    """Clips to show per verdict: each verdict at least its share of half the limit (so a rare
+    one, e.g. failed, is seen), the rest in proportion to the counts."""
+    floor = limit // (2 * max(1, len(counts)))
+    quotas = {s: min(n, floor) for s, n in counts.items()}
+    left = limit - sum(quotas.values())
+    rest = {s: n - quotas[s] for s, n in counts.items()}
+    spare = sum(rest.values())
+    return {s: quotas[s] + (left * rest[s] // spare if spare else 0) for s in counts}
+
+
+def _with_media(store, tables: set, curated: pl.DataFrame, problems: list, sampled: bool = False) -> pl.DataFrame:
+    """Each clip's preview key, and a sampled frame to show when it has none (sampled: read for
+    the clips shown only)."""
     if SAMPLED_FRAMES not in tables or not curated.height:
         return curated.with_columns(pl.lit(None, pl.Utf8).alias("preview"), pl.lit(None, pl.Utf8).alias("still"))
     present = store.query(f"select * from {SAMPLED_FRAMES} limit 0").columns
     preview = "preview_path" if "preview_path" in present else "null"
+    only = " and video_id in (select video_id from shown)" if sampled else ""
     media = store.query(
         f"select video_id, {preview} as preview, frame_paths[greatest(1, (len(frame_paths) + 1) // 2)] as still "
-        f"from {SAMPLED_FRAMES} where error is null")
+        f"from {SAMPLED_FRAMES} where error is null{only}", frames={"shown": curated.select("video_id")})
     media = media.unique(subset=["video_id"], keep="first")
     out = curated.join(media, on="video_id", how="left")
     scored = out.filter(pl.col("status").is_in(["kept", "rejected"]) & pl.col("still").is_not_null())
@@ -112,12 +148,18 @@ def _with_media(store, tables: set, curated: pl.DataFrame, problems: list) -> pl
     return out
 
 
-def _not_curated(store, tables: set, curated: pl.DataFrame, failures: dict[str, str], problems: list) -> pl.DataFrame:
-    """Registered videos with no verdict: their shard's run failed, or has not run yet."""
+def _not_curated(store, tables: set, curated: pl.DataFrame, failures: dict[str, str], problems: list,
+                 sampled: bool = False) -> pl.DataFrame:
+    """Registered videos with no verdict: their shard's run failed, or has not run yet (sampled:
+    the curated clips shown are a sample, so the store answers which paths have no verdict)."""
     if REGISTRY not in tables:
         return pl.DataFrame()
-    registered = store.query(f"select path, shard from {REGISTRY}")
-    missing = registered.join(curated.select("path"), on="path", how="anti") if curated.height else registered
+    if sampled:
+        missing = store.query(f"select path, shard from {REGISTRY} r where not exists "
+                              f"(select 1 from {CURATED} c where c.path = r.path)")
+    else:
+        registered = store.query(f"select path, shard from {REGISTRY}")
+        missing = registered.join(curated.select("path"), on="path", how="anti") if curated.height else registered
     if not missing.height:
         return pl.DataFrame()
     for shard, n in sorted(Counter(missing["shard"].to_list()).items()):

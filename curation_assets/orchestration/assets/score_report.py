@@ -118,6 +118,12 @@ def _funnel_rows(store, tables) -> list[tuple[str, int]]:
     return rows
 
 
+# The static copy beside the report holds at most this many curated clips (a sample across
+# verdicts past it): at a million clips its data alone took 23 GB in the head node and was
+# killed; `curation-assets review` serves every clip.
+STATIC_GALLERY_CLIPS = 10_000
+
+
 def _gallery(context, store, recipe: Recipe, data_dir: Path, out_dir: Path) -> tuple[dict, str]:
     """The review gallery's static, self-contained copy beside the report; the metadata linking
     the live one (`curation-assets review`, also started by `curation-assets ui`) and the
@@ -136,9 +142,11 @@ def _gallery(context, store, recipe: Recipe, data_dir: Path, out_dir: Path) -> t
     missing = sorted(funnel(store).not_curated_by_shard)
     review = ReviewContext(data_dir, store, recipe, recipe_path_from_env(), resolve_profile(data_dir)[0],
                            failed_shards(context.instance, missing) if missing else {})
-    data = review.data()
-    path = write_static_gallery(store, data, all_details(store), out_dir / STATIC_NAME, str(data_dir))
+    data = review.data(limit=STATIC_GALLERY_CLIPS)
+    details = all_details(store, data["clips"]["video_id"] if data["sampled"] else None)
+    path = write_static_gallery(store, data, details, out_dir / STATIC_NAME, str(data_dir))
     meta = {"gallery": MetadataValue.url(review_url()), "gallery_clips": data["count"],
+            **({"gallery_sampled_from": data["total"]} if data["sampled"] else {}),
             "gallery_seconds": round(time.perf_counter() - started, 3)}
     text = (f"Every clip, to look at and to move thresholds on: the review gallery at [{review_url()}]({review_url()}) "
             f"(served by `curation-assets review --data-dir {data_dir}`, and by `curation-assets ui`), or its "
