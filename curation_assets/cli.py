@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from curation_assets.review.page import STATIC_CLIPS  # light: the page module imports json and os only
+
     parser = argparse.ArgumentParser(prog="curation-assets", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -94,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     _data_dir_arg(review)
     review.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0: any free port)")
     review.add_argument("--config", help="recipe whose thresholds the page starts from (default: the data dir's)")
+    review.add_argument("--static-clips", type=int, default=STATIC_CLIPS, metavar="N",
+                        help=f"--write-static: at most N curated clips, a sample across verdicts past it (default "
+                        f"{STATIC_CLIPS:,}; 0: every clip)")
     review.add_argument("--write-static", metavar="HTML", default=None,
                         help="write the self-contained copy (data, details, relative media links) to this file and exit")
     export = sub.add_parser("export", help="export the curated clips to another tool")
@@ -663,9 +668,9 @@ def cmd_review(args) -> int:
         from curation_assets.review.page import write_static_gallery
 
         context = open_context(setup.data_dir, recipe=setup.recipe, recipe_path=setup.recipe_path, profile=setup.profile)
-        data = context.data()
-        path = write_static_gallery(context.store, data, all_details(context.store), Path(args.write_static),
-                                    str(setup.data_dir))
+        data = context.data(limit=args.static_clips or None)
+        details = all_details(context.store, data["clips"]["video_id"] if data["sampled"] else None)
+        path = write_static_gallery(context.store, data, details, Path(args.write_static), str(setup.data_dir))
         print(f"wrote {path} ({data['count']} clips; {path.stat().st_size / 1e6:.1f} MB)")
         for problem in data["problems"]:
             print(f"  note: {problem['message']}")

@@ -16,6 +16,10 @@ from typing import Any
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 STATIC_NAME = "gallery.html"  # under <data_dir>/reports/, beside score_report.md
+# The static copy holds at most this many curated clips (a sample across verdicts past it,
+# gallery_data's limit): at a million clips the whole gallery's data took 23 GB in the head
+# node and the run was killed; `curation-assets review` serves every clip.
+STATIC_CLIPS = 10_000
 
 
 def to_json(value: Any) -> str:

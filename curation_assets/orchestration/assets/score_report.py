@@ -118,12 +118,6 @@ def _funnel_rows(store, tables) -> list[tuple[str, int]]:
     return rows
 
 
-# The static copy beside the report holds at most this many curated clips (a sample across
-# verdicts past it): at a million clips its data alone took 23 GB in the head node and was
-# killed; `curation-assets review` serves every clip.
-STATIC_GALLERY_CLIPS = 10_000
-
-
 def _gallery(context, store, recipe: Recipe, data_dir: Path, out_dir: Path) -> tuple[dict, str]:
     """The review gallery's static, self-contained copy beside the report; the metadata linking
     the live one (`curation-assets review`, also started by `curation-assets ui`) and the
@@ -135,14 +129,14 @@ def _gallery(context, store, recipe: Recipe, data_dir: Path, out_dir: Path) -> t
     from curation_assets.orchestration.stored_recipe import resolve_profile
     from curation_assets.review.clip_detail import all_details
     from curation_assets.review.context import ReviewContext
-    from curation_assets.review.page import STATIC_NAME, write_static_gallery
+    from curation_assets.review.page import STATIC_CLIPS, STATIC_NAME, write_static_gallery
     from curation_assets.review.server import review_url
 
     started = time.perf_counter()
     missing = sorted(funnel(store).not_curated_by_shard)
     review = ReviewContext(data_dir, store, recipe, recipe_path_from_env(), resolve_profile(data_dir)[0],
                            failed_shards(context.instance, missing) if missing else {})
-    data = review.data(limit=STATIC_GALLERY_CLIPS)
+    data = review.data(limit=STATIC_CLIPS)
     details = all_details(store, data["clips"]["video_id"] if data["sampled"] else None)
     path = write_static_gallery(store, data, details, out_dir / STATIC_NAME, str(data_dir))
     meta = {"gallery": MetadataValue.url(review_url()), "gallery_clips": data["count"],
