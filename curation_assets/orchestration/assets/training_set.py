@@ -72,26 +72,40 @@ def build_training_set(recipe: Recipe):
 
 
 def _candidates(store) -> pl.DataFrame:
-    """Kept clips with their scores, frame counts and the accelerated file when there is one."""
+    """Kept clips with their scores, frame counts and the accelerated file when there is one.
+
+    One DuckDB query joins what a clip needs (its raw video, the accelerated file, the models'
+    profiles): DuckDB works under its memory limit and spills, where the same joins in polars
+    held every table at once (at a million clips the largest share of the outputs' 2 GB)."""
     tables = store.tables()
     if CURATED_VIDEOS not in tables:
         return pl.DataFrame(schema={"video_id": pl.Utf8})
-    kept = store.query(
-        f"select c.*, r.frame_count, r.fps from {CURATED_VIDEOS} c join {RAW_VIDEOS} r "
-        "on c.path = r.path and c.shard = r.shard where c.status = 'kept'"
-    )
+    columns, joins = ["c.*", "r.frame_count", "r.fps"], []
     if ACCELERATED_VIDEOS in tables:
-        acc = store.query(f"select video_id, output_path, new_frames, motion_after from {ACCELERATED_VIDEOS} "
-                          "where status = 'accelerated'")
-        # accelerated clips are stored as keys relative to the store location: resolve them
-        acc = acc.with_columns(pl.col("output_path").map_elements(store.location.resolve, return_dtype=pl.Utf8))
-        kept = kept.join(acc, on="video_id", how="left")
+        columns += ["a.output_path", "a.new_frames", "a.motion_after"]
+        joins.append(f"left join (select video_id, output_path, new_frames, motion_after from {ACCELERATED_VIDEOS} "
+                     "where status = 'accelerated') a on a.video_id = c.video_id")
     else:
-        kept = kept.with_columns(pl.lit(None, pl.Utf8).alias("output_path"), pl.lit(None, pl.Int64).alias("new_frames"),
-                                 pl.lit(None, pl.Float64).alias("motion_after"))
-    # clips cut by `shots` are keys relative to the location too (registered sources are absolute)
-    kept = kept.with_columns(pl.col("path").map_elements(store.location.resolve, return_dtype=pl.Utf8))
-    kept = _with_scores_profile(store, tables, kept)
+        columns += ["null::varchar as output_path", "null::bigint as new_frames", "null::double as motion_after"]
+    # `scores_profile` per clip: 'tiny' when any of its learned scores (those noisy under the tiny
+    # profile: aesthetics, CLIP similarity) or its generated caption came from a tiny
+    # random-weight model, else 'real'
+    tiny = [f"coalesce(c.model_profile, '') = '{TINY_PROFILE}'"]
+    noisy = [(decl.name, f"{decl.name}_profile") for decl in all_scores() if decl.noise_under_tiny]
+    for table, alias in (*noisy, (CAPTIONS, "caption_profile")):
+        if table in tables and "profile" in store.query(f"select * from {table} limit 0").columns:
+            columns.append(f"{alias}_t.{alias}")
+            joins.append(f'left join (select video_id, shard, any_value(profile) as {alias} from "{table}" '
+                         f"group by video_id, shard) {alias}_t on {alias}_t.video_id = c.video_id "
+                         f"and {alias}_t.shard = c.shard")
+            tiny.append(f"coalesce({alias}_t.{alias}, '') = '{TINY_PROFILE}'")
+    columns.append(f"case when {' or '.join(tiny)} then '{TINY_PROFILE}' else 'real' end as scores_profile")
+    kept = store.query(f"select {', '.join(columns)} from {CURATED_VIDEOS} c join {RAW_VIDEOS} r "
+                       f"on c.path = r.path and c.shard = r.shard {' '.join(joins)} where c.status = 'kept'")
+    # accelerated clips and clips cut by `shots` are keys relative to the store location
+    # (registered sources are absolute): resolve them
+    kept = kept.with_columns(pl.col("output_path").map_elements(store.location.resolve, return_dtype=pl.Utf8),
+                             pl.col("path").map_elements(store.location.resolve, return_dtype=pl.Utf8))
     # a score declared after these rows were judged (a new plugin) reads as null until re-judged
     kept = kept.with_columns([pl.lit(None, pl.Float64).alias(c) for c in score_columns() if c not in kept.columns])
     accelerated = pl.col("output_path").is_not_null()
@@ -103,33 +117,21 @@ def _candidates(store) -> pl.DataFrame:
     ).unique(subset=["video_id"], keep="first").sort("video_id")
 
 
-def _with_scores_profile(store, tables, kept: pl.DataFrame) -> pl.DataFrame:
-    """`scores_profile` per clip: 'tiny' when any of its learned scores (those noisy under the tiny
-    profile: aesthetics, CLIP similarity) or its generated caption came from a tiny random-weight
-    model, else 'real'."""
-    tiny = pl.col("model_profile").fill_null("") == TINY_PROFILE
-    noisy = [(decl.name, f"{decl.name}_profile") for decl in all_scores() if decl.noise_under_tiny]
-    for table, alias in (*noisy, (CAPTIONS, "caption_profile")):
-        if table in tables and "profile" in store.query(f"select * from {table} limit 0").columns:
-            profiles = store.query(f"select video_id, shard, profile as {alias} from {table}")
-            kept = kept.join(profiles, on=["video_id", "shard"], how="left")
-            tiny = tiny | (pl.col(alias).fill_null("") == TINY_PROFILE)
-    return kept.with_columns(pl.when(tiny).then(pl.lit(TINY_PROFILE)).otherwise(pl.lit("real")).alias("scores_profile"))
-
-
 def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible: int, ineligible: pl.DataFrame,
                    budget: float, shape, config) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
+    # Both files are written a clip at a time: at a million clips the whole text in memory
+    # (and the list of dicts before it) took the head node past its memory budget.
     # EasyAnimate reads file_path/text/type; the extra keys say where the caption and scores came from
-    metadata = [{"file_path": r["file_path"], "text": r["caption"], "type": "video",
-                 "caption_source": r["caption_source"], "scores_profile": r["scores_profile"]}
-                for r in chosen.iter_rows(named=True)]
-    _atomic_write(out_dir / "metadata.json", json.dumps(metadata, indent=2, ensure_ascii=False))
+    metadata = (json.dumps({"file_path": r["file_path"], "text": r["caption"], "type": "video",
+                            "caption_source": r["caption_source"], "scores_profile": r["scores_profile"]},
+                           indent=2, ensure_ascii=False) for r in chosen.iter_rows(named=True))
+    _atomic_stream(out_dir / "metadata.json", _json_array(metadata))
     # data-juicer keeps fields it does not know, so the mark travels with each sample
-    jsonl = "".join(json.dumps({"videos": [r["file_path"]], "text": f"<__dj__video> {r['caption']} <|__dj__eoc|>",
-                                "scores_profile": r["scores_profile"]}, ensure_ascii=False) + "\n"
-                    for r in chosen.iter_rows(named=True))
-    _atomic_write(out_dir / "data_juicer.jsonl", jsonl)
+    jsonl = (json.dumps({"videos": [r["file_path"]], "text": f"<__dj__video> {r['caption']} <|__dj__eoc|>",
+                         "scores_profile": r["scores_profile"]}, ensure_ascii=False) + "\n"
+             for r in chosen.iter_rows(named=True))
+    _atomic_stream(out_dir / "data_juicer.jsonl", jsonl)
     pixels_used = float(chosen["pixels"].sum()) if chosen.height else 0.0
     tiny_clips = int((chosen["scores_profile"] == TINY_PROFILE).sum()) if chosen.height else 0
     summary = {
@@ -162,6 +164,22 @@ def _file_exists(path: str) -> bool:
 
 
 def _atomic_write(path: Path, text: str) -> None:
+    _atomic_stream(path, [text])
+
+
+def _atomic_stream(path: Path, parts) -> None:
+    """Write the parts to a temp file, then rename it over `path` (readers never see half)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as f:
+        for part in parts:
+            f.write(part)
     tmp.replace(path)
+
+
+def _json_array(items):
+    """json.dumps(list, indent=2)'s text from items already dumped with indent=2, one at a time."""
+    first = True
+    for item in items:
+        yield ("[\n" if first else ",\n") + "\n".join("  " + line for line in item.split("\n"))
+        first = False
+    yield "[]" if first else "\n]"
