@@ -332,6 +332,19 @@ def test_decode_processes_give_what_threads_give_and_survive_bad_videos(clips, t
             assert (tmp_path / "processes" / key).read_bytes() == (tmp_path / "threads" / key).read_bytes()
 
 
+def test_decode_processes_by_default_only_where_they_pay(monkeypatch):
+    from curation_assets.scorers import torch_pass
+
+    monkeypatch.delenv(torch_pass.DECODE_PROCESSES_ENV, raising=False)
+    monkeypatch.setattr(torch_pass.os, "cpu_count", lambda: 32)
+    assert TorchPassOptions(device="cuda", decoder="nvdec").processes() == 16  # the cores, up to 16
+    assert TorchPassOptions(device="cuda:1", decoder="pyav").processes() == 16
+    assert TorchPassOptions(device="cuda", decoder="nvdec-gpu").processes() == 0  # frames stay on the GPU
+    assert TorchPassOptions(device="cpu").processes() == 0  # the flow takes the cores
+    monkeypatch.setenv(torch_pass.DECODE_PROCESSES_ENV, "3")
+    assert TorchPassOptions(device="cpu").processes() == 3
+
+
 def test_flow_kernels_option():
     assert TorchPassOptions(device="cpu").flow_kernels() == "eager"  # Triton's kernels only on CUDA by default
     assert TorchPassOptions(device="cpu", compiled=True).flow_kernels() == "compiled"

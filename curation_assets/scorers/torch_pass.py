@@ -49,7 +49,9 @@ class TorchPassOptions:
         return self.decode_threads or default_decode_threads(self.decoder)
 
     def processes(self) -> int:
-        return default_decode_processes(self.device) if self.decode_processes is None else self.decode_processes
+        if self.decode_processes is None:
+            return default_decode_processes(self.device, self.decoder)
+        return self.decode_processes
 
     def flow_kernels(self) -> str:
         from curation_assets.scorers.farneback_torch import KERNELS, default_kernels
@@ -64,12 +66,13 @@ def _env_int(name: str) -> int | None:
     return int(value) if value else None
 
 
-def default_decode_processes(device: str) -> int:
+def default_decode_processes(device: str, decoder: str = "pyav") -> int:
     """Decode processes by default: the cores, up to 16, when the flow runs on a GPU (measured on
     an H200 with 16 cores, 600-frame 640x360 clips, Triton flow: PyAV 10.4 videos/s in 16
     processes against 5.3 on 8 threads, NVDEC 8.8 against 5.4-7.9; docs/gpu.md); threads on a
-    CPU, where the flow itself takes the cores."""
-    if not str(device).startswith("cuda"):
+    CPU, where the flow itself takes the cores, and for nvdec-gpu, whose point is frames that
+    stay on the GPU (in processes they come back through the host: 3.2 videos/s against 8.4)."""
+    if not str(device).startswith("cuda") or decoder == "nvdec-gpu":
         return 0
     return min(16, os.cpu_count() or 1)
 
