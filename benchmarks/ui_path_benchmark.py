@@ -491,8 +491,10 @@ with DagsterInstance.get() as instance:
 
 
 def _shards(data_dir: Path, env: dict, repo: Path) -> list[str]:
-    script = ("import duckdb,sys; c=duckdb.connect(sys.argv[1], read_only=True); "
-              "print(','.join(r[0] for r in c.execute('select distinct shard from video_registry order by 1').fetchall()))")
+    # through the store, not the catalog file: registering alone writes no catalog
+    script = ("import sys; from curation_assets.ingest.registry import registered_shards; "
+              "from curation_assets.store import ScoreStore; "
+              "print(','.join(sorted(registered_shards(ScoreStore(sys.argv[1])))))")
     proc = subprocess.run([str(repo / ".venv/bin/python"), "-c", script, str(data_dir / "curation.duckdb")],
                           env=env, capture_output=True, text=True, check=True)
     return proc.stdout.strip().split(",")
