@@ -45,6 +45,16 @@ _NO_FUSION = {"enable_fp_fusion": False}
 
 
 @triton.jit
+def _pixels(total, height, width, BLOCK: tl.constexpr):
+    """This program's elements of [planes, H, W] (flat, int64): offsets, the in-range mask, the
+    plane each lies in, its pixel in that plane, its row and its column."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    plane = height * width
+    pix = offs % plane
+    return offs, offs < total, offs // plane, pix, pix // width, pix % width
+
+
+@triton.jit
 def _reflect101(i, size):
     i = tl.where(i < 0, -i, i)
     return tl.where(i >= size, 2 * size - 2 - i, i)
@@ -74,12 +84,8 @@ def _blur_rows_kernel(src, dst, taps, total, width, K: tl.constexpr, BLOCK: tl.c
 
 @triton.jit(do_not_specialize=["total", "height", "width"])
 def _blur_cols_kernel(src, dst, taps, total, height, width, K: tl.constexpr, BLOCK: tl.constexpr):
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < total
+    offs, mask, _, pix, y, x = _pixels(total, height, width, BLOCK)
     plane = height * width
-    pix = offs % plane
-    y = pix // width
-    x = pix % width
     base = offs - pix + x
     HALF: tl.constexpr = K // 2
     acc = tl.load(src + offs, mask=mask, other=0.0) * tl.load(taps + HALF)
@@ -94,13 +100,8 @@ def _blur_cols_kernel(src, dst, taps, total, height, width, K: tl.constexpr, BLO
 @triton.jit(do_not_specialize=["total", "height", "width"])
 def _expand_vertical_kernel(src, dst, g, xg, xxg, total, height, width, N: tl.constexpr, BLOCK: tl.constexpr):
     """[F, H, W] -> [F, 3, H, W]: the vertical pass's three float32 sums."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < total
+    offs, mask, frame, pix, y, x = _pixels(total, height, width, BLOCK)
     plane = height * width
-    frame = offs // plane
-    pix = offs % plane
-    y = pix // width
-    x = pix % width
     base = offs - pix + x
     r0 = tl.load(src + offs, mask=mask, other=0.0) * tl.load(g)
     r1 = tl.zeros_like(r0)
@@ -122,12 +123,8 @@ def _expand_vertical_kernel(src, dst, g, xg, xxg, total, height, width, N: tl.co
 def _expand_horizontal_kernel(src, dst, g, xg, xxg, ig, total, height, width, N: tl.constexpr, BLOCK: tl.constexpr):
     """[F, 3, H, W] -> [F, 5, H, W]: the horizontal pass (float64 sums) and the coefficients
     in OpenCV's channel order (y, x, yy, xx, xy). ig: float64 [ig11, ig03, ig33, ig55]."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < total
+    offs, mask, frame, pix, _, x = _pixels(total, height, width, BLOCK)
     plane = height * width
-    frame = offs // plane
-    pix = offs % plane
-    x = pix % width
     row = frame * (3 * plane) + pix - x
     g0 = tl.load(g)
     b1 = (tl.load(src + row + x, mask=mask, other=0.0) * g0).to(tl.float64)
@@ -181,13 +178,8 @@ def _bilinear(coeffs, at, width, take, a00, a01, a10, a11):
 def _update_kernel(coeffs, first, second, flow, damp, dst, total, height, width, BLOCK: tl.constexpr):
     """FarnebackUpdateMatrices for every pair: coeffs [F, 5, H, W], first/second [N] frame
     indices, flow [N, 2, H, W], damp [H, W] -> dst [N, 5, H, W], float32 throughout."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < total
+    offs, mask, pair, pix, y, x = _pixels(total, height, width, BLOCK)
     plane = height * width
-    pair = offs // plane
-    pix = offs % plane
-    y = pix // width
-    x = pix % width
     c0 = tl.load(first + pair, mask=mask, other=0).to(tl.int64) * (5 * plane) + pix
     c1 = tl.load(second + pair, mask=mask, other=0).to(tl.int64) * (5 * plane)
     dx = tl.load(flow + pair * (2 * plane) + pix, mask=mask, other=0.0)
@@ -268,12 +260,8 @@ def _box_rows_solve_kernel(cols, flow, scale, total, height, width, window, BLOC
     compiler hoisted all 75 loads and spilled registers, and this kernel took 89% of the flow's
     time on an H200 (221 of 250 ms for 256 pairs of 640x362); looped, the whole call took 48 ms
     (benchmarks/flow_kernel_profile.py, docs/gpu.md)."""
-    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
-    mask = offs < total
+    offs, mask, pair, pix, _, x = _pixels(total, height, width, BLOCK)
     plane = height * width
-    pair = offs // plane
-    pix = offs % plane
-    x = pix % width
     row = cols + pair * (5 * plane) + pix - x
     half = window // 2
     g11 = tl.zeros([BLOCK], dtype=tl.float64)
