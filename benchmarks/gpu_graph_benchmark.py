@@ -33,7 +33,10 @@ next one runs; --deadline skips stages that would not finish in time):
 --flow-kernels picks the flow's kernels in parity, motion and graph ("" = the default:
 Triton's kernels on CUDA); --parity-kernels runs parity once per kernel set. Decoding in
 processes: --nvdec-processes (decode stage) and the ":pN" suffix of --motion-decoders
-(motion stage, e.g. nvdec:p16), --graph-decode-processes (graph stage).
+(motion stage, e.g. nvdec:p16), --graph-decode-processes (graph stage). PyAV decodes leave
+unreferenced H.264 pictures that nothing picked undecoded (scorers/unreferenced_frames.py);
+"pyav-full" decodes every picture: the decode stage runs both back to back, the motion stage
+takes it as a decoder (pyav-full:p16).
 
 GPU utilization: nvidia-smi sampled every 200 ms in the background (utilization.gpu = the
 share of time a kernel ran), summarized per stage. Inputs: the *.mp4 in --videos (default
@@ -315,6 +318,10 @@ def _decode_only(item) -> int:
     """One video's decode without flow (the decode pass's floor); returns the frames decoded."""
     path, decoder, device = item
     from curation_assets.scorers.decoders import decode_video
+
+    # "pyav-full": every picture decoded (frame_stream's skipping of unreferenced ones off)
+    os.environ["CURATION_DECODE_SKIP_UNREFERENCED"] = "0" if decoder == "pyav-full" else "1"
+    decoder = decoder.removesuffix("-full")
     from curation_assets.scorers.frame_sampling import FrameSamplingParams
     from curation_assets.scorers.motion import MotionParams
 
@@ -333,7 +340,9 @@ def stage_decode(args, report, sampler: GpuSampler) -> dict:
 
     videos = workload(args)
     rows = []
-    variants = [("pyav", "threads", args.decode_threads), ("pyav", "processes", args.cpu_processes)]
+    # PyAV with and without leaving unreferenced pictures undecoded, back to back
+    variants = [("pyav", "threads", args.decode_threads), ("pyav-full", "threads", args.decode_threads),
+                ("pyav", "processes", args.cpu_processes), ("pyav-full", "processes", args.cpu_processes)]
     if args.device.startswith("cuda") and nvdec_status()[0]:
         variants = [(args.nvdec_decoder, "threads", t) for t in args.nvdec_threads] + \
             [(d, "processes", p) for p in args.nvdec_processes for d in (args.nvdec_decoder, "nvdec-gpu")] + variants
@@ -363,6 +372,8 @@ def run_motion(args, videos, decoder: str, compiled: bool, sampler: GpuSampler, 
     from curation_assets.scorers.torch_pass import TorchPassOptions, run_torch_pass
 
     decoder, _, how = decoder.partition(":")  # "nvdec:p16": 16 decode processes
+    _set_skipping(not decoder.endswith("-full"))  # "pyav-full": every picture decoded
+    decoder = decoder.removesuffix("-full")
     processes = int(how[1:]) if how.startswith("p") else 0
     threads = int(how[1:]) if how.startswith("t") else args.decode_threads_torch
     options = TorchPassOptions(device=args.device, decoder=decoder, decode_threads=threads,
@@ -389,6 +400,20 @@ def run_motion(args, videos, decoder: str, compiled: bool, sampler: GpuSampler, 
             "flow_fallbacks": sum(1 for o in outs if o.get("flow_fallback")), "errors": errors[:3],
             "compile_failure": stats.get("compile_failure"),
             **sampler.summary(t0, t1)}
+
+
+def _set_skipping(on: bool) -> None:
+    """frame_stream's skipping of unreferenced pictures, here and in decode processes started
+    from now on (the pools of earlier runs are closed: they read the setting when spawned)."""
+    value = "1" if on else "0"
+    if os.environ.get("CURATION_DECODE_SKIP_UNREFERENCED", "1") == value:
+        return
+    os.environ["CURATION_DECODE_SKIP_UNREFERENCED"] = value
+    from curation_assets.scorers import torch_pass
+
+    for pool in torch_pass._decode_pools.values():
+        pool.shutdown()
+    torch_pass._decode_pools.clear()
 
 
 def stage_motion(args, report, sampler: GpuSampler, compiled: bool = False) -> dict:

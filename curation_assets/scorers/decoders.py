@@ -38,6 +38,7 @@ import numpy as np
 from curation_assets.scorers.flow_backends import BackendError
 from curation_assets.scorers.frame_sampling import FrameCollector, FrameSamplingParams
 from curation_assets.scorers.motion import MotionFrames, MotionParams, SampledIndices, to_gray
+from curation_assets.scorers.unreferenced_frames import PacketFrame
 
 DECODERS = ("auto", "pyav", "nvdec", "nvdec-gpu")
 NVDEC_DECODERS = ("nvdec", "nvdec-gpu")
@@ -67,6 +68,7 @@ class DecodedVideo:
     # through swscale on the host); nvdec-gpu's RGB stays on the GPU, its cards show a sampled frame
     preview: list = field(default_factory=list)
     fps: float | None = None
+    frames_skipped: int = 0  # pyav: unreferenced pictures left undecoded (unreferenced_frames.py)
 
     @property
     def pair_count(self) -> int:
@@ -84,19 +86,10 @@ def decode_with_pyav(path: str | Path, motion_params: MotionParams, sampling: Fr
                                 total_frames, preview)
     return DecodedVideo(list(motion.used_indices), motion.grays, motion.source_hw, out.frame_indices,
                         out.frame_timestamps, out.frames, out.frames_decoded, out.error, "pyav",
-                        preview=out.preview, fps=out.fps)
+                        preview=out.preview, fps=out.fps, frames_skipped=out.frames_skipped)
 
 
 # --------------------------------------------------------------------------- the plan
-
-
-@dataclass(frozen=True)
-class PacketFrame:
-    """A frame known from its packet only: what FrameCollector reads of a decoded frame."""
-
-    pts: int | None
-    key_frame: bool
-    time: float | None
 
 
 @dataclass

@@ -7,6 +7,7 @@ frame indices and pixels are the same by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,19 +35,57 @@ class StreamOutcome:
     error: str | None  # a decode error mid-stream; what was read before it is kept
     preview: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (index, small RGB) for the gallery
     fps: float | None = None
+    frames_skipped: int = 0  # unreferenced pictures left undecoded (unreferenced_frames.py)
 
 
 def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sampling: FrameSamplingParams,
                   fps: float | None = None, total_frames: int | None = None,
-                  preview: PreviewParams | None = None) -> tuple[Any, StreamOutcome]:
+                  preview: PreviewParams | None = None, skip_unreferenced: bool | None = None) -> tuple[Any, StreamOutcome]:
     """Decode a video once with PyAV, in order, handing each frame motion wants (as BGR) to
     the consumer make_motion(fps, total_frames) builds (MotionAccumulator, MotionFrames) and
     keeping the sampled frames (and, with `preview`, the gallery's preview frames: previews.py);
-    stops after the last frame any of them needs."""
-    import av
+    stops after the last frame any of them needs.
 
+    `skip_unreferenced` (default: on, `CURATION_DECODE_SKIP_UNREFERENCED=0` turns it off):
+    H.264 pictures that no other picture is predicted from and that nobody picked are not
+    decoded (unreferenced_frames.py); every frame handed on is bit for bit what the full
+    decode gives, with the same index. Whenever that cannot be shown as the frames come out
+    (a frame the scan did not foresee, a decode error), the video is decoded again in full."""
     global _passes
     _passes += 1
+    if skip_unreferenced is None:
+        skip_unreferenced = skipping_enabled()
+    if skip_unreferenced and sampling.method != "keyframes":  # keyframes: the decoder's flag decides
+        try:
+            done = _stream(path, make_motion, sampling, fps, total_frames, preview, skipping=True)
+        except Exception:  # the full decode below meets the same fault and records it in its words
+            done = None
+        if done is not None:
+            return done
+    return _stream(path, make_motion, sampling, fps, total_frames, preview, skipping=False)
+
+
+def skipping_enabled() -> bool:
+    return os.environ.get("CURATION_DECODE_SKIP_UNREFERENCED", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class _Unforeseen(Exception):
+    """The decoder gave a frame the packet scan did not predict: skipping is not proven safe."""
+
+
+def _stream(path, make_motion, sampling, fps, total_frames, preview, skipping: bool):
+    """One decode; with `skipping`, None when there is nothing to skip or the scan's
+    prediction failed (the caller then decodes in full)."""
+    import av
+
+    from curation_assets.scorers.unreferenced_frames import scan
+
+    packets = None
+    if skipping:
+        with av.open(str(path)) as scanned:  # a demux alone: ~1-2% of a decode
+            packets = scan(scanned, scanned.streams.video[0])
+        if packets is None or not packets.unreferenced:
+            return None
     container = av.open(str(path))
     try:
         stream = container.streams.video[0]
@@ -59,11 +98,18 @@ def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sa
         # the stream's declared duration places data-juicer's uniform targets (in pts units)
         collector = FrameCollector(total_frames, sampling, duration_pts=stream.duration)
         previews = PreviewCollector(fps, total_frames, preview) if preview is not None else None
+        if packets is not None:
+            skip = packets.unreferenced - _needed(packets, motion, sampling, total_frames, previews)
+            if not skip:
+                return None
+            frames = _skipping_decode(container, stream, packets, skip)
+        else:
+            frames = enumerate(container.decode(stream))
         decoded, error, stopped_early = 0, None, False
         last_frame, last_index = None, -1
         try:
-            for index, frame in enumerate(container.decode(stream)):
-                decoded += 1
+            for index, frame in frames:
+                decoded = index + 1
                 last_frame, last_index = frame, index
                 if motion.wants(index):
                     motion.add(index, frame.to_ndarray(format="bgr24"))
@@ -75,6 +121,8 @@ def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sa
                     stopped_early = True
                     break
         except Exception as exc:
+            if packets is not None:
+                return None
             error = f"decode failed after {decoded} frames: {str(exc)[:200]}"
         declared = int(stream.frames or 0)
         if error is None and not stopped_early and declared and decoded < 0.9 * declared:
@@ -84,6 +132,44 @@ def stream_frames(path: str | Path, make_motion: Callable[[float, int], Any], sa
         indices = collector.finish(last_index, last_frame, last_rgb)
         return motion, StreamOutcome(indices, [collector.timestamps[i] for i in indices],
                                      [collector.frames[i] for i in indices], decoded, error,
-                                     previews.result() if previews is not None else [], fps)
+                                     previews.result() if previews is not None else [], fps,
+                                     frames_skipped=len(skip) if packets is not None else 0)
     finally:
         container.close()
+
+
+def _needed(packets, motion, sampling: FrameSamplingParams, total_frames: int, previews) -> set[int]:
+    """The frames some consumer takes, found by walking their rules over the packets (as
+    decoders.plan_decode does for NVDEC), and the last frame (the collector's fallback)."""
+    needed = {packets.frames - 1}
+    simulated = FrameCollector(total_frames, sampling, duration_pts=packets.duration)
+    for index in range(packets.frames):
+        frame = packets.frame(index)
+        if motion.wants(index) or (previews is not None and previews.wants(index)):
+            needed.add(index)
+        if simulated.wants(index, frame):
+            simulated.add(index, frame, None)
+            needed.add(index)
+    return needed
+
+
+def _skipping_decode(container, stream, packets, skip: set[int]):
+    """(index, frame) in presentation order as a full decode yields them, leaving out the
+    packets of `skip`; raises _Unforeseen when a frame is not the one expected next."""
+    index_of = {pts: i for i, pts in enumerate(packets.pts)}
+    skip_pts = {packets.pts[i] for i in skip}
+    expected = 0
+    for packet in container.demux(stream):
+        if packet.size and packet.pts in skip_pts:
+            continue
+        for frame in packet.decode():
+            while expected in skip:
+                expected += 1
+            if index_of.get(frame.pts) != expected:
+                raise _Unforeseen(f"frame pts {frame.pts} where index {expected} was expected")
+            yield expected, frame
+            expected += 1
+    while expected in skip:
+        expected += 1
+    if expected != packets.frames:
+        raise _Unforeseen(f"{expected} of {packets.frames} frames came out")

@@ -104,8 +104,8 @@ def _decode_job(job: PassJob, options: TorchPassOptions, in_process: bool = Fals
             video.grays = video.grays.numpy()
         return {"video": video, "frame_indices": video.frame_indices, "timestamps": video.frame_timestamps,
                 "frame_paths": paths, "preview_path": preview, "width": width, "height": height,
-                "frames_error": video.error,
-                "decoder": video.decoder, "decoder_fallback": video.fallback,
+                "frames_error": video.error, "frames_decoded": video.frames_decoded,
+                "frames_skipped": video.frames_skipped, "decoder": video.decoder, "decoder_fallback": video.fallback,
                 "decode_seconds": time.perf_counter() - t0, "error": None}
     except Exception as exc:  # one bad video must not cost the shard
         return {"error": f"{type(exc).__name__}: {str(exc)[:300]}", "seconds": time.perf_counter() - t0}

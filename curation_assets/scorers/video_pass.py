@@ -23,6 +23,7 @@ class VideoPassResult:
     frame_timestamps: list[float | None] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)  # RGB uint8
     frames_decoded: int = 0
+    frames_skipped: int = 0  # unreferenced pictures left undecoded (unreferenced_frames.py)
     error: str | None = None  # a decode error mid-stream; what was read before it is kept
     preview: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (index, small RGB) for the gallery
     fps: float | None = None
@@ -45,7 +46,8 @@ def video_pass(
         sampling, fps, total_frames, preview)
     return VideoPassResult(motion=motion.result(out.frames_decoded, out.error), frame_indices=out.frame_indices,
                            frame_timestamps=out.frame_timestamps, frames=out.frames,
-                           frames_decoded=out.frames_decoded, error=out.error, preview=out.preview, fps=out.fps)
+                           frames_decoded=out.frames_decoded, error=out.error, preview=out.preview, fps=out.fps,
+                           frames_skipped=out.frames_skipped)
 
 
 def motion_score(path: str | Path, params: MotionParams = MotionParams(), fps: float | None = None,
@@ -110,8 +112,8 @@ def run_pass_job(job: PassJob) -> dict:
         height, width = result.frames[0].shape[:2] if result.frames else (None, None)
         return {"motion": result.motion, "frame_indices": result.frame_indices, "timestamps": result.frame_timestamps,
                 "frame_paths": paths, "preview_path": preview, "width": width, "height": height,
-                "frames_error": result.error,
-                "seconds": time.perf_counter() - t0, "error": None}
+                "frames_error": result.error, "frames_decoded": result.frames_decoded,
+                "frames_skipped": result.frames_skipped, "seconds": time.perf_counter() - t0, "error": None}
     except Exception as exc:  # one bad video must not cost the shard
         return {"error": f"{type(exc).__name__}: {str(exc)[:300]}", "seconds": time.perf_counter() - t0}
 

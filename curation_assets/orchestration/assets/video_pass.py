@@ -126,6 +126,9 @@ def build_video_pass(recipe: Recipe):
         motion = pl.DataFrame(motion_rows, schema=MOTION_SCHEMA) if motion_rows else to_frame([], MOTION_SCHEMA)
         frames = pl.DataFrame(frame_rows, schema=FRAMES_SCHEMA) if frame_rows else to_frame([], FRAMES_SCHEMA)
 
+        # the decoder's work: pictures decoded, and those no pick needed and nothing referenced
+        decode_work = {"decode_frames": sum(o.get("frames_decoded") or 0 for o in outs),
+                       "decode_frames_skipped": sum(o.get("frames_skipped") or 0 for o in outs)}
         scored = motion.filter(pl.col("error").is_null())
         negative = scored.filter(pl.col("motion_score") < 0).height
         without_frames = frames.filter(pl.col("error").is_null() & (pl.col("frame_paths").list.len() == 0)).height
@@ -133,7 +136,7 @@ def build_video_pass(recipe: Recipe):
             context, store, MOTION, motion, started,
             {"mean_motion_score": float(scored["motion_score"].mean()) if scored.height else 0.0, "workers": workers,
              "flow_threads": flow_threads, "motion_backend": backend.backend, "motion_device": backend.device,
-             **execution, **placement},
+             **execution, **decode_work, **placement},
             check_results=[AssetCheckResult(asset_key=MOTION, check_name="motion_in_range", passed=negative == 0,
                                             metadata={"negative_scores_without_error": negative})],
             asset_key=MOTION,
