@@ -2,6 +2,8 @@
 
     # build (or extend, resumable) a synthetic store of N shards x 64 clips under WORK
     python benchmarks/store_scale_benchmark.py build --shards 1000 [--work /work/scale/1000shards] [--procs 2]
+    # the 10M-clip point: shards of 512, the size auto_shard_size gives a 10M corpus (19,532 partitions)
+    STORE_SCALE_CLIPS_PER_SHARD=512 python benchmarks/store_scale_benchmark.py build --shards 19532 --work /work/scale/10m
     # measure every command of the table in a child process each (wall time, peak RSS)
     python benchmarks/store_scale_benchmark.py measure --shards 1000 [--probes status,build_outputs]
         [--code /path/to/other/checkout] [--timeout 900] [--out benchmarks/results/store_scale_1000.json]

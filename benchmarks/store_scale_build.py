@@ -1,6 +1,6 @@
 """Build a synthetic store of N shards through the project's own write path (no video decoded).
 
-    <work>/videos/dNNNNN/vNNNNNNNN.mp4   N*64 empty files: the corpus `run --input` discovers
+    <work>/videos/dNNNNN/vNNNNNNNN.mp4   N*64 empty files (N*512 with STORE_SCALE_CLIPS_PER_SHARD=512): the corpus `run --input` discovers
     <work>/data/                          the data dir: store objects, curation.duckdb, dagster_home
     <work>/manifests/one-shard.jsonl      one shard's 64 files (the "1-shard manifest" run)
     <work>/build.json                     what was built, with timings and load
@@ -50,7 +50,8 @@ def build(work: Path, shards: int, procs: int = 2, log=print, store_url: str | N
     data, videos = work / "data", work / "videos"
     data.mkdir(exist_ok=True)
     record = _read(work / "build.json")
-    record.update(shards=shards, clips=shards * CLIPS_PER_SHARD, load_start=os.getloadavg())
+    record.update(shards=shards, clips=shards * CLIPS_PER_SHARD, clips_per_shard=CLIPS_PER_SHARD,
+                  load_start=os.getloadavg())
     steps = record.setdefault("steps", {})
 
     t0 = time.perf_counter()

@@ -14,6 +14,7 @@ rows, other layouts), so every candidate stores the same bytes of information.
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 
 import numpy as np
@@ -42,7 +43,8 @@ RESOLUTION, CAPTION_REPETITION = "resolution", "caption_repetition"
 CLIP_SIMILARITY, AESTHETICS, OCR_AREA = "clip_similarity", "aesthetics", "ocr_area"
 COLUMNS = {t: SCORES[t].value for t in (CLIP_SIMILARITY, AESTHETICS, OCR_AREA)}
 
-CLIPS_PER_SHARD = 64
+# 64 (the product's first shard size); a 10M-clip store is built with 512, as auto_shard_size picks
+CLIPS_PER_SHARD = int(os.environ.get("STORE_SCALE_CLIPS_PER_SHARD", "64"))
 FRAMES = 8  # sampled frames per video
 # the 14 shard tables of a run (the registry is the 15th object per shard)
 SHARD_TABLES = (SHOTS, RAW_VIDEOS, RESOLUTION, MOTION, SAMPLED_FRAMES, CAPTIONS, CAPTION_REPETITION,
