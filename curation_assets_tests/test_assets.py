@@ -309,11 +309,17 @@ def test_training_set_and_report_from_the_store(curated_demo, tmp_path):
     thresholds = suggested["curated_videos"]["thresholds"]
     assert "motion_min" in thresholds and "ocr_area_ratio_max" in thresholds
     assert not {"clip_similarity_min", "aesthetics_score_min"} & set(thresholds)  # fitted to noise: not suggested
-    # the UI gets the same document with every chart inline, in one metadata entry
+    # the same document as a page (charts linked beside it), which the UI links; the asset
+    # page itself shows the funnel and the link (short: Dagster shows it inline, no dialog)
+    page = (report / "score_report.html").read_text()
+    assert page.count('<img src="') == len(charts) and all(f'src="{c}.png"' in page for c in charts)
+    assert "<h1>Score report</h1>" in page and "WARNING: Built on tiny-profile scores" in page
+    assert "<th>p99</th>" in page and "<script" not in page
     (materialization,) = result.asset_materializations_for_node("score_report")
-    inline = materialization.metadata["report"].value
-    assert inline.count("](data:image/png;base64,") == len(charts)
-    assert inline.split("![", 1)[0] == text.split("![", 1)[0]
+    page_url = materialization.metadata["report_page"].value
+    assert page_url.endswith("/report/")
+    summary_md = materialization.metadata["report"].value
+    assert len(summary_md) < 1000 and page_url in summary_md and "| kept |" in summary_md
     assert not [k for k in materialization.metadata if k.startswith("histogram_")]
     assert materialization.metadata["scores_profile"].value == "tiny"
 

@@ -341,6 +341,29 @@ def test_server_serves_the_store_and_refuses_what_is_outside(server):
     assert status == 403 and b"Host" in body
 
 
+def test_server_serves_the_score_report_and_nothing_else_there(server, tmp_path):
+    """/report/: the score report page (reports/score_report.html) and the charts beside it."""
+    import http.client
+
+    status, body = _get(f"{server}/report/")
+    assert status == 404 and b"no score report yet" in body
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "score_report.html").write_text("<h1>Score report</h1><img src=\"funnel.png\">")
+    (reports / "funnel.png").write_bytes(b"\x89PNG chart")
+    (reports / "notes.txt").write_text("not served")
+    assert _get(f"{server}/report/") == (200, b"<h1>Score report</h1><img src=\"funnel.png\">")
+    assert _get(f"{server}/report") == _get(f"{server}/report/")  # redirected: relative chart links resolve
+    assert _get(f"{server}/report/funnel.png") == (200, b"\x89PNG chart")
+    for path in ("/report/notes.txt", "/report/..%2frecipe.yaml", "/report/.hidden.png"):
+        status, body = _get(server + path)
+        assert status == 403 and body.startswith(b"refused: "), (path, status, body)
+    conn = http.client.HTTPConnection(server.split("//")[1], timeout=20)
+    conn.request("GET", "/report/../recipe.yaml")
+    assert conn.getresponse().status in (403, 404)
+    conn.close()
+
+
 def test_server_page_data_detail_and_recipe(server, tmp_path):
     from curation_assets.orchestration.recipe import load_recipe
 

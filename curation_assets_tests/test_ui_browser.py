@@ -5,9 +5,11 @@ opens from the catalog, and a registered (never run) shard partition is material
 `curate_shards` job's asset graph ("Materialize all…", pick the partition, "Launch 1 run");
 the run must succeed, the verdicts must land in DuckDB, and the asset page must show them.
 A backfill of the same shard then runs on the run worker that ran the first run, loading no
-model again. A second test, after a CLI run: the CLI's runs are in each job's run history and
+model again; then a clip dropped into the watched folder is registered by the daemon's sensor,
+whose run goes through the same queue onto a run worker (no model load on a warm one). A second test, after a CLI run: the CLI's runs are in each job's run history and
 on the Overview timeline; on the score_report page the tiny-profile WARNING is on the page,
-and one "Show Markdown" shows the whole report with every chart inline. Both start the UI
+the report's first screen (funnel, link) is inline, and the report_page link opens the whole
+report, every chart in it, in a new tab at its top (1280x720). Both start the UI
 with `curation-assets ui` and stop it with one SIGTERM to that process, which must leave no
 process behind.
 
@@ -284,6 +286,7 @@ def _browser_page(tmp_path: Path, server: "Server", shots: Path):
 # --------------------------------------------------------------------------- the test
 
 
+@pytest.mark.timeout(720)
 def test_materialize_shard_from_the_ui(tmp_path, monkeypatch):
     _require_browser()
     from playwright.sync_api import expect
@@ -365,10 +368,62 @@ def test_materialize_shard_from_the_ui(tmp_path, monkeypatch):
         assert all(m["model_loads"] == 1 for m in first["models"].values()), first
         assert all(m["model_loads"] == 0 for m in second["models"].values()), second
         assert set(second["models"]) == {"captions", "clip_similarity", "aesthetics", "ocr_area"}
+
+        # 7. a video dropped into the watched folder: the daemon's sensor registers it as a new
+        # shard and requests its run; the queue hands it to a run worker like any launch
+        t0 = time.perf_counter()
+        sensor_run = _sensor_run(server, tmp_path, db_path)
+        timings["sensor tick + run"] = time.perf_counter() - t0
+        third = _model_steps(sensor_run)
+        pid = int(third["process"].split()[1])  # a run worker, not the daemon that ticked
+        assert "curation_assets.execution.run_worker" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+        assert set(third["models"]) == set(second["models"])
+        # at most one load per model per worker process: none on the warm worker, one on a new one
+        loads = 0 if third["process"] == first["process"] else 1
+        assert all(m["model_loads"] == loads for m in third["models"].values()), (third, first["process"])
     assert server.stopped.startswith("SIGTERM to the leader"), server.stopped  # and nothing was left
     timings["total"] = time.perf_counter() - t_start
     print(f"\nUI test screenshots in {shots}")
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()) + f"; dagster dev stopped by {server.stopped}")
+
+
+SENSOR = "new_video_files"
+SENSOR_SHARD = "shard-00001"  # the dropped file's shard: the next after the registered one
+
+
+def _sensor_run(server: Server, tmp_path: Path, db_path: Path) -> str:
+    """Drop a clip into $CURATION_INPUT_DIR and wait for the run the sensor requests for its new
+    shard (a tick every 30 s); checks the run came from the sensor and its verdict landed."""
+    from dagster import DagsterInstance
+
+    from curation_assets.samples import synthetic
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    staged = synthetic.write_moving_pattern(tmp_path / "dropped.mp4", width=320, height=256, fps=24, n_frames=48,
+                                            shift_px_per_frame=(1.0, 0), seed=7)
+    os.replace(staged, raw / "dropped.mp4")  # appears whole, as a finished copy would
+    deadline = time.monotonic() + 60 + RUN_TIMEOUT_S  # the tick interval, then the run
+    run_id = None
+    while time.monotonic() < deadline:
+        runs = server.graphql(_RUNS, {"partition": SENSOR_SHARD})["runsOrError"]["results"]
+        if runs and runs[0]["status"] in TERMINAL:
+            run_id = runs[0]["runId"]
+            assert runs[0]["status"] == "SUCCESS", _run_errors(server, run_id)
+            break
+        time.sleep(2)
+    else:
+        pytest.fail(f"no finished run for {SENSOR_SHARD} after dropping a file:\n{server.log_tail()}")
+    with DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run.job_name == JOB and run.tags.get("dagster/sensor_name") == SENSOR, run.tags
+    con = duckdb.connect(str(db_path), read_only=True)
+    try:
+        rows = con.execute("select path, shard from curated_videos where shard = ?", [SENSOR_SHARD]).fetchall()
+    finally:
+        con.close()
+    assert [(Path(p).name, s) for p, s in rows] == [("dropped.mp4", SENSOR_SHARD)]
+    return run_id
 
 
 _BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) {
@@ -485,10 +540,11 @@ REPORT_CHARTS = ["funnel", "motion_score", "char_rep_ratio", "clip_similarity", 
                  "width", "height"]
 
 
-def test_score_report_is_one_document_with_every_chart(tmp_path):
-    """The report a user opens on the score_report asset page: one "Show Markdown" click shows
-    the whole document (warning, funnel, full percentile table, every chart inline), nothing
-    cut off sideways; the tiny-profile warning is on the page without a click."""
+def test_score_report_opens_at_its_top_with_every_chart(tmp_path):
+    """The report a user opens on the score_report asset page: its first screen (the funnel, the
+    link) inline in the metadata table, no dialog; the report_page link opens the whole report
+    (full percentile table, every chart) in a new tab at its top on a 1280x720 window, nothing cut
+    off sideways; the tiny-profile warning is on the page without a click."""
     _require_browser()
     from playwright.sync_api import expect
 
@@ -523,7 +579,7 @@ def test_score_report_is_one_document_with_every_chart(tmp_path):
         with _curation_ui(tmp_path, env, data_dir) as server:
             with _browser_page(tmp_path, server, shots) as page:
                 _check_cli_runs_filed(page, expect, server, shots)
-                _check_report_page(page, expect, server, shots)
+                _check_report_page(page, expect, server, shots, review_url)
                 _check_gallery_links(page, expect, server, review_url, data_dir, shots)
         assert server.stopped.startswith("SIGTERM to the leader"), server.stopped
     finally:
@@ -587,37 +643,51 @@ def _check_cli_runs_filed(page, expect, server: Server, shots: Path) -> None:
     page.screenshot(animations="disabled", path=str(shots / "09_timeline.png"))
 
 
-def _check_report_page(page, expect, server: Server, shots: Path) -> None:
+def _check_report_page(page, expect, server: Server, shots: Path, review_url: str) -> None:
     page.goto(f"{server.url}/assets/score_report")
     expect(page.get_by_text("Latest materialization", exact=True)).to_be_visible()
     # the warning is readable on the page itself, no click needed
     warning = page.get_by_role("row").filter(has=page.get_by_text("WARNING", exact=True))
     expect(warning).to_contain_text("Built on tiny-profile scores")
+    page.screenshot(animations="disabled", path=str(shots / "10_score_report_page.png"))
     # and not cut at the right: the metadata table stays within its panel (Table/Plots toggle's edge)
     panel_right = page.get_by_role("button", name="Plots").bounding_box()
     warning_box = warning.bounding_box()
     assert warning_box["x"] + warning_box["width"] <= panel_right["x"] + panel_right["width"] + 2, \
         "the metadata table is wider than its panel: the WARNING is cut off"
-    # one Markdown entry for the whole report: one "Show Markdown" link on the page, none per chart
-    # (exact: the asset's description mentions the words too)
-    show_markdown = re.compile(r"^\[?Show Markdown\]?$")
-    expect(page.get_by_text(show_markdown)).to_have_count(1)
-    expect(page.get_by_text(re.compile(r"^histogram_"))).to_have_count(0)
-    page.screenshot(animations="disabled", path=str(shots / "10_score_report_page.png"))
+    # the report's first screen inline in the metadata table (no dialog to scroll), no chart as a
+    # row of its own, and the table still within its panel
+    page_url = f"{review_url}report/"
     report_row = page.get_by_role("row").filter(has=page.get_by_text("report", exact=True))
-    report_row.get_by_text(show_markdown).click()
+    expect(report_row.locator(f'a[href="{page_url}"]')).to_be_visible()
+    expect(report_row.locator("table")).to_contain_text("kept")
+    # (exact: the asset's description mentions the words too)
+    expect(page.get_by_text(re.compile(r"^\[?Show Markdown\]?$"))).to_have_count(0)
+    expect(page.get_by_text(re.compile(r"^histogram_"))).to_have_count(0)
+    row_box = report_row.bounding_box()
+    assert row_box["x"] + row_box["width"] <= panel_right["x"] + panel_right["width"] + 2, \
+        "the metadata table is wider than its panel: the report's funnel is cut off"
 
-    dialog = page.get_by_role("dialog")
-    heading = dialog.get_by_role("heading", name="Score report", exact=True)
-    expect(heading).to_be_visible()
-    heading.scroll_into_view_if_needed()
-    expect(dialog).to_contain_text("WARNING: Built on tiny-profile scores")
+    # the whole report: the report_page link opens it in a new tab, at its top (1280x720)
+    page.set_viewport_size({"width": 1280, "height": 720})
+    link = page.get_by_role("row").filter(has=page.get_by_text("report_page", exact=True)).locator(
+        f'a[href="{page_url}"]').first
+    expect(link).to_be_visible()
+    with page.context.expect_page() as opened:
+        link.click()
+    report = opened.value
+    report.wait_for_load_state("load")
+    report.set_viewport_size({"width": 1280, "height": 720})
+    assert report.evaluate("window.scrollY") == 0
+    title = report.get_by_role("heading", name="Score report", exact=True)
+    expect(title).to_be_in_viewport()
+    expect(report.locator("blockquote")).to_contain_text("WARNING: Built on tiny-profile scores")
     for section in ("Funnel", "Score distribution", "Suggested thresholds", "Histograms"):
-        expect(dialog.get_by_role("heading", name=section, exact=True)).to_be_attached()
-    page.screenshot(animations="disabled", path=str(shots / "11_report_top.png"))
+        expect(report.get_by_role("heading", name=section, exact=True)).to_be_attached()
+    report.screenshot(path=str(shots / "11_report_page_top.png"))
 
-    # every chart inline, decoded and shown at a readable size
-    images = dialog.locator("img")
+    # every chart, decoded and shown at a readable size
+    images = report.locator("img")
     expect(images).to_have_count(len(REPORT_CHARTS))
     assert [images.nth(i).get_attribute("alt") for i in range(len(REPORT_CHARTS))] == REPORT_CHARTS
     for i in range(len(REPORT_CHARTS)):
@@ -627,18 +697,14 @@ def _check_report_page(page, expect, server: Server, shots: Path) -> None:
         assert image.evaluate("img => img.complete && img.naturalWidth") >= 600, REPORT_CHARTS[i]
         assert image.bounding_box()["width"] >= 400, REPORT_CHARTS[i]
 
-    # the full percentile table, nothing scrolled or cut off sideways
-    table = dialog.locator("table").filter(has_text="from tiny models")
+    # the full percentile table, nothing cut off sideways
+    table = report.locator("table").filter(has_text="from tiny models")
     table.scroll_into_view_if_needed()
     header = table.locator("tr").first.inner_text()
     for column in ("p1", "p5", "p25", "p50", "p75", "p95", "p99", "from tiny models"):
         assert column in header.split("\t") or column in header, header
     expect(table).to_contain_text("all: noise")
-    page.screenshot(animations="disabled", path=str(shots / "12_report_percentiles.png"))
-    dialog_box = dialog.bounding_box()
-    for element in (table, dialog.locator("table").first):
-        box = element.bounding_box()
-        assert box["x"] >= dialog_box["x"] and box["x"] + box["width"] <= dialog_box["x"] + dialog_box["width"]
-    clipped = dialog.evaluate("""d => [...d.querySelectorAll('*')].filter(e =>
-        e.scrollWidth > e.clientWidth + 2 && getComputedStyle(e).overflowX !== 'visible').map(e => e.tagName)""")
-    assert clipped == [], f"content cut off sideways in {clipped}"
+    report.screenshot(path=str(shots / "12_report_percentiles.png"))
+    assert report.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 2"), "page wider than the window"
+    report.close()
+    page.set_viewport_size({"width": 1600, "height": 1000})

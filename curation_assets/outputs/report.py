@@ -17,6 +17,7 @@ import polars as pl
 from curation_assets.scores import PROBE, all_scores
 
 PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
+REPORT_PAGE = "score_report.html"  # in <data_dir>/reports/, charts beside it; the review server's /report/
 
 
 def reported_scores() -> dict[str, tuple[str, str, list[str]]]:
@@ -285,7 +286,8 @@ def report_markdown(*, banner: str, funnel_rows: list[tuple[str, int]], percenti
         parts.append(f"> **WARNING: {banner}**")
     if location:
         # in the document, not as a metadata path: a long path would widen the UI's metadata table
-        parts.append(f"On disk: `{location}`, each chart as a PNG beside it, and `suggested_recipe.yaml`.")
+        parts.append(f"On disk: `{location}` (and as this page, `{REPORT_PAGE}` beside it), each chart as a PNG "
+                     "beside it, and `suggested_recipe.yaml`.")
     if gallery:
         parts.append(gallery)
     parts += ["## Funnel", image("funnel"), funnel_markdown(funnel_rows),
@@ -295,6 +297,37 @@ def report_markdown(*, banner: str, funnel_rows: list[tuple[str, int]], percenti
     for column, note in charts:
         parts.append(f"### {column}{note}\n\n{image(column)}")
     return "\n\n".join(parts) + "\n"
+
+
+def report_summary_markdown(*, funnel_rows: list[tuple[str, int]], page_url: str) -> str:
+    """The report's first screen for the asset page: where the whole report is, and the funnel.
+    Short on purpose: under 1,000 characters Dagster shows Markdown inline in the metadata
+    table; longer, behind "Show Markdown" in a dialog that focuses its Close button at the
+    bottom, so a document taller than the window opens scrolled to its end. The whole report
+    opens as a page instead (a new tab, at its top). No file path here: a long unbreakable
+    path would widen the metadata table past its panel."""
+    return (f"**The whole report** (every histogram with its thresholds, percentiles, suggested thresholds): "
+            f"[{page_url}]({page_url})\n\n{funnel_markdown(funnel_rows)}\n")
+
+
+REPORT_PAGE_STYLE = """
+body { font: 15px/1.5 system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #1b1b1b; }
+table { border-collapse: collapse; margin: 1em 0; } th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+img { max-width: 100%; height: auto; } pre { background: #f5f5f5; padding: 0.8em; overflow-x: auto; }
+blockquote { margin: 1em 0; padding: 0.5em 1em; background: #fff4e5; border-left: 4px solid #e8a33d; }
+"""
+
+
+def report_html(markdown: str, title: str = "Score report") -> str:
+    """The report's Markdown (charts linked as PNG files beside it) as a standalone HTML page,
+    served by the review server at /report/ and readable from disk as it is."""
+    from html import escape
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
+            f"<style>{REPORT_PAGE_STYLE}</style></head>\n<body>\n{body}</body></html>\n")
 
 
 def funnel_markdown(rows: list[tuple[str, int]]) -> str:

@@ -2,7 +2,8 @@
 
 Routes: `/` the page; `api/gallery` the clips (built once, gzip-compressed once, rebuilt
 on `?reload=1`); `api/clip/<video_id>?shard=` one clip's detail; `store/<key>` a preview,
-frame or clip under the store location; `POST api/recipe` writes the recipe with the
+frame or clip under the store location; `report/` the score report page and `report/<file>`
+the charts beside it (<data_dir>/reports/); `POST api/recipe` writes the recipe with the
 page's thresholds (context.py).
 
 Only keys under the store's media folders are served, and a local key must resolve
@@ -29,6 +30,7 @@ HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 MEDIA_PREFIXES = ("frames", "previews", "clips", "accelerated")
 MAX_BODY = 1 << 20
+REPORT_FILES = (".html", ".png", ".md", ".yaml")  # what /report/ serves from <data_dir>/reports/
 
 
 class Refused(Exception):
@@ -76,6 +78,19 @@ class ReviewApp:
         from curation_assets.review.clip_detail import clip_detail
 
         return clip_detail(self.context.store, video_id, shard)
+
+    def report_file(self, name: str) -> bytes:
+        """`report/<name>`: the score report page (the default) and the files beside it."""
+        from curation_assets.outputs.report import REPORT_PAGE
+
+        name = name or REPORT_PAGE
+        if "/" in name or "\\" in name or name.startswith(".") or not name.endswith(REPORT_FILES):
+            raise Refused(f"not a report file: {name!r}")
+        path = self.context.reports_dir / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no score report yet (it is built at the end of "
+                                    "`curation-assets run`, or by materializing score_report)")
+        return path.read_bytes()
 
     def media(self, key: str) -> bytes:
         location = self.context.store.location
@@ -130,6 +145,14 @@ def make_handler(app: ReviewApp, allowed_hosts: set[str]):
                     if not shard:
                         return self._json(HTTPStatus.BAD_REQUEST, {"error": "?shard= is required"})
                     self._json(HTTPStatus.OK, app.clip(path[len("/api/clip/"):], shard))
+                elif path == "/report":  # relative chart links need the trailing slash
+                    self._send(HTTPStatus.MOVED_PERMANENTLY, b"", "text/plain", {"Location": "/report/"})
+                elif path.startswith("/report/"):
+                    name = path[len("/report/"):]
+                    ctype = mimetypes.guess_type(name or "x.html")[0] or "application/octet-stream"
+                    if ctype.startswith("text/"):
+                        ctype += "; charset=utf-8"
+                    self._send(HTTPStatus.OK, app.report_file(name), ctype, {"Cache-Control": "no-store"})
                 elif path.startswith("/store/"):
                     key = path[len("/store/"):]
                     data = app.media(key)

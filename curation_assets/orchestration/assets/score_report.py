@@ -1,5 +1,6 @@
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import polars as pl
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
@@ -10,8 +11,9 @@ from curation_assets.orchestration.assets.training_set import LORA_TRAINING_SET
 from curation_assets.curation.funnel import funnel as count_funnel
 from curation_assets.orchestration.assets.captions import CAPTIONS
 from curation_assets.outputs.report import (
-    TINY_PROFILE, funnel_png, reported_scores, histogram_png, percentile_table, png_markdown, report_markdown,
-    suggest_thresholds, suggested_recipe_text, summarize, tiny_banner, values_of,
+    REPORT_PAGE, TINY_PROFILE, funnel_png, histogram_png, percentile_table, report_html, report_markdown,
+    report_summary_markdown, reported_scores, suggest_thresholds, suggested_recipe_text, summarize, tiny_banner,
+    values_of,
 )
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class, effective_config
 from curation_assets.orchestration.resources import CurationStore
@@ -28,8 +30,9 @@ def build_score_report(recipe: Recipe):
         name=SCORE_REPORT, deps=[CURATED_VIDEOS, ACCELERATED_VIDEOS, LORA_TRAINING_SET],
         code_version=code_version(SCORE_REPORT, recipe), group_name="outputs", kinds={"parquet", "duckdb", "matplotlib"},
         description="Histogram of every score over all videos with the active thresholds drawn, the filter "
-        "funnel, percentiles, and suggested thresholds: one Markdown document with every chart inline (metadata "
-        "`report`: Show Markdown) and under <data_dir>/reports/. Says so when built on tiny-profile scores.",
+        "funnel, percentiles, and suggested thresholds: one page (metadata `report_page`, served beside the review "
+        "gallery; `report`: its first screen), and under <data_dir>/reports/ (score_report.html, .md, each chart as "
+        "PNG). Says so when built on tiny-profile scores.",
     )
     def score_report(context: AssetExecutionContext, config: ReportConfig, curation_store: CurationStore):
         started, store = time.perf_counter(), curation_store.store()
@@ -67,13 +70,17 @@ def build_score_report(recipe: Recipe):
         gallery_meta, gallery_text = _gallery(context, store, recipe, Path(curation_store.data_dir), out_dir)
         document = dict(banner=banner, funnel_rows=funnel, percentiles=percentiles, suggested_yaml=suggested,
                         charts=charts, location=str(out_dir / "score_report.md"), gallery=gallery_text)
-        (out_dir / "score_report.md").write_text(
-            report_markdown(**document, image=lambda name: f"![{name}]({name}.png)"), encoding="utf-8")
-        # The UI shows one Markdown document, charts inline, behind a single "Show Markdown".
-        inline = report_markdown(**document, image=lambda name: png_markdown(pngs[name], name))
-        meta = {"report": MetadataValue.md(inline)}
-        if banner:
-            meta["WARNING"] = MetadataValue.text(banner)
+        on_disk = report_markdown(**document, image=lambda name: f"![{name}]({name}.png)")
+        (out_dir / "score_report.md").write_text(on_disk, encoding="utf-8")
+        (out_dir / REPORT_PAGE).write_text(report_html(on_disk), encoding="utf-8")
+        # The whole report opens as a page (a new tab, at its top), served beside the gallery;
+        # the UI's dialog holds its first screen, short enough not to open scrolled to the end.
+        from curation_assets.review.server import review_url
+
+        page_url = urljoin(review_url(), "report/")
+        meta = {"WARNING": MetadataValue.text(banner)} if banner else {}
+        meta.update({"report_page": MetadataValue.url(page_url),
+                     "report": MetadataValue.md(report_summary_markdown(funnel_rows=funnel, page_url=page_url))})
         meta.update({
             "scores_profile": "tiny" if banner else "real",
             "suggested_thresholds": MetadataValue.json(suggestion),
