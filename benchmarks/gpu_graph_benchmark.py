@@ -329,10 +329,13 @@ def _decode_only(item) -> int:
     return video.frames_decoded
 
 
-def _init_process() -> None:
+def _init_process(codec_threads: int = 0) -> None:
     import cv2
 
+    from curation_assets.scorers.frame_stream import set_codec_threads
+
     cv2.setNumThreads(1)
+    set_codec_threads(codec_threads)  # as the graph's decode pools do: the cores / the processes
 
 
 def stage_decode(args, report, sampler: GpuSampler) -> dict:
@@ -350,7 +353,8 @@ def stage_decode(args, report, sampler: GpuSampler) -> dict:
     for decoder, how, n in variants:
         items = [(str(p), decoder, args.device) for p in videos]
         if how == "processes":
-            pool = ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_process)
+            pool = ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_process,
+                                       initargs=(max(1, (os.cpu_count() or 1) // n),))
             list(pool.map(time.sleep, [0.2] * n))  # started before the clock
         else:
             pool = ThreadPoolExecutor(n)

@@ -21,10 +21,13 @@ def default_workers() -> int:
     return max(1, int(value)) if value else max(1, os.cpu_count() or 1)
 
 
-def _init_worker() -> None:
+def _init_worker(codec_threads: int = 0) -> None:
     import cv2
 
+    from curation_assets.scorers.frame_stream import set_codec_threads
+
     cv2.setNumThreads(1)
+    set_codec_threads(codec_threads)  # the decoder's share of the cores, not all of them
 
 
 def worker_processes(n_items: int, workers: int, min_per_worker: int = 2) -> int:
@@ -45,5 +48,7 @@ def map_videos(fn: Callable[[T], R], items: Iterable[T], workers: int, min_per_w
     workers = worker_processes(len(items), workers, min_per_worker)
     if workers <= 1:
         return [fn(item) for item in items]
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
+    codec_threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(codec_threads,)) as pool:
         return list(pool.map(fn, items))

@@ -24,6 +24,17 @@ def decode_passes() -> int:
     return _passes
 
 
+# FFmpeg's decoder threads per video: 0 = its own choice (as many as the cores). A pool of one
+# decode process per core sets 1 (set_codec_threads): N processes x N threads each only
+# oversubscribes the cores (measured here: 2 processes, 1 thread each 6-7% faster than auto).
+_codec_threads = 0
+
+
+def set_codec_threads(threads: int) -> None:
+    global _codec_threads
+    _codec_threads = max(0, int(threads))
+
+
 @dataclass
 class StreamOutcome:
     """What one sequential decode left besides motion: the sampled frames and how it ended."""
@@ -90,6 +101,8 @@ def _stream(path, make_motion, sampling, fps, total_frames, preview, skipping: b
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        if _codec_threads:
+            stream.thread_count = _codec_threads
         if fps is None:
             fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate)
         if total_frames is None or total_frames <= 0:

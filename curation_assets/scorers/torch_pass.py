@@ -115,12 +115,15 @@ def _decode_in_process(job: PassJob, options: TorchPassOptions) -> dict:
     return _decode_job(job, options, in_process=True)
 
 
-def _init_decode_process() -> None:
+def _init_decode_process(codec_threads: int = 1) -> None:
     import cv2
     import torch
 
+    from curation_assets.scorers.frame_stream import set_codec_threads
+
     cv2.setNumThreads(1)  # one video per process: the processes are the parallelism
     torch.set_num_threads(1)
+    set_codec_threads(codec_threads)
 
 
 _decode_pools: dict = {}
@@ -135,7 +138,8 @@ def decode_pool(processes: int):
 
     pool = _decode_pools.get(processes)
     if pool is None or getattr(pool, "_broken", False):
-        pool = ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=_init_decode_process)
+        pool = ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=_init_decode_process,
+                                   initargs=(max(1, (os.cpu_count() or 1) // processes),))
         _decode_pools[processes] = pool
     return pool
 
