@@ -177,3 +177,21 @@ def test_extradata_kinds():
     assert unreferenced_frames.nal_length_size(b"\x00\x00\x00\x01\x67") == 0
     assert unreferenced_frames.nal_length_size(None) == 0
     assert unreferenced_frames.nal_length_size(b"\x07junk") is None
+
+
+def test_kept_conversion_contexts_give_pyavs_own_pixels(b_frames):
+    """frame_convert.FrameConverter (one swscale context per conversion, kept for the video)
+    against PyAV's to_ndarray (a new context per frame): full-size BGR and RGB, the scaled
+    preview, one thread and the default."""
+    from curation_assets.scorers.frame_convert import FrameConverter
+
+    with av.open(str(b_frames)) as container:
+        frames = list(container.decode(video=0))[:30]
+    for threads in (None, 1):
+        convert = FrameConverter(threads)
+        for frame in frames:  # alternating kinds, as a decode pass asks for them
+            assert np.array_equal(convert.to_ndarray(frame, "bgr24"), frame.to_ndarray(format="bgr24"))
+            assert np.array_equal(convert.to_ndarray(frame, "rgb24"), frame.to_ndarray(format="rgb24"))
+            scaled = dict(width=48, height=32, interpolation="AREA")
+            assert np.array_equal(convert.to_ndarray(frame, "rgb24", **scaled),
+                                  frame.to_ndarray(format="rgb24", **scaled))

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from curation_assets.scorers.flow_backends import BackendError
+from curation_assets.scorers.frame_convert import FrameConverter
 from curation_assets.scorers.frame_sampling import FrameCollector, FrameSamplingParams
 from curation_assets.scorers.motion import MotionFrames, MotionParams, SampledIndices, to_gray
 from curation_assets.scorers.unreferenced_frames import PacketFrame
@@ -359,6 +360,7 @@ def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev, 
     needed = sorted(set(plan.needed) | wanted_preview)
     wanted_gray, wanted_rgb = set(plan.motion_indices), set(plan.frame_indices)
     grays, samples, source_hw = {}, {}, None
+    convert = FrameConverter()  # one swscale context per conversion for the whole video
     for start in range(0, len(needed), NVDEC_CHUNK):
         chunk = needed[start:start + NVDEC_CHUNK]
         decoded = dec.get_batch_frames_by_index(chunk)
@@ -369,13 +371,13 @@ def _nvdec_host_colour(dec, plan: DecodePlan, motion_params: MotionParams, dev, 
         for index, surface in zip(chunk, decoded):
             frame = _nv12_frame(surface, height, width, plan.colour)
             if index in wanted_gray:
-                bgr = frame.to_ndarray(format="bgr24")
+                bgr = convert.to_ndarray(frame, "bgr24")
                 source_hw = source_hw or bgr.shape[:2]
                 grays[index] = to_gray(bgr, motion_params)
             if index in wanted_rgb:
-                samples[index] = frame.to_ndarray(format="rgb24")
+                samples[index] = convert.to_ndarray(frame, "rgb24")
             if index in wanted_preview:
-                previews.add(index, frame)
+                previews.add(index, frame, convert)
         del decoded
     if plan.motion_indices:
         sequence = torch.from_numpy(np.stack([grays[i] for i in plan.motion_indices])).to(gray_dev or dev)

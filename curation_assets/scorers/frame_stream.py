@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from curation_assets.scorers.frame_convert import FrameConverter
 from curation_assets.scorers.frame_sampling import FrameCollector, FrameSamplingParams
 from curation_assets.scorers.previews import PreviewCollector, PreviewParams
 
@@ -118,6 +119,7 @@ def _stream(path, make_motion, sampling, fps, total_frames, preview, skipping: b
             frames = _skipping_decode(container, stream, packets, skip)
         else:
             frames = enumerate(container.decode(stream))
+        convert = FrameConverter(threads=_codec_threads or None)
         decoded, error, stopped_early = 0, None, False
         last_frame, last_index = None, -1
         try:
@@ -125,11 +127,11 @@ def _stream(path, make_motion, sampling, fps, total_frames, preview, skipping: b
                 decoded = index + 1
                 last_frame, last_index = frame, index
                 if motion.wants(index):
-                    motion.add(index, frame.to_ndarray(format="bgr24"))
+                    motion.add(index, convert.to_ndarray(frame, "bgr24"))
                 if collector.wants(index, frame):
-                    collector.add(index, frame, frame.to_ndarray(format="rgb24"))
+                    collector.add(index, frame, convert.to_ndarray(frame, "rgb24"))
                 if previews is not None and previews.wants(index):
-                    previews.add(index, frame)
+                    previews.add(index, frame, convert)
                 if motion.done(index) and collector.done(index) and (previews is None or previews.done(index)):
                     stopped_early = True
                     break
@@ -141,7 +143,7 @@ def _stream(path, make_motion, sampling, fps, total_frames, preview, skipping: b
         if error is None and not stopped_early and declared and decoded < 0.9 * declared:
             # containers without a size index (e.g. MPEG-TS) end quietly when cut short
             error = f"decoded {decoded} of {declared} frames the header declares (truncated?)"
-        last_rgb = last_frame.to_ndarray(format="rgb24") if last_frame is not None else None
+        last_rgb = convert.to_ndarray(last_frame, "rgb24") if last_frame is not None else None
         indices = collector.finish(last_index, last_frame, last_rgb)
         return motion, StreamOutcome(indices, [collector.timestamps[i] for i in indices],
                                      [collector.frames[i] for i in indices], decoded, error,

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curation_assets.scorers.frame_convert import FrameConverter
 from curation_assets.scorers.motion import MotionAccumulator, MotionParams
 
 
@@ -78,9 +79,10 @@ def compare_clip(path: str | Path, fast: MotionParams, window_s: float = 4.0) ->
             if fps <= 0 or total <= 1:
                 return ClipComparison(str(path), -1.0, -1.0, [], "no frame rate or frame count in the header")
             accs = [MotionAccumulator(fps, total, exact_params), MotionAccumulator(fps, total, fast)]
+            convert = FrameConverter()
             for index, frame in enumerate(container.decode(stream)):
                 if accs[0].wants(index):
-                    bgr = frame.to_ndarray(format="bgr24")
+                    bgr = convert.to_ndarray(frame, "bgr24")
                     for acc in accs:
                         acc.add(index, bgr)
                 if accs[0].done(index):

@@ -74,11 +74,15 @@ class PreviewCollector:
         # unknown length: never the reason to keep decoding (the other consumers decide)
         return index >= self.last_index
 
-    def add(self, index: int, frame) -> None:
+    def add(self, index: int, frame, convert=None) -> None:
         """`frame`: a PyAV VideoFrame; scaled and converted in one libswscale call, far cheaper
-        than converting the full frame and resizing it here."""
+        than converting the full frame and resizing it here. `convert`: the video's
+        FrameConverter (frame_convert.py: one swscale context for all its previews)."""
         height, width = preview_size(frame.height, frame.width, self.params.max_side)
-        self.frames[index] = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
+        if convert is not None:
+            self.frames[index] = convert.to_ndarray(frame, "rgb24", width=width, height=height, interpolation="AREA")
+        else:
+            self.frames[index] = frame.to_ndarray(width=width, height=height, format="rgb24", interpolation="AREA")
         if not self.known_length and len(self.frames) > 2 * self.params.max_frames:
             self._thin()
 
