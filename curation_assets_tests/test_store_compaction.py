@@ -393,3 +393,39 @@ def test_compact_command_absorbs_objects_of_earlier_code_and_gcs(tmp_path, monke
         assert con.execute("select count(*) from scores").fetchone()[0] == 3
     finally:
         con.close()
+
+
+def test_on_s3_a_truncated_upload_is_named_and_whole_objects_are_checked_once(s3_url, tmp_path, monkeypatch):
+    """An object store's object never changes under its key: the head node remembers the keys
+    whose footer it saw and sends ranged GETs for new objects only; a truncated upload (a new
+    key) is still found, and a re-run's object replaces it in the list."""
+    import fsspec
+
+    from curation_assets.store.location import StoreLocation
+
+    store = ScoreStore(tmp_path / "curation.duckdb", location=s3_url)
+    for shard in ("a", "b"):
+        store.replace_shard("scores", shard, _rows(shard, 0, 0, 2))
+    asked: list[list[str]] = []
+    real_tails = StoreLocation.tails
+
+    def counting(self, keys, nbytes=8):
+        asked.append(sorted(keys))
+        return real_tails(self, keys, nbytes)
+
+    monkeypatch.setattr(StoreLocation, "tails", counting)
+    assert store.unreadable(["scores"]) == []
+    assert len(asked[-1]) == 2  # both checked once
+    assert store.unreadable(["scores"]) == [] and asked[-1] == []  # remembered: no GET
+    # a truncated upload under a new key (as a cut-off PUT would leave it)
+    fs = fsspec.filesystem("s3", skip_instance_cache=True, use_listings_cache=False)
+    store.replace_shard("scores", "c", _rows("c", 0, 0, 2))
+    key = next(k for k in fs.ls(s3_url.removeprefix("s3://") + "/tables/scores") if "/c@" in k)
+    fs.pipe_file(key, fs.cat_file(key)[:40])
+    bad = store.unreadable(["scores"])
+    assert [(u.table, u.shards) for u in bad] == [("scores", ("c",))] and len(asked[-1]) == 1  # c only
+    assert store.unreadable(["scores"]) and len(asked[-1]) == 1  # a bad one is asked again
+    store.replace_shard("scores", "c", _rows("c", 0, 1, 2))  # the re-run fixes c
+    assert store.unreadable(["scores"]) == []
+    remembered = (tmp_path / ".store_whole_objects").read_text().splitlines()
+    assert remembered[0] == store.location.url and len(remembered) == 1 + 3  # a, b and c's new object
