@@ -86,21 +86,24 @@ class _Unforeseen(Exception):
 
 
 def _stream(path, make_motion, sampling, fps, total_frames, preview, skipping: bool):
-    """One decode; with `skipping`, None when there is nothing to skip or the scan's
-    prediction failed (the caller then decodes in full)."""
+    """One decode; with `skipping`, None when the scan's prediction failed or the decode raised
+    (the caller then decodes in full, in a fresh container)."""
     import av
 
-    from curation_assets.scorers.unreferenced_frames import scan
+    from curation_assets.scorers.unreferenced_frames import eligible, scan
 
     packets = None
-    if skipping:
-        with av.open(str(path)) as scanned:  # a demux alone: ~1-2% of a decode
-            packets = scan(scanned, scanned.streams.video[0])
-        if packets is None or not packets.unreferenced:
-            return None
     container = av.open(str(path))
     try:
         stream = container.streams.video[0]
+        if skipping and eligible(stream):  # else: the plain decode below, nothing demuxed yet
+            packets = scan(container, stream)  # a demux alone: ~1-2% of a decode
+            if packets is None:
+                return None
+            # back to the start in the same container (one open per video); every frame that
+            # comes out is then checked against the scan, so a seek that landed anywhere else
+            # sends the video to a full decode in a fresh container
+            container.seek(0, stream=stream)
         stream.thread_type = "AUTO"
         if _codec_threads:
             stream.thread_count = _codec_threads
@@ -112,10 +115,9 @@ def _stream(path, make_motion, sampling, fps, total_frames, preview, skipping: b
         # the stream's declared duration places data-juicer's uniform targets (in pts units)
         collector = FrameCollector(total_frames, sampling, duration_pts=stream.duration)
         previews = PreviewCollector(fps, total_frames, preview) if preview is not None else None
-        if packets is not None:
+        skip: set[int] = set()
+        if packets is not None:  # (with nothing to skip, still checked frame by frame)
             skip = packets.unreferenced - _needed(packets, motion, sampling, total_frames, previews)
-            if not skip:
-                return None
             frames = _skipping_decode(container, stream, packets, skip)
         else:
             frames = enumerate(container.decode(stream))
@@ -148,7 +150,7 @@ def _stream(path, make_motion, sampling, fps, total_frames, preview, skipping: b
         return motion, StreamOutcome(indices, [collector.timestamps[i] for i in indices],
                                      [collector.frames[i] for i in indices], decoded, error,
                                      previews.result() if previews is not None else [], fps,
-                                     frames_skipped=len(skip) if packets is not None else 0)
+                                     frames_skipped=len(skip))
     finally:
         container.close()
 

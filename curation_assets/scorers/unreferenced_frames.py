@@ -91,15 +91,19 @@ def is_unreferenced_h264(data: bytes, length_size: int) -> bool:
     return slices > 0
 
 
+def eligible(stream) -> bool:
+    """Whether `scan` can read this stream's pictures (H.264 with sensible extradata); checked
+    before any demuxing, so a stream that is not leaves its container untouched."""
+    return stream.codec_context.name == "h264" and nal_length_size(stream.codec_context.extradata) is not None
+
+
 def scan(container, stream) -> PacketScan | None:
     """Demux the whole stream once (no decoding) and find its unreferenced pictures; None when
     leaving packets out cannot be proven safe here (another codec, a packet without a pts,
     two packets with the same pts, an unreadable extradata)."""
-    if stream.codec_context.name != "h264":
+    if not eligible(stream):
         return None
     length_size = nal_length_size(stream.codec_context.extradata)
-    if length_size is None:
-        return None
     base = stream.time_base
     rows: list[tuple[int, bool, bool]] = []
     for packet in container.demux(stream):
