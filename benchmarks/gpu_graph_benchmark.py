@@ -340,6 +340,7 @@ def _init_process(codec_threads: int = 0) -> None:
 
 def stage_decode(args, report, sampler: GpuSampler) -> dict:
     from curation_assets.scorers.decoders import nvdec_status
+    from curation_assets.scorers.frame_stream import codec_threads_for
 
     videos = workload(args)
     rows = []
@@ -354,7 +355,7 @@ def stage_decode(args, report, sampler: GpuSampler) -> dict:
         items = [(str(p), decoder, args.device) for p in videos]
         if how == "processes":
             pool = ProcessPoolExecutor(n, mp_context=get_context("spawn"), initializer=_init_process,
-                                       initargs=(max(1, (os.cpu_count() or 1) // n),))
+                                       initargs=(codec_threads_for(n),))
             list(pool.map(time.sleep, [0.2] * n))  # started before the clock
         else:
             pool = ThreadPoolExecutor(n)
@@ -413,11 +414,9 @@ def _set_skipping(on: bool) -> None:
     if os.environ.get("CURATION_DECODE_SKIP_UNREFERENCED", "1") == value:
         return
     os.environ["CURATION_DECODE_SKIP_UNREFERENCED"] = value
-    from curation_assets.scorers import torch_pass
+    from curation_assets.scorers.torch_pass import close_decode_pools
 
-    for pool in torch_pass._decode_pools.values():
-        pool.shutdown()
-    torch_pass._decode_pools.clear()
+    close_decode_pools()
 
 
 def stage_motion(args, report, sampler: GpuSampler, compiled: bool = False) -> dict:

@@ -609,17 +609,26 @@ def _check_gallery_links(page, expect, server: Server, review_url: str, data_dir
     page.screenshot(animations="disabled", path=str(shots / "13_contact_sheet.png"))
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
-    link = page.get_by_role("row").filter(has=page.get_by_text("gallery", exact=True)).locator(
-        f'a[href="{review_url}#shard={SHARD}"]').first
-    expect(link).to_be_visible()
-    with page.context.expect_page() as opened:
-        link.click()
-    gallery = opened.value
+    gallery = _open_metadata_link(page, expect, "gallery", f"{review_url}#shard={SHARD}")
     gallery.wait_for_selector("body[data-ready='1']", timeout=60_000)
     expect(gallery.locator(".card")).to_have_count(3)
     expect(gallery.get_by_test_id("showing")).to_contain_text(f"(shard {SHARD} only)")
     gallery.screenshot(path=str(shots / "14_gallery_from_the_ui.png"))
     gallery.close()
+
+
+def _open_metadata_link(page, expect, key: str, href: str):
+    """Click the link in the metadata row `key` (Dagster opens URL values in a new tab); the tab."""
+    link = page.get_by_role("row").filter(has=page.get_by_text(key, exact=True)).locator(f'a[href="{href}"]').first
+    expect(link).to_be_visible()
+    with page.context.expect_page() as opened:
+        link.click()
+    return opened.value
+
+
+def _assert_within(box: dict, panel_edge: dict, message: str) -> None:
+    """`box` ends at the right before the panel's edge (the Table/Plots toggle's right side)."""
+    assert box["x"] + box["width"] <= panel_edge["x"] + panel_edge["width"] + 2, message
 
 
 _JOB_RUNS = """query($job: String!) { runsOrError(filter: {pipelineName: $job}) { ... on Runs { results { runId } } } }"""
@@ -652,9 +661,7 @@ def _check_report_page(page, expect, server: Server, shots: Path, review_url: st
     page.screenshot(animations="disabled", path=str(shots / "10_score_report_page.png"))
     # and not cut at the right: the metadata table stays within its panel (Table/Plots toggle's edge)
     panel_right = page.get_by_role("button", name="Plots").bounding_box()
-    warning_box = warning.bounding_box()
-    assert warning_box["x"] + warning_box["width"] <= panel_right["x"] + panel_right["width"] + 2, \
-        "the metadata table is wider than its panel: the WARNING is cut off"
+    _assert_within(warning.bounding_box(), panel_right, "the metadata table is wider than its panel: the WARNING is cut off")
     # the report's first screen inline in the metadata table (no dialog to scroll), no chart as a
     # row of its own, and the table still within its panel
     page_url = f"{review_url}report/"
@@ -664,18 +671,12 @@ def _check_report_page(page, expect, server: Server, shots: Path, review_url: st
     # (exact: the asset's description mentions the words too)
     expect(page.get_by_text(re.compile(r"^\[?Show Markdown\]?$"))).to_have_count(0)
     expect(page.get_by_text(re.compile(r"^histogram_"))).to_have_count(0)
-    row_box = report_row.bounding_box()
-    assert row_box["x"] + row_box["width"] <= panel_right["x"] + panel_right["width"] + 2, \
-        "the metadata table is wider than its panel: the report's funnel is cut off"
+    _assert_within(report_row.bounding_box(), panel_right,
+                   "the metadata table is wider than its panel: the report's funnel is cut off")
 
     # the whole report: the report_page link opens it in a new tab, at its top (1280x720)
     page.set_viewport_size({"width": 1280, "height": 720})
-    link = page.get_by_role("row").filter(has=page.get_by_text("report_page", exact=True)).locator(
-        f'a[href="{page_url}"]').first
-    expect(link).to_be_visible()
-    with page.context.expect_page() as opened:
-        link.click()
-    report = opened.value
+    report = _open_metadata_link(page, expect, "report_page", page_url)
     report.wait_for_load_state("load")
     report.set_viewport_size({"width": 1280, "height": 720})
     assert report.evaluate("window.scrollY") == 0

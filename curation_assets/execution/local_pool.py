@@ -48,7 +48,8 @@ def map_videos(fn: Callable[[T], R], items: Iterable[T], workers: int, min_per_w
     workers = worker_processes(len(items), workers, min_per_worker)
     if workers <= 1:
         return [fn(item) for item in items]
-    codec_threads = max(1, (os.cpu_count() or 1) // workers)
+    from curation_assets.scorers.frame_stream import codec_threads_for
+
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(codec_threads,)) as pool:
+                             initargs=(codec_threads_for(workers),)) as pool:
         return list(pool.map(fn, items))

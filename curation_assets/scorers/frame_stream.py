@@ -36,6 +36,11 @@ def set_codec_threads(threads: int) -> None:
     _codec_threads = max(0, int(threads))
 
 
+def codec_threads_for(processes: int) -> int:
+    """A decode process's share of the cores when `processes` of them decode side by side."""
+    return max(1, (os.cpu_count() or 1) // max(1, processes))
+
+
 @dataclass
 class StreamOutcome:
     """What one sequential decode left besides motion: the sampled frames and how it ended."""

@@ -136,12 +136,22 @@ def decode_pool(processes: int):
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
+    from curation_assets.scorers.frame_stream import codec_threads_for
+
     pool = _decode_pools.get(processes)
     if pool is None or getattr(pool, "_broken", False):
         pool = ProcessPoolExecutor(processes, mp_context=get_context("spawn"), initializer=_init_decode_process,
-                                   initargs=(max(1, (os.cpu_count() or 1) // processes),))
+                                   initargs=(codec_threads_for(processes),))
         _decode_pools[processes] = pool
     return pool
+
+
+def close_decode_pools() -> None:
+    """Stop the kept decode processes (the next pass starts new ones, which read the
+    environment afresh: a benchmark switching a decode setting between runs)."""
+    for pool in _decode_pools.values():
+        pool.shutdown()
+    _decode_pools.clear()
 
 
 def _batch_key(job: PassJob, out: dict) -> tuple:
