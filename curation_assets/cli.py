@@ -291,6 +291,7 @@ def cmd_run(args) -> int:
     from curation_assets.orchestration.stored_recipe import assets_made_stale, recipe_changes, store_recipe
     from curation_assets.store import ScoreStore
     from curation_assets.store.catalog import refresh_catalog
+    from curation_assets.store.location import listings_remembered
 
     started = time.perf_counter()
     # The Dagster instance (and its storage) is opened only after the pre-flight: a run that
@@ -310,28 +311,29 @@ def cmd_run(args) -> int:
             print(f"  stale now on every shard: {', '.join(stale) or 'none'}")
     store = ScoreStore(data_dir / settings.DB_FILENAME)
     notes: list[str] = []
-    try:
-        given = read_input(args.input, store, data_dir, allow_outside=args.allow_outside_paths, notes=notes)
-    except InputError as exc:
-        raise CliError(str(exc)) from exc
-    for note in notes:
-        print(note)
-    if not given.entries and not given.known.height:
-        raise CliError(f"no videos found in {args.input}")
-    expected = shard_code_versions(recipe, setup.profile)
-    unreadable = store.unreadable()
-    stale = {} if args.force else shards_needing_run(store, expected, unreadable)
-    _preflight_before_register(store, given, stale, args.force, recipe, setup.profile)
+    with listings_remembered():  # the bookkeeping before registration: each store folder listed once
+        try:
+            given = read_input(args.input, store, data_dir, allow_outside=args.allow_outside_paths, notes=notes)
+        except InputError as exc:
+            raise CliError(str(exc)) from exc
+        for note in notes:
+            print(note)
+        if not given.entries and not given.known_count():
+            raise CliError(f"no videos found in {args.input}")
+        expected = shard_code_versions(recipe, setup.profile)
+        unreadable = store.unreadable()
+        stale = {} if args.force else shards_needing_run(store, expected, unreadable)
+        _preflight_before_register(store, given, stale, args.force, recipe, setup.profile)
 
     ensure_dagster_home(data_dir, setup.deployment.instance)
     new_shards = register(store, given.entries, args.shard_size or settings.shard_size())
-    mapping = given.mapping(store)  # (path, shard) of every input file
-    paths = given.paths()
-    input_shards = sorted(set(mapping["shard"].drop_nulls().to_list()))
+    shard_files = given.shard_files(store)  # (shard, files) over every input file
+    files = given.count()
+    input_shards = sorted(shard_files["shard"].drop_nulls().to_list())
     if new_shards and not args.force:  # new shards have nothing written: every asset is missing
         stale.update({s: list(expected) for s in new_shards})
     todo = input_shards if args.force else sorted(s for s in stale if s in set(input_shards))
-    print(f"{len(paths)} videos in {len(input_shards)} shards ({len(new_shards)} new); "
+    print(f"{files} videos in {len(input_shards)} shards ({len(new_shards)} new); "
           f"{len(todo)} shards to run; data in {store.db_path}")
     for bad in unreadable:
         print(f"unreadable: {bad.key} ({bad.reason}); its shards run again: {', '.join(bad.shards[:5])}"
@@ -350,7 +352,7 @@ def cmd_run(args) -> int:
 
     failures = shard_runner.run_shards(todo, args.workers, report=progress, stale=None if args.force else stale)
     upkeep(store, catalog=False, report=print)
-    result = funnel(store, **_funnel_scope(store, mapping, paths, input_shards),
+    result = funnel(store, **_funnel_scope(store, given, shard_files, files, input_shards),
                     shard_failures=shard_runner.failed_shard_reasons(failures))
     print(f"\nFunnel for {args.input}:")
     for line in result.lines():
@@ -371,25 +373,24 @@ def cmd_run(args) -> int:
 _COMPACT_EVERY = 64  # shards finished between two compaction checks during a run
 
 
-def _funnel_scope(store, mapping, paths: list[str], input_shards: list[str]) -> dict:
+def _funnel_scope(store, given, shard_files, files: int, input_shards: list[str]) -> dict:
     """What the run's funnel counts: the input's files. When they are whole shards (every
     member of each input shard is an input file: the usual case), the shards' counts are the
     same and come from the index's summaries without reading rows; otherwise the input shards'
-    rows are read and filtered by path."""
+    rows are read and filtered by path (the input's paths are built only then)."""
     import polars as pl
 
     from curation_assets.ingest.registry import REGISTRY_TABLE
 
     if REGISTRY_TABLE not in store.tables():
-        return {"paths": paths}
+        return {"paths": given.paths()}
     registered = store.winners(REGISTRY_TABLE).select("shard", "rows")
-    given = mapping.group_by("shard").len()
-    joined = registered.join(given, on="shard", how="left")
-    inside = joined.filter(pl.col("len").is_not_null())
-    whole = inside.height == len(input_shards) and bool((inside["len"] == inside["rows"]).all()) \
-        and mapping.height == len(paths)
+    joined = registered.join(shard_files, on="shard", how="left")
+    inside = joined.filter(pl.col("files").is_not_null())
+    whole = inside.height == len(input_shards) and bool((inside["files"] == inside["rows"]).all()) \
+        and shard_files.filter(pl.col("shard").is_not_null())["files"].sum() == files
     if not whole:
-        return {"paths": paths, "shards": input_shards}
+        return {"paths": given.paths(), "shards": input_shards}
     return {} if inside.height == registered.height else {"shards": input_shards}
 
 
@@ -418,12 +419,12 @@ def _preflight_before_register(store, given, stale: dict, force: bool, recipe: d
     if REGISTRY_TABLE in store.tables() and not force:
         known = dict(shards_of(store, list(texts)).iter_rows())
         texts = {p: t for p, t in texts.items() if p not in known or known[p] in stale}
-        redo = given.known.filter(pl.col("shard").is_in(list(stale)))["shard"].unique().to_list()
+        redo = given.known_shards().filter(pl.col("shard").is_in(list(stale)))["shard"].to_list()
         if redo:  # files known registered whose shards are stale: their captions from the registry
             rows = store.query(f"select manifest_text from {REGISTRY_TABLE} where shard in (select unnest(?::varchar[]))",
                                [redo])
             texts.update({f"known-{i}": t for i, t in enumerate(rows["manifest_text"].to_list())})
-    elif given.known.height:
+    elif given.known_count():
         rows = store.query(f"select manifest_text from {REGISTRY_TABLE}")
         texts.update({f"known-{i}": t for i, t in enumerate(rows["manifest_text"].to_list())})
     if texts:
@@ -450,17 +451,25 @@ def cmd_demo(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from curation_assets.curation.funnel import funnel
-    from curation_assets.curation.upkeep import upkeep
-    from curation_assets.execution import shard_runner
-    from curation_assets.orchestration.recipe import shard_code_versions
-    from curation_assets.orchestration.staleness import shards_needing_run
     from curation_assets.store import ScoreStore
+    from curation_assets.store.location import listings_remembered
 
     setup = _setup_env(args)
     store = ScoreStore(setup.data_dir / settings.DB_FILENAME)
     print(setup.recipe_line())
     print(setup.profile_line() + "\n")
+    with listings_remembered():  # the store as of now: each folder listed once
+        _print_status(store, setup)
+    return 0
+
+
+def _print_status(store, setup) -> None:
+    from curation_assets.curation.funnel import funnel
+    from curation_assets.curation.upkeep import upkeep
+    from curation_assets.execution import shard_runner
+    from curation_assets.orchestration.recipe import shard_code_versions
+    from curation_assets.orchestration.staleness import shards_needing_run
+
     upkeep(store, report=print)  # compaction when due, and the catalog
     counts = funnel(store)
     if counts.not_curated_by_shard:
@@ -477,7 +486,6 @@ def cmd_status(args) -> int:
         print(f"\n{len(shards)} shards unreadable (a truncated or damaged object; `run` writes them again):")
         for bad in unreadable:
             print(f"  {bad.table} {', '.join(bad.shards[:8])}{', ...' if len(bad.shards) > 8 else ''}: {bad.key}: {bad.reason}")
-    return 0
 
 
 def cmd_compact(args) -> int:
@@ -663,13 +671,13 @@ def cmd_review(args) -> int:
     setup = _setup_env(args)
     print(setup.recipe_line())
     if args.write_static:
-        from curation_assets.review.clip_detail import all_details
+        from curation_assets.review.clip_detail import shown_details
         from curation_assets.review.context import open_context
         from curation_assets.review.page import write_static_gallery
 
         context = open_context(setup.data_dir, recipe=setup.recipe, recipe_path=setup.recipe_path, profile=setup.profile)
         data = context.data(limit=args.static_clips or None)
-        details = all_details(context.store, data["clips"]["video_id"] if data["sampled"] else None)
+        details = shown_details(context.store, data)
         path = write_static_gallery(context.store, data, details, Path(args.write_static), str(setup.data_dir))
         print(f"wrote {path} ({data['count']} clips; {path.stat().st_size / 1e6:.1f} MB)")
         for problem in data["problems"]:

@@ -274,6 +274,41 @@ def test_a_large_store_is_sampled_across_verdicts_for_the_static_copy(tmp_path):
     assert not full["sampled"] and full["count"] == full["total"] == 203
 
 
+def test_a_sample_of_a_store_of_many_shards_is_drawn_from_runs_of_shards_spread_over_it(tmp_path):
+    """Past SAMPLE_FROM x limit clips the sample comes from SAMPLE_WINDOWS runs of consecutive
+    shards spread evenly (DuckDB skips the other row groups by their shard statistics), every
+    verdict of those shards in it, its details read there, and the page says where it came from."""
+    from curation_assets.orchestration.assets.curated_videos import schema
+    from curation_assets.review.clip_detail import shown_details
+    from curation_assets.review.gallery_data import gallery_data, sample_windows
+    from curation_assets.store import ScoreStore
+
+    store = ScoreStore(tmp_path / "curation.duckdb")
+    for n in range(40):
+        shard = f"shard-{n:05d}"
+        rows = [_curated_row(path=f"/v/{n:02d}-{i}.mp4", video_id=f"id{n:02d}-{i}", shard=shard,
+                             status="failed" if i == 0 else "kept" if i % 2 else "rejected") for i in range(10)]
+        store.replace_shard("curated_videos", shard, pl.DataFrame(rows, schema=schema(), orient="row"))
+        store.replace_shard("sampled_frames", shard, pl.DataFrame(
+            {"video_id": [r["video_id"] for r in rows], "frame_paths": [[f"f/{r['video_id']}.png"] for r in rows],
+             "error": [None] * 10}, schema={"video_id": pl.Utf8, "frame_paths": pl.List(pl.Utf8), "error": pl.Utf8}))
+    shard_rows = store.winners("curated_videos").select("shard", "rows")
+    within, used = sample_windows(shard_rows, 80)
+    assert used == 8 and within.count("between") == 8
+    assert sample_windows(shard_rows, 400) == ("true", 40)
+
+    data = gallery_data(store, {}, "real", limit=20)
+    clips = data["clips"]
+    shards = {clips["shard"]["values"][c] for c in clips["shard"]["codes"]} if isinstance(clips["shard"], dict) \
+        else set(clips["shard"])
+    assert shards <= {f"shard-{n:05d}" for n in range(0, 40, 5)} and len(shards) > 1
+    shown = [clips["status"]["values"][c] for c in clips["status"]["codes"]]
+    assert data["sampled"] and data["total"] == 400 and data["count"] == 18 and "failed" in shown  # quotas round down
+    sampled = next(p["message"] for p in data["problems"] if p["kind"] == "sampled")
+    assert sampled.startswith("this copy shows 18 of 400 clips") and "drawn from 8 shards" in sampled
+    assert sorted(shown_details(store, data)) == sorted(clips["video_id"])
+
+
 def test_page_data_of_a_data_dir_without_scores(tmp_path):
     from curation_assets.review.gallery_data import gallery_data
     from curation_assets.store import ScoreStore

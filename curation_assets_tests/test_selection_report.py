@@ -1,12 +1,13 @@
 """Training-set selection and report logic, on hand-made score tables."""
 
+import duckdb
 import numpy as np
 import polars as pl
 import pytest
 
 from curation_assets.outputs.report import summarize, suggest_thresholds
 from curation_assets.outputs.selection import (
-    DEFAULT_PIXEL_BUDGET, composite_scores, eligible, resolve_budget, resolve_shape, select,
+    DEFAULT_PIXEL_BUDGET, ineligible_reason_sql, resolve_budget, resolve_shape, score_directions, selection_steps,
 )
 
 
@@ -15,12 +16,42 @@ def candidates(n=6, width=320, height=256):
     return pl.DataFrame({
         "video_id": [f"v{i}" for i in range(n)],
         "width": [width] * n, "height": [height] * n, "frame_count": [100] * n,
-        "caption": [f"clip {i}" for i in range(n)],
+        "has_caption": [True] * n,
         "aesthetics_score": [0.1 * i for i in range(n)],  # v5 best
         "clip_similarity": rng.uniform(0.2, 0.3, n).tolist(),
         "motion_score": [2.0] * n,
         "ocr_area_ratio": [0.0] * n,
     })
+
+
+def select(frame: pl.DataFrame, shape, epochs: int, budget: float, weights: dict) -> pl.DataFrame:
+    """The product's selection SQL, run by DuckDB over `frame` as the candidates table."""
+    con = duckdb.connect()
+    con.register("frame", frame.to_arrow())
+    con.execute("create temp table candidates as select * from frame")
+    *steps, last = selection_steps("candidates", frame.columns, shape, epochs, budget, weights)
+    for step in steps:
+        con.execute(step)
+    return con.execute(last).pl()
+
+
+def ineligible(frame: pl.DataFrame, shape) -> list:
+    con = duckdb.connect()
+    con.register("candidates", frame.to_arrow())
+    return [r for (r,) in con.execute(f"select {ineligible_reason_sql(shape)} from candidates").fetchall()]
+
+
+def reference_composite(frame: pl.DataFrame, weights: dict) -> np.ndarray:
+    """The definition, in numpy: weighted mean of per-score average ranks / (n - 1), a score's
+    direction applied, a missing value (null, NaN) the worst."""
+    directions = score_directions()
+    n, total = frame.height, np.zeros(frame.height)
+    for column, weight in weights.items():
+        values = directions[column] * frame[column].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        values[np.isnan(values)] = -np.inf
+        ranks = np.array([(values < v).sum() + ((values == v).sum() - 1) / 2 for v in values])
+        total += weight * (ranks / (n - 1) if n > 1 else np.ones(n))
+    return total / (sum(abs(w) for w in weights.values()) or 1.0)
 
 
 def test_presets_and_budget():
@@ -42,7 +73,6 @@ def test_budget_that_fits_exactly_k_selects_the_best_k():
     chosen = select(frame, shape, epochs=2, budget=k * 2 * shape.pixels, weights={"aesthetics_score": 1.0})
     assert chosen["video_id"].to_list() == ["v5", "v4", "v3"]
     assert chosen["rank"].to_list() == [1, 2, 3]
-    assert chosen["pixels"].sum() <= k * 2 * shape.pixels
     # one pixel short of K clips: K-1
     short = select(frame, shape, epochs=2, budget=k * 2 * shape.pixels - 1, weights={"aesthetics_score": 1.0})
     assert short.height == k - 1
@@ -57,21 +87,48 @@ def test_ties_are_broken_by_video_id_deterministically():
 
 
 def test_lower_is_better_scores_are_inverted_and_missing_scores_rank_last():
-    frame = pl.DataFrame({"video_id": ["a", "b", "c"], "ocr_area_ratio": [0.3, 0.0, None]})
-    scores = composite_scores(frame, {"ocr_area_ratio": 1.0})
-    assert scores.tolist() == [0.5, 1.0, 0.0]
+    shape = resolve_shape("16x256x256")
+    frame = candidates(3).with_columns(video_id=pl.Series(["a", "b", "c"]),
+                                       ocr_area_ratio=pl.Series([0.3, 0.0, None]))
+    chosen = select(frame, shape, 1, 3 * shape.pixels, {"ocr_area_ratio": 1.0})
+    assert dict(zip(chosen["video_id"], chosen["composite"])) == {"a": 0.5, "b": 1.0, "c": 0.0}
     with pytest.raises(ValueError):
-        composite_scores(frame, {"bogus": 1.0})
+        select(frame, shape, 1, shape.pixels, {"bogus": 1.0})
+
+
+def test_composite_is_the_reference_definition_to_the_last_bit():
+    """Ties, NaN, nulls, negative directions, uneven weights: DuckDB's window functions give the
+    reference's doubles exactly (so a choice near the cut does not depend on what computed it)."""
+    rng = np.random.default_rng(7)
+    n = 500
+    ocr = rng.random(n)
+    ocr[rng.random(n) < 0.1] = np.nan
+    frame = candidates(n).with_columns(
+        video_id=pl.Series([f"v{i:04d}" for i in rng.permutation(n)]),
+        aesthetics_score=pl.Series(np.round(rng.random(n), 1)),  # many ties
+        ocr_area_ratio=pl.Series(ocr),
+        clip_similarity=pl.Series([None if i % 7 == 0 else float(v) for i, v in enumerate(rng.random(n))]),
+    )
+    weights = {"aesthetics_score": 1.0, "ocr_area_ratio": 0.5, "clip_similarity": 0.3}
+    shape = resolve_shape("16x256x256")
+    chosen = select(frame, shape, 1, n * shape.pixels, weights)
+    expected = frame.with_columns(pl.Series("composite", reference_composite(frame, weights)))
+    expected = expected.sort(["composite", "video_id"], descending=[True, False])
+    assert chosen["video_id"].to_list() == expected["video_id"].to_list()
+    assert chosen["composite"].to_list() == expected["composite"].to_list()
+    top = select(frame, shape, 1, 40 * shape.pixels, weights)
+    assert top["video_id"].to_list() == expected["video_id"].head(40).to_list()
 
 
 def test_preset_changes_eligibility():
     frame = candidates(width=640, height=360)
-    ok256, _ = eligible(frame, resolve_shape("16x256x256"))
-    ok512, bad512 = eligible(frame, resolve_shape("16x512x512"))
-    assert ok256.height == 6 and ok512.height == 0
-    assert set(bad512["ineligible_reason"]) == {"height<512"}
+    assert ineligible(frame, resolve_shape("16x256x256")) == [None] * 6
+    assert set(ineligible(frame, resolve_shape("16x512x512"))) == {"height<512"}
+    assert select(frame, resolve_shape("16x512x512"), 1, 1e15, {"aesthetics_score": 1.0}).height == 0
     short = frame.with_columns(pl.lit(10).alias("frame_count"))
-    assert set(eligible(short, resolve_shape("16x256x256"))[1]["ineligible_reason"]) == {"frames<16"}
+    assert set(ineligible(short, resolve_shape("16x256x256"))) == {"frames<16"}
+    uncaptioned = frame.with_columns(pl.lit(False).alias("has_caption"))
+    assert set(ineligible(uncaptioned, resolve_shape("16x256x256"))) == {"no caption"}
 
 
 def test_suggested_thresholds_stay_in_valid_ranges():

@@ -429,3 +429,36 @@ def test_on_s3_a_truncated_upload_is_named_and_whole_objects_are_checked_once(s3
     assert store.unreadable(["scores"]) == []
     remembered = (tmp_path / ".store_whole_objects").read_text().splitlines()
     assert remembered[0] == store.location.url and len(remembered) == 1 + 3  # a, b and c's new object
+
+
+def test_on_s3_listings_are_remembered_within_a_command_and_forgotten_on_a_write(s3_url, tmp_path, monkeypatch):
+    """Within `listings_remembered()` (status, run's bookkeeping) each folder of an object store
+    is listed once; a write through the store forgets them (its own write is seen); outside, every
+    read lists again (a long-lived process never reads an old listing)."""
+    from curation_assets.store.location import StoreLocation, listings_remembered
+
+    store = ScoreStore(tmp_path / "curation.duckdb", location=s3_url)
+    for shard in ("a", "b"):
+        store.replace_shard("scores", shard, _rows(shard, 0, 0, 2))
+    calls: list[str] = []  # the LISTs sent (below the memo)
+    for name in ("_list_remote", "_list_detail_remote"):
+        real = getattr(StoreLocation, name)
+        monkeypatch.setattr(StoreLocation, name, lambda self, prefix, real=real: calls.append(prefix) or real(self, prefix))
+    store.query("select count(*) from scores")
+    store.query("select count(*) from scores")
+    outside = len(calls)
+    assert outside >= 4  # each query lists the tables and the table's folders again
+
+    calls.clear()
+    with listings_remembered():
+        assert store.query("select count(*) as n from scores")["n"][0] == 4
+        first = len(calls)
+        store.query("select count(*) from scores")
+        store.winners("scores")
+        assert len(calls) == first and first <= outside // 2  # nothing listed twice
+        store.replace_shard("scores", "c", _rows("c", 0, 0, 2))  # a write: listings forgotten
+        assert store.query("select count(*) as n from scores")["n"][0] == 6
+    calls.clear()
+    store.tables()
+    store.tables()
+    assert len(calls) >= 2  # outside: listed each time

@@ -22,18 +22,35 @@ from curation_assets.store import ScoreStore
 @dataclass
 class RunInput:
     entries: list[InputEntry]  # to register (those registered already are skipped by `register`)
-    known: pl.DataFrame  # (path, shard) of files known registered without looking (unchanged folders)
-    scan: listing_cache.FolderScan | None = None
+    scan: listing_cache.FolderScan | None = None  # files known registered without looking (unchanged folders)
 
-    def mapping(self, store: ScoreStore) -> pl.DataFrame:
-        """(path, shard) of every input file, after registration; saves the listing cache."""
+    def known_count(self) -> int:
+        return self.scan.known_count() if self.scan is not None else 0
+
+    def known_shards(self) -> pl.DataFrame:
+        """(shard, files) of the files known registered without looking."""
+        if self.scan is None:
+            return pl.DataFrame(schema={"shard": pl.Utf8, "files": pl.UInt32})
+        return self.scan.known_shards()
+
+    def shard_files(self, store: ScoreStore) -> pl.DataFrame:
+        """(shard, files) over every input file after registration (shard null: a file not
+        registered); saves the listing cache. Counts, not paths: at ten million files the
+        paths alone held gigabytes."""
         looked_up = shards_of(store, sorted({e.path for e in self.entries}))
         if self.scan is not None:
             self.scan.save(dict(looked_up.iter_rows()))
-        return pl.concat([self.known, looked_up]).unique("path", keep="first")
+        # an unchanged folder's files and a listed one's are different files
+        counts = pl.concat([self.known_shards(), looked_up.group_by("shard").agg(pl.len().alias("files"))])
+        return counts.group_by("shard").agg(pl.col("files").sum())
+
+    def count(self) -> int:
+        return self.known_count() + len({e.path for e in self.entries})
 
     def paths(self) -> list[str]:
-        return sorted(set(self.known["path"].to_list()) | {e.path for e in self.entries})
+        """Every input file's path (built when asked: an input that is part of its shards)."""
+        known = self.scan.known_paths()["path"].to_list() if self.scan is not None else []
+        return sorted(set(known) | {e.path for e in self.entries})
 
 
 def read_input(input_path: str, store: ScoreStore, data_dir: Path, allow_outside: bool = False,
@@ -45,6 +62,6 @@ def read_input(input_path: str, store: ScoreStore, data_dir: Path, allow_outside
         # a manifest-like file makes it a manifest input (discover_folder_input): read in full,
         # and never cached (a manifest can change without its directory changing)
         if not scan.has_manifests:
-            return RunInput(scan.fresh, scan.known_paths(), scan)
+            return RunInput(scan.fresh, scan)
     entries = discover(input_path, allow_outside=allow_outside, notes=notes)
-    return RunInput(entries, pl.DataFrame(schema={"path": pl.Utf8, "shard": pl.Utf8}))
+    return RunInput(entries)

@@ -51,21 +51,37 @@ class FolderScan:
     known: dict[str, DirRecord]  # unchanged directories (relative): every file registered
     listed: dict[str, DirRecord]  # directories listed now
     fresh: list[InputEntry]  # the files of the listed directories, captions from sidecars
-    cached_files: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_SCHEMA))
     has_manifests: bool = False
+    usable_cache: bool = False  # the cache file's rows describe this store (cached_files reads them)
+
+    def cached_files(self) -> pl.LazyFrame:
+        """The cache's file rows of the unchanged directories, read lazily: at ten million files
+        a tick that lists nothing new needs their count only, not their names in memory."""
+        if not self.usable_cache:
+            return pl.LazyFrame(schema=_SCHEMA)
+        return (pl.scan_parquet(self.cache_file).select(list(_SCHEMA))
+                .filter(pl.col("name").is_not_null() & pl.col("dir").is_in(list(self.known))))
+
+    def known_count(self) -> int:
+        return int(self.cached_files().select(pl.len()).collect().item()) if self.known else 0
+
+    def known_shards(self) -> pl.DataFrame:
+        """(shard, files) of the unchanged directories' files."""
+        return self.cached_files().group_by("shard").agg(pl.len().alias("files")).collect()
 
     def known_paths(self) -> pl.DataFrame:
         """(path, shard) of the unchanged directories' files (vectorized: no per-file Python)."""
-        files = self.cached_files.filter(pl.col("name").is_not_null() & pl.col("dir").is_in(list(self.known)))
         base = pl.lit(str(self.root))
         path = pl.when(pl.col("dir") == "").then(base + "/" + pl.col("name")).otherwise(
             base + "/" + pl.col("dir") + "/" + pl.col("name"))
-        return files.select(path.alias("path"), "shard")
+        return self.cached_files().select(path.alias("path"), "shard").collect()
 
     def save(self, shard_of: dict[str, str]) -> None:
         """Record the listed directories whose files are all registered now (`shard_of`: path ->
-        shard), beside the unchanged ones."""
-        keep = self.cached_files.filter(pl.col("dir").is_in(list(self.known)))
+        shard), beside the unchanged ones. Nothing listed, nothing to record: the file stays as
+        it is (a tick over ten million unchanged files rewrote them all)."""
+        if not self.listed and self.usable_cache:
+            return
         rows = []
         for rel, rec in self.listed.items():
             base = str(self.root / rel) if rel else str(self.root)
@@ -76,10 +92,14 @@ class FolderScan:
                          "manifest": rec.manifest})
             rows += [{"dir": rel, "name": n, "shard": s, "mtime_ns": None, "subdirs": None, "manifest": None}
                      for n, s in files]
-        frame = pl.concat([keep.select(list(_SCHEMA)), pl.DataFrame(rows, schema=_SCHEMA)]) if rows else keep.select(list(_SCHEMA))
+        heads = pl.LazyFrame([{"dir": rel, "name": None, "shard": None, "mtime_ns": rec.mtime_ns,
+                               "subdirs": rec.subdirs, "manifest": rec.manifest} for rel, rec in self.known.items()],
+                             schema=_SCHEMA)
+        frame = pl.concat([heads, self.cached_files(), pl.LazyFrame(rows, schema=_SCHEMA)])
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_file.with_name(f".{self.cache_file.name}.{uuid.uuid4().hex}.tmp")
-        frame.with_columns(pl.lit(self.started_ns).alias("saved_ns")).write_parquet(tmp)
+        # streamed from the old file to the new one: the cached names never all sit in memory
+        frame.with_columns(pl.lit(self.started_ns).alias("saved_ns")).sink_parquet(tmp)
         os.replace(tmp, self.cache_file)
 
 
@@ -93,12 +113,12 @@ def scan(root: Path, data_dir: Path, store_url: str, registered_shards: set[str]
     root = Path(root).resolve()
     started = time.time_ns()
     file = cache_path(data_dir, root, store_url)
-    cached, files, saved_ns = _load(file)
+    cached, saved_ns = _load(file)
     if cached and registered_shards is not None:
-        shards = set(files["shard"].drop_nulls().unique().to_list())
-        if not shards <= registered_shards:  # the store no longer has what the cache says: ignore it
-            cached, files = {}, pl.DataFrame(schema=_SCHEMA)
-    out = FolderScan(root, file, started, {}, {}, [], cached_files=files)
+        shards = pl.scan_parquet(file).select(pl.col("shard").drop_nulls().unique()).collect()["shard"]
+        if not set(shards.to_list()) <= registered_shards:  # the store no longer has what the cache says: ignore it
+            cached = {}
+    out = FolderScan(root, file, started, {}, {}, [], usable_cache=bool(cached))
     trust_before = (saved_ns or 0) - _TRUST_MARGIN_NS
     stack = [""]
     while stack:
@@ -164,18 +184,18 @@ def _read_caption(sidecar: str) -> str | None:
         return None
 
 
-def _load(file: Path) -> tuple[dict[str, DirRecord], pl.DataFrame, int | None]:
-    empty = pl.DataFrame(schema=_SCHEMA)
+def _load(file: Path) -> tuple[dict[str, DirRecord], int | None]:
+    """The cache's directories and when it was saved (its file rows stay on disk: FolderScan
+    reads them lazily)."""
     if not file.is_file():
-        return {}, empty, None
+        return {}, None
     try:
-        frame = pl.read_parquet(file)
+        heads = pl.scan_parquet(file).filter(pl.col("name").is_null()).collect()
     except Exception:  # a cache we cannot read is no cache
-        return {}, empty, None
-    if not frame.height:
-        return {}, empty, None
-    saved = int(frame["saved_ns"][0])
-    heads = frame.filter(pl.col("name").is_null())
+        return {}, None
+    if not heads.height:
+        return {}, None
+    saved = int(heads["saved_ns"][0])
     dirs = {rel: DirRecord(int(mtime), list(subdirs or []), manifest=bool(manifest))
             for rel, mtime, subdirs, manifest in heads.select("dir", "mtime_ns", "subdirs", "manifest").iter_rows()}
-    return dirs, frame.select(list(_SCHEMA)), saved
+    return dirs, saved

@@ -48,7 +48,7 @@ def new_video_files(context: SensorEvaluationContext):
     # Shards registered by the CLI or a lost instance must exist as partitions too.
     existing = set(context.instance.get_dynamic_partitions(shard_partitions.name))
     to_add = sorted(shards - existing)
-    files_known = scan.known_paths().height + len(entries)
+    files_known = scan.known_count() + len(entries)
     context.update_cursor(json.dumps({"files_seen": files_known, "registered_now": len(fresh),
                                       "last_new_shards": new_shards or cursor.get("last_new_shards", [])}))
     if not to_add and not new_shards:

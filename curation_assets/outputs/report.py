@@ -12,7 +12,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 
 from curation_assets.scores import PROBE, all_scores
 
@@ -335,9 +334,3 @@ def funnel_markdown(rows: list[tuple[str, int]]) -> str:
     lines = ["| stage | videos | |", "|---|---|---|"]
     lines += [f"| {stage} | {n} | {'█' * max(1, round(20 * n / width)) if n else ''} |" for stage, n in rows]
     return "\n".join(lines)
-
-
-def values_of(frame: pl.DataFrame, column: str) -> np.ndarray:
-    if column not in frame.columns:
-        return np.array([], dtype=float)
-    return frame[column].cast(pl.Float64).fill_null(float("nan")).to_numpy()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
 
 from curation_assets.scores import all_scores
@@ -47,52 +46,60 @@ def resolve_budget(shape: Shape, epochs: int, pixel_budget: float | None, max_cl
     return float(pixel_budget if pixel_budget is not None else DEFAULT_PIXEL_BUDGET)
 
 
-def eligible(candidates: pl.DataFrame, shape: Shape) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(eligible, ineligible with a reason): kept, large enough, long enough, with a caption."""
-    reason = (
-        pl.when(pl.col("width") < shape.width).then(pl.lit(f"width<{shape.width}"))
-        .when(pl.col("height") < shape.height).then(pl.lit(f"height<{shape.height}"))
-        .when(pl.col("frame_count") < shape.frames).then(pl.lit(f"frames<{shape.frames}"))
-        .when(pl.col("caption").is_null()).then(pl.lit("no caption"))
-        .otherwise(None)
-    )
-    tagged = candidates.with_columns(reason.alias("ineligible_reason"))
-    return tagged.filter(pl.col("ineligible_reason").is_null()), tagged.filter(pl.col("ineligible_reason").is_not_null())
+def ineligible_reason_sql(shape: Shape) -> str:
+    """SQL: why a candidate (width, height, frame_count, has_caption) cannot be used at this
+    shape, the first reason that applies; null when it can."""
+    return (f"case when width < {shape.width} then 'width<{shape.width}' "
+            f"when height < {shape.height} then 'height<{shape.height}' "
+            f"when frame_count < {shape.frames} then 'frames<{shape.frames}' "
+            "when not has_caption then 'no caption' end")
 
 
-def composite_scores(frame: pl.DataFrame, weights: dict[str, float]) -> np.ndarray:
-    """Weighted mean of per-score percentile ranks (0..1, best = 1) among the candidates.
+def composite_sql(weights: dict[str, float], columns: list[str]) -> tuple[str, str]:
+    """(keys, composite): SQL for the weighted mean of per-score percentile ranks (0..1, best =
+    1) among the rows of one query. `keys` is the select list that puts each weighted score on
+    a common direction (`_k0`, `_k1`, ...); `composite` reads them with window functions.
 
-    Ranks make scores on different scales comparable and ignore outliers; a missing score
-    counts as the worst rank.
+    Ranks make scores on different scales comparable and ignore outliers; tied values share
+    their average rank (so ties are decided by video_id, not input order); a missing score counts
+    as the worst rank. Terms are added in the weights' order, each `weight * (rank / (n - 1))`,
+    so the composite is the same double whatever ran it. A weighted score absent from `columns`
+    is left out.
     """
     directions = score_directions()
     unknown = set(weights) - set(directions)
     if unknown:
         raise ValueError(f"unknown score weights {sorted(unknown)} (known: {sorted(directions)})")
-    n = frame.height
-    total = np.zeros(n)
-    weight_sum = sum(abs(w) for w in weights.values()) or 1.0
+    weight_sum = float(sum(abs(w) for w in weights.values()) or 1.0)
+    keys, terms = [], []
     for column, weight in weights.items():
-        if not weight or column not in frame.columns:
+        if not weight or column not in columns:
             continue
-        values = frame[column].cast(pl.Float64).to_numpy().copy()
-        values = directions[column] * values
-        values[np.isnan(values)] = -np.inf
-        # tied values share their average rank, so ties are decided by video_id, not input order
-        ranks = pl.Series(values).rank("average").to_numpy() - 1
-        total += weight * (ranks / (n - 1) if n > 1 else np.ones(n))
-    return total / weight_sum
+        key, value = f"_k{len(keys)}", f'"{column}"::double'
+        keys.append(f"case when {value} is null or isnan({value}) then '-inf'::double "
+                    f"else {directions[column]} * {value} end as {key}")
+        rank = f"(rank() over (order by {key}) - 1 + (count(*) over (partition by {key}) - 1) / 2.0)"
+        terms.append(f"{float(weight)!r} * (case when _n > 1 then {rank} / (_n - 1) else 1.0 end)")
+    composite = f"(({' + '.join(terms)}) / {weight_sum!r})" if terms else "0.0"
+    return ", ".join(keys) or "null as _k0", composite
 
 
-def select(frame: pl.DataFrame, shape: Shape, epochs: int, budget: float, weights: dict[str, float]) -> pl.DataFrame:
-    """Best first, ties broken by video_id; stop when the next clip would exceed the budget."""
-    cost = float(epochs * shape.pixels)
-    ranked = frame.with_columns(pl.Series("composite", composite_scores(frame, weights)))
-    ranked = ranked.sort(["composite", "video_id"], descending=[True, False])
-    n_fit = int(budget // cost) if cost > 0 else 0
-    chosen = ranked.head(n_fit)
-    return chosen.with_columns(
-        pl.Series("rank", np.arange(1, chosen.height + 1)),
-        pl.lit(cost).alias("pixels"),
-    )
+def selection_steps(candidates: str, columns: list[str], shape: Shape, epochs: int, budget: float,
+                    weights: dict[str, float]) -> list[str]:
+    """DuckDB statements over the table `candidates` (video_id, the eligibility columns, the
+    scores); the last one returns the eligible clips best first, ties broken by video_id, as many
+    as fit the budget (the next clip would exceed it), with `rank` (1..) and `composite`.
+
+    DuckDB ranks and cuts, so ten million candidates never come out of it; the ranks are computed
+    over (row id, the scores) only, within its memory limit, and the candidates' other columns
+    are read back for the chosen rows."""
+    keys, composite = composite_sql(weights, columns)
+    n_fit = int(budget // float(epochs * shape.pixels)) if epochs * shape.pixels > 0 else 0
+    return [
+        f"create or replace temp table _composite as select _row, {composite} as composite from ("
+        f"select rowid as _row, {keys}, count(*) over () as _n from {candidates} "
+        f"where ({ineligible_reason_sql(shape)}) is null)",
+        f"select row_number() over (order by composite desc, video_id) as rank, * from ("
+        f"select c.*, r.composite from _composite r join {candidates} c on c.rowid = r._row "
+        f"order by r.composite desc, c.video_id limit {n_fit})",
+    ]

@@ -36,13 +36,14 @@ def clip_detail(store, video_id: str, shard: str) -> dict[str, Any]:
                     frame_scores)
 
 
-def all_details(store, video_ids: list[str] | None = None) -> dict[str, dict]:
+def all_details(store, video_ids: list[str] | None = None, within: str = "true") -> dict[str, dict]:
     """video_id -> detail, for every scored clip, or for these (the static copy carries the
-    details of the clips it shows)."""
+    details of the clips it shows; `within`: an SQL condition on `shard` they all meet, which
+    lets DuckDB skip the rest of each table)."""
     import polars as pl
 
     tables = store.tables()
-    only = ' where video_id in (select video_id from shown)' if video_ids is not None else ""
+    only = f' where {within} and video_id in (select video_id from shown)' if video_ids is not None else ""
     shown = {"shown": pl.DataFrame({"video_id": list(video_ids or [])}, schema={"video_id": pl.Utf8})}
 
     def rows(table: str, columns: list[str]) -> dict[str, dict]:
@@ -63,6 +64,14 @@ def all_details(store, video_ids: list[str] | None = None) -> dict[str, dict]:
     return {vid: assemble(vid, f.get("shard"), f, motion.get(vid), raw.get(vid), near.get(vid),
                           {name: by_id.get(vid) for name, by_id in scores.items()})
             for vid, f in frames.items()}
+
+
+def shown_details(store, data: dict) -> dict[str, dict]:
+    """The details a page of `gallery_data` carries: every clip's, or, for a sample, the sampled
+    clips' (read within the shards the sample was drawn from)."""
+    if not data["sampled"]:
+        return all_details(store)
+    return all_details(store, data["clips"]["video_id"], data["sample_where"])
 
 
 def _frame_score_decls():

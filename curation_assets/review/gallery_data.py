@@ -48,9 +48,9 @@ def gallery_data(store, recipe: dict, profile: str | None = None, recipe_info: d
     """
     problems: list[dict[str, str]] = []
     tables = store.tables()
-    curated, total = _curated(store, tables, problems, limit)
+    curated, total, within = _curated(store, tables, problems, limit)
     sampled = total > curated.height
-    curated = _with_media(store, tables, curated, problems, sampled)
+    curated = _with_media(store, tables, curated, problems, sampled, within)
     not_curated = _not_curated(store, tables, curated, shard_failures or {}, problems, sampled)
     total += not_curated.height
     curated = pl.concat([curated, not_curated], how="diagonal_relaxed")
@@ -75,20 +75,22 @@ def gallery_data(store, recipe: dict, profile: str | None = None, recipe_info: d
         "count": curated.height,
         "total": total,
         "sampled": sampled,
+        "sample_where": within,  # the shards the sample came from, as SQL (the clips' details are read there)
         "clips": columns,
         "problems": problems,
     }
 
 
-def _curated(store, tables: set, problems: list, limit: int | None = None) -> tuple[pl.DataFrame, int]:
-    """The curated clips (all, or a sample of `limit` across verdicts) and how many there are."""
+def _curated(store, tables: set, problems: list, limit: int | None = None) -> tuple[pl.DataFrame, int, str]:
+    """The curated clips (all, or a sample of `limit` across verdicts), how many there are, and
+    the SQL condition on `shard` the sample was drawn within ('true': the whole store)."""
     wanted = ["video_id", "path", "shard", "status", "reasons", "caption", "caption_source", "model_profile",
               *score_columns(), "source_path", "start_s", "end_s", "near_duplicate_of", "error"]
     if CURATED not in tables:
         if tables:
             problems.append({"kind": "no_scores", "message": "no verdicts yet (no curated_videos table): the "
                              "registered videos are shown as not curated; run `curation-assets run` to score them"})
-        return pl.DataFrame(schema={"video_id": pl.Utf8, "path": pl.Utf8, "shard": pl.Utf8, "status": pl.Utf8}), 0
+        return pl.DataFrame(schema={"video_id": pl.Utf8, "path": pl.Utf8, "shard": pl.Utf8, "status": pl.Utf8}), 0, "true"
     present = store.query(f"select * from {CURATED} limit 0").columns
     missing = [c for c in score_columns() if c not in present]
     if missing:
@@ -98,21 +100,65 @@ def _curated(store, tables: set, problems: list, limit: int | None = None) -> tu
     select = ", ".join(f'"{c}"' for c in wanted if c in present)
     counts = store.query(f"select status, count(*) as n from {CURATED} group by status")
     total = int(counts["n"].sum()) if counts.height else 0
+    within = "true"
     if limit is not None and total > limit:
+        within, drawn = sample_windows(store.winners(CURATED).select("shard", "rows"), SAMPLE_FROM * limit)
+        counts = store.query(f"select status, count(*) as n from {CURATED} where {within} group by status")
         quotas = sample_quotas(dict(zip(counts["status"].to_list(), counts["n"].to_list())), limit)
-        frame = store.query(
-            f"select c.* exclude (sample_rank) from (select {select}, row_number() over (partition by status "
-            f"order by hash(video_id)) as sample_rank from {CURATED}) c join quotas q "
-            "on c.status is not distinct from q.status where c.sample_rank <= q.quota order by c.shard, c.path",
+        # Which clips: each verdict's `quota` lowest hashes of video_id, kept by a top-n aggregate
+        # over three light columns (a window over every row with its captions held them all in
+        # memory); then their columns, for those rows only.
+        frame = store.query_steps([
+            f"create temp table sample as select s.video_id, s.shard, s.path from (select status, unnest(min_by("
+            f"{{'video_id': video_id, 'shard': shard, 'path': path}}, hash(video_id), {max(quotas.values())})) as s "
+            f"from {CURATED} where {within} group by status) c join quotas q on c.status is not distinct from q.status "
+            "qualify row_number() over (partition by c.status order by hash(s.video_id)) <= any_value(q.quota) "
+            "over (partition by c.status)",
+            f"select {select} from {CURATED} c semi join sample s on c.video_id = s.video_id and c.shard = s.shard "
+            f"and c.path = s.path where {within} order by c.shard, c.path"],
             frames={"quotas": pl.DataFrame({"status": list(quotas), "quota": list(quotas.values())},
-                                           schema={"status": pl.Utf8, "quota": pl.Int64})})
+                                           schema={"status": pl.Utf8, "quota": pl.Int64})})[-1]
         shown = ", ".join(f"{n:,} {s}" for s, n in quotas.items())
+        where = f" drawn from {drawn} shards spread over the store," if within != "true" else ""
         problems.append({"kind": "sampled", "message": f"this copy shows {frame.height:,} of {total:,} clips, a "
-                         f"sample across verdicts ({shown}); counts and re-judging here cover the sample: "
+                         f"sample across verdicts{where} ({shown}); counts and re-judging here cover the sample: "
                          "`curation-assets review` shows every clip"})
     else:
         frame = store.query(f"select {select} from {CURATED} order by shard, path")
-    return frame.with_columns([pl.lit(None, pl.Float64).alias(c) for c in missing]), total
+    return frame.with_columns([pl.lit(None, pl.Float64).alias(c) for c in missing]), total, within
+
+
+SAMPLE_FROM = 4  # a sample of N clips is drawn from the clips of shards holding about 4 N
+SAMPLE_WINDOWS = 8  # ... in this many runs of consecutive shards, spread evenly over the store
+
+
+def sample_windows(shard_rows: pl.DataFrame, clips: int, windows: int = SAMPLE_WINDOWS) -> tuple[str, int]:
+    """(SQL condition on `shard`, shards in it): runs of consecutive shards spread evenly over the
+    store, together holding about `clips` rows ('true' when the store holds no more than that).
+
+    A sample of clips from every shard reads every row group of every table it shows (ten
+    million clips: a minute, most of it decoding list columns for rows the sample drops); a
+    range of shards is what DuckDB skips row groups by, through their min/max statistics."""
+    ordered = shard_rows.sort("shard")
+    shards, rows = ordered["shard"].to_list(), ordered["rows"].to_list()
+    covered: set[int] = set()
+    for w in range(windows):
+        start = end = w * len(shards) // windows
+        held = rows[start] if shards else 0
+        while held < clips / windows and end + 1 < len(shards):
+            end += 1
+            held += rows[end]
+        covered.update(range(start, end + 1))
+    if len(covered) >= len(shards):
+        return "true", len(shards)
+    runs: list[list[int]] = []
+    for i in sorted(covered):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    condition = " or ".join(f"(shard between '{shards[a]}' and '{shards[b]}')" for a, b in runs)
+    return f"({condition})", len(covered)
 
 
 def sample_quotas(counts: dict, limit: int) -> dict:
@@ -126,14 +172,15 @@ def sample_quotas(counts: dict, limit: int) -> dict:
     return {s: quotas[s] + (left * rest[s] // spare if spare else 0) for s in counts}
 
 
-def _with_media(store, tables: set, curated: pl.DataFrame, problems: list, sampled: bool = False) -> pl.DataFrame:
+def _with_media(store, tables: set, curated: pl.DataFrame, problems: list, sampled: bool = False,
+                within: str = "true") -> pl.DataFrame:
     """Each clip's preview key, and a sampled frame to show when it has none (sampled: read for
-    the clips shown only)."""
+    the clips shown only, within the shards they were drawn from)."""
     if SAMPLED_FRAMES not in tables or not curated.height:
         return curated.with_columns(pl.lit(None, pl.Utf8).alias("preview"), pl.lit(None, pl.Utf8).alias("still"))
     present = store.query(f"select * from {SAMPLED_FRAMES} limit 0").columns
     preview = "preview_path" if "preview_path" in present else "null"
-    only = " and video_id in (select video_id from shown)" if sampled else ""
+    only = f" and {within} and video_id in (select video_id from shown)" if sampled else ""
     media = store.query(
         f"select video_id, {preview} as preview, frame_paths[greatest(1, (len(frame_paths) + 1) // 2)] as still "
         f"from {SAMPLED_FRAMES} where error is null{only}", frames={"shown": curated.select("video_id")})
@@ -252,14 +299,17 @@ def input_hint(store, tables: set | None = None) -> str | None:
     tables = store.tables() if tables is None else tables
     if REGISTRY not in tables:
         return None
-    paths = [p for p in store.query(f"select distinct path from {REGISTRY}")["path"].to_list() if p]
-    if not paths:
+    # Every string between two others in sorted order shares their common prefix, so the
+    # first and last paths have the folder they all share (no list of ten million paths).
+    first, last = store.query(f"select min(path) as first, max(path) as last from {REGISTRY} "
+                              "where path is not null and path <> ''").row(0)
+    if first is None:
         return None
     try:
-        common = os.path.commonpath(paths)
+        common = os.path.commonpath([first, last])
     except ValueError:
         return None
-    return common if len(paths) > 1 or not os.path.isfile(common) else os.path.dirname(common)
+    return common if first != last or not os.path.isfile(common) else os.path.dirname(common)
 
 
 __all__ = ["FAILED", "NOT_CURATED", "SPLIT", "gallery_data", "funnel_lines", "input_hint", "score_columns"]

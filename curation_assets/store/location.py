@@ -11,10 +11,36 @@ publish atomically. Readers therefore never see half an object.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
+
+# (url, kind, prefix) -> a listing, while `listings_remembered()` is in force
+_REMEMBERED: contextvars.ContextVar[dict | None] = contextvars.ContextVar("store_listings", default=None)
+
+
+@contextlib.contextmanager
+def listings_remembered():
+    """Within: an object store's folder is listed once, its listing remembered (a LIST is ~100
+    ms on S3, and one command's parts list each table's folder again and again: `status` sent
+    269 LISTs for 16 tables). For a command that sees the store as of its start (`status`, the
+    bookkeeping before `run` registers); a write through any location forgets every listing.
+    Local folders are listed each time (a listing costs microseconds there)."""
+    token = _REMEMBERED.set({})
+    try:
+        yield
+    finally:
+        _REMEMBERED.reset(token)
+
+
+def forget_listings() -> None:
+    """Drop the remembered listings (something was written, or a read found a file gone)."""
+    remembered = _REMEMBERED.get()
+    if remembered:
+        remembered.clear()
 
 
 class StoreLocationError(RuntimeError):
@@ -125,6 +151,7 @@ class StoreLocation:
                 if tmp.exists():
                     tmp.unlink()
         else:
+            forget_listings()
             self.fs.pipe_file(self.path(key), data)  # one PUT
 
     def put_file(self, local_path: str | Path, key: str) -> None:
@@ -152,11 +179,24 @@ class StoreLocation:
             except (FileNotFoundError, NotADirectoryError):
                 return []
         else:
-            try:
-                names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.path(prefix), detail=False)]
-            except FileNotFoundError:
-                return []
+            return list(self._remembered("list", prefix, lambda: self._list_remote(prefix)))
         return sorted(n for n in names if not n.startswith("."))
+
+    def _list_remote(self, prefix: str) -> list[str]:
+        try:
+            names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.path(prefix), detail=False)]
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if not n.startswith("."))
+
+    def _remembered(self, kind: str, prefix: str, list_now):
+        remembered = _REMEMBERED.get()
+        if remembered is None:
+            return list_now()
+        key = (self.url, kind, prefix)
+        if key not in remembered:
+            remembered[key] = list_now()
+        return remembered[key]
 
     def list_detail(self, prefix: str) -> dict[str, tuple[float, int, bool]]:
         """name -> (modification time, size, is a folder) directly under `prefix`, hidden
@@ -177,6 +217,10 @@ class StoreLocation:
             except (FileNotFoundError, NotADirectoryError):
                 pass
             return out
+        return dict(self._remembered("detail", prefix, lambda: self._list_detail_remote(prefix)))
+
+    def _list_detail_remote(self, prefix: str) -> dict[str, tuple[float, int, bool]]:
+        out: dict[str, tuple[float, int, bool]] = {}
         try:
             listed = self.fs.ls(self.path(prefix), detail=True)
         except FileNotFoundError:
@@ -208,6 +252,7 @@ class StoreLocation:
             if self.is_local:
                 os.unlink(self.path(key))
             else:
+                forget_listings()
                 self.fs.rm_file(self.path(key))
             return True
         except FileNotFoundError:
@@ -246,6 +291,7 @@ class StoreLocation:
                     if old.is_file():
                         old.unlink()
         elif self.fs.exists(self.path(prefix)):
+            forget_listings()
             self.fs.rm(self.path(prefix), recursive=True)
 
     # ---- start-up check ----------------------------------------------------------------

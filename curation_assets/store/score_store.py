@@ -262,7 +262,17 @@ class ScoreStore:
         """Run SQL over the store's tables (only the tables the SQL names are bound), each read
         from an explicit list of its winning files; `frames`: name -> a polars/arrow table the
         SQL may join with (e.g. a million paths to look up: no Python list in a parameter)."""
-        named = sorted(t for t in self.tables() if re.search(rf"\b{t}\b", sql_text))
+        return self._query([sql_text], params, frames)[0]
+
+    def query_steps(self, statements: Sequence[str], frames: dict | None = None) -> list[pl.DataFrame]:
+        """`query` for several statements on one connection, in order, each one's result (empty
+        for a statement that returns none): a `create temp table` early on is computed once and
+        read by the later ones, within DuckDB's memory limit, spilling past it."""
+        return self._query(statements, None, frames)
+
+    def _query(self, statements: Sequence[str], params: Sequence | None, frames: dict | None) -> list[pl.DataFrame]:
+        text = "\n".join(statements)
+        named = sorted(t for t in self.tables() if re.search(rf"\b{t}\b", text))
         attempts = 3 + len(named)
         for attempt in range(attempts):
             con = duckdb_connection()
@@ -277,7 +287,11 @@ class ScoreStore:
                             con.execute(f'create view "{SHARD_WRITES}" as select * from _shard_writes_frame')
                         else:
                             con.execute(f'create view "{table}" as {self.select_sql(table, where, states[table])}')
-                    return con.execute(sql_text, params or []).pl()
+                    results = []
+                    for statement in statements:
+                        cursor = con.execute(statement, params or [])
+                        results.append(cursor.pl() if cursor.description else pl.DataFrame())
+                    return results
             except duckdb.Error as exc:
                 if attempt == attempts - 1 or not self._recover(exc, attempt):
                     raise

@@ -199,6 +199,9 @@ def legacy_footers(location: StoreLocation, table: str, names: list[str]) -> dic
 
 
 def clear_caches() -> None:
+    from curation_assets.store.location import forget_listings
+
     with _CACHE_LOCK:
         _INDEX_CACHE.clear()
     _LEGACY_CACHE.clear()
+    forget_listings()

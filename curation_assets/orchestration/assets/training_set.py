@@ -10,7 +10,7 @@ from curation_assets.orchestration.assets.curated_videos import CURATED_VIDEOS
 from curation_assets.orchestration.assets.captions import CAPTIONS
 from curation_assets.orchestration.assets.shard_io import RAW_VIDEOS
 from curation_assets.outputs.report import TINY_PROFILE
-from curation_assets.outputs.selection import eligible, resolve_budget, resolve_shape, select
+from curation_assets.outputs.selection import ineligible_reason_sql, resolve_budget, resolve_shape, selection_steps
 from curation_assets.orchestration.recipe import Recipe, code_version, config_class
 from curation_assets.orchestration.resources import CurationStore
 from curation_assets.scores import all_scores
@@ -37,12 +37,10 @@ def build_training_set(recipe: Recipe):
         started, store = time.perf_counter(), curation_store.store()
         shape = resolve_shape(config.preset, config.frames, config.height, config.width)
         budget = resolve_budget(shape, config.epochs, config.pixel_budget, config.max_clips)
-        candidates = _candidates(store)
-        ok, ineligible = eligible(candidates, shape)
-        chosen = select(ok, shape, config.epochs, budget, config.weights)
+        chosen, kept, ineligible = _choose(store, shape, config.epochs, budget, config.weights)
         preset_name = config.preset if config.preset != "custom" else f"{shape.frames}x{shape.height}x{shape.width}"
         out_dir = Path(curation_store.data_dir) / "training_sets" / preset_name
-        summary = _write_outputs(out_dir, chosen, candidates.height, ok.height, ineligible, budget, shape, config)
+        summary = _write_outputs(out_dir, chosen, kept, kept - sum(ineligible.values()), ineligible, budget, shape, config)
         table = chosen.select(["rank", "video_id", "file_path", "caption", "caption_source", "composite",
                                "accelerated", "scores_profile", *score_columns()]).with_columns(pl.lit(preset_name).alias("preset"))
         # unpartitioned: one object per preset, replaced whole
@@ -71,53 +69,90 @@ def build_training_set(recipe: Recipe):
     return lora_training_set
 
 
-def _candidates(store) -> pl.DataFrame:
-    """Kept clips with their scores, frame counts and the accelerated file when there is one.
+_CANDIDATES = "candidates"
 
-    One DuckDB query joins what a clip needs (its raw video, the accelerated file, the models'
-    profiles): DuckDB works under its memory limit and spills, where the same joins in polars
-    held every table at once (at a million clips the largest share of the outputs' 2 GB)."""
+
+def _choose(store, shape, epochs: int, budget: float, weights: dict) -> tuple[pl.DataFrame, int, dict[str, int]]:
+    """(the chosen clips best first, how many kept clips there are, ineligible reason -> clips).
+
+    DuckDB does the whole choice: the kept clips with what ranking reads (no text) go into a
+    temp table, ranks and the cut at the budget are computed over it, and only the chosen clips'
+    captions come out. At ten million clips the kept rows with their captions, pulled out to be
+    ranked in Python, were the head node's largest allocation (10 GB)."""
     tables = store.tables()
     if CURATED_VIDEOS not in tables:
-        return pl.DataFrame(schema={"video_id": pl.Utf8})
-    columns, joins = ["c.*", "r.frame_count", "r.fps"], []
-    if ACCELERATED_VIDEOS in tables:
-        columns += ["a.output_path", "a.new_frames", "a.motion_after"]
-        joins.append(f"left join (select video_id, output_path, new_frames, motion_after from {ACCELERATED_VIDEOS} "
-                     "where status = 'accelerated') a on a.video_id = c.video_id")
-    else:
-        columns += ["null::varchar as output_path", "null::bigint as new_frames", "null::double as motion_after"]
-    # `scores_profile` per clip: 'tiny' when any of its learned scores (those noisy under the tiny
-    # profile: aesthetics, CLIP similarity) or its generated caption came from a tiny
-    # random-weight model, else 'real'
-    tiny = [f"coalesce(c.model_profile, '') = '{TINY_PROFILE}'"]
-    noisy = [(decl.name, f"{decl.name}_profile") for decl in all_scores() if decl.noise_under_tiny]
-    for table, alias in (*noisy, (CAPTIONS, "caption_profile")):
-        if table in tables and "profile" in store.query(f"select * from {table} limit 0").columns:
-            columns.append(f"{alias}_t.{alias}")
-            joins.append(f'left join (select video_id, shard, any_value(profile) as {alias} from "{table}" '
-                         f"group by video_id, shard) {alias}_t on {alias}_t.video_id = c.video_id "
-                         f"and {alias}_t.shard = c.shard")
-            tiny.append(f"coalesce({alias}_t.{alias}, '') = '{TINY_PROFILE}'")
-    columns.append(f"case when {' or '.join(tiny)} then '{TINY_PROFILE}' else 'real' end as scores_profile")
-    kept = store.query(f"select {', '.join(columns)} from {CURATED_VIDEOS} c join {RAW_VIDEOS} r "
-                       f"on c.path = r.path and c.shard = r.shard {' '.join(joins)} where c.status = 'kept'")
+        return pl.DataFrame(schema={"video_id": pl.Utf8}), 0, {}
+    curated = store.query(f"select * from {CURATED_VIDEOS} limit 0").columns
+    scores = score_columns()
+    *ranking, chosen_rows = selection_steps(_CANDIDATES, scores, shape, epochs, budget, weights)
+    steps = [
+        f"create temp table {_CANDIDATES} as {_candidates_sql(store, tables, curated)}",
+        # a clip kept in two shards (two registrations of one file raced their duplicate lookup)
+        # is one candidate: the first by shard and path. A hash aggregate finds them (it spills);
+        # a window over every candidate would hold them all in memory.
+        f"delete from {_CANDIDATES} where rowid in (select _row from (select rowid as _row, row_number() over "
+        f"(partition by video_id order by shard, path) as n from {_CANDIDATES} where video_id in "
+        f"(select video_id from {_CANDIDATES} group by video_id having count(*) > 1)) where n > 1)",
+        f"select {ineligible_reason_sql(shape)} as reason, count(*) as n from {_CANDIDATES} group by 1",
+        *ranking,
+        f"create temp table chosen as {chosen_rows}",
+        # the text of the chosen clips only
+        f"select ch.* exclude (has_caption), c.caption, c.caption_source from chosen ch join {CURATED_VIDEOS} c "
+        "on c.video_id = ch.video_id and c.shard = ch.shard and c.path = ch.path order by ch.rank",
+    ]
+    results = store.query_steps(steps)
+    counts, chosen = dict(results[2].iter_rows()), results[-1]
+    kept = sum(counts.values())
+    counts.pop(None, None)
     # accelerated clips and clips cut by `shots` are keys relative to the store location
     # (registered sources are absolute): resolve them
-    kept = kept.with_columns(pl.col("output_path").map_elements(store.location.resolve, return_dtype=pl.Utf8),
-                             pl.col("path").map_elements(store.location.resolve, return_dtype=pl.Utf8))
-    # a score declared after these rows were judged (a new plugin) reads as null until re-judged
-    kept = kept.with_columns([pl.lit(None, pl.Float64).alias(c) for c in score_columns() if c not in kept.columns])
-    accelerated = pl.col("output_path").is_not_null()
-    return kept.with_columns(
-        accelerated.alias("accelerated"),
-        pl.when(accelerated).then(pl.col("output_path")).otherwise(pl.col("path")).alias("file_path"),
-        pl.when(accelerated).then(pl.col("new_frames")).otherwise(pl.col("frame_count")).alias("frame_count"),
-        pl.when(accelerated).then(pl.col("motion_after")).otherwise(pl.col("motion_score")).alias("motion_score"),
-    ).unique(subset=["video_id"], keep="first").sort("video_id")
+    chosen = chosen.with_columns(pl.col("output_path").map_elements(store.location.resolve, return_dtype=pl.Utf8),
+                                 pl.col("path").map_elements(store.location.resolve, return_dtype=pl.Utf8))
+    chosen = chosen.with_columns(
+        pl.when(pl.col("accelerated")).then(pl.col("output_path")).otherwise(pl.col("path")).alias("file_path"),
+        pl.lit(float(epochs * shape.pixels)).alias("pixels"))
+    return chosen, kept, counts
 
 
-def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible: int, ineligible: pl.DataFrame,
+def _candidates_sql(store, tables: set, curated: list[str]) -> str:
+    """The kept clips with what choosing reads: size, frames, whether there is a caption, the
+    scores (the accelerated file's frames and motion where there is one), `scores_profile`."""
+    columns = ["c.video_id", "c.shard", "c.path", "c.caption is not null as has_caption"]
+    joins = [f"join {RAW_VIDEOS} r on c.path = r.path and c.shard = r.shard"]
+    if ACCELERATED_VIDEOS in tables:
+        joins.append(f"left join (select video_id, output_path, new_frames, motion_after from {ACCELERATED_VIDEOS} "
+                     "where status = 'accelerated' qualify row_number() over (partition by video_id order by output_path) = 1"
+                     ") a on a.video_id = c.video_id")
+    else:
+        joins.append("left join (select null::varchar as video_id, null::varchar as output_path, "
+                     "null::bigint as new_frames, null::double as motion_after) a on false")
+    accelerated = "a.output_path is not null"
+    columns += [f"{accelerated} as accelerated", "a.output_path",
+                f"case when {accelerated} then a.new_frames else r.frame_count end as frame_count"]
+    for column in score_columns():
+        if column == "motion_score":
+            columns.append(f"case when {accelerated} then a.motion_after else c.motion_score end as motion_score")
+        else:
+            # a score declared after these rows were judged (a new plugin) reads as null until re-judged
+            columns.append(f"c.{_q(column)}" if column in curated else f"null::double as {_q(column)}")
+    # `scores_profile` per clip: 'tiny' when any of its learned scores (those noisy under the tiny
+    # profile: aesthetics, CLIP similarity) or its generated caption came from a tiny
+    # random-weight model, else 'real'. Tested with `exists` on the tiny rows alone: a join with
+    # every row of each table (ten million groups apiece) ran DuckDB out of memory.
+    tiny = [f"coalesce(c.model_profile, '') = '{TINY_PROFILE}'"] if "model_profile" in curated else []
+    for table in [decl.name for decl in all_scores() if decl.noise_under_tiny] + [CAPTIONS]:
+        if table in tables and "profile" in store.query(f'select * from "{table}" limit 0').columns:
+            tiny.append(f'exists (select 1 from "{table}" t where t.profile = \'{TINY_PROFILE}\' '
+                        "and t.video_id = c.video_id and t.shard = c.shard)")
+    columns.append(f"case when {' or '.join(tiny or ['false'])} then '{TINY_PROFILE}' else 'real' end as scores_profile")
+    return f"select {', '.join(columns)} from {CURATED_VIDEOS} c {' '.join(joins)} where c.status = 'kept'"
+
+
+def _q(column: str) -> str:
+    return f'"{column}"'
+
+
+def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible: int, ineligible: dict[str, int],
                    budget: float, shape, config) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     # Both files are written a clip at a time: at a million clips the whole text in memory
@@ -141,7 +176,7 @@ def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible:
         "epochs": config.epochs, "kept_clips": n_kept, "eligible_clips": n_eligible, "clips": chosen.height,
         "accelerated_clips": int(chosen["accelerated"].sum()) if chosen.height else 0,
         "pixels_used": pixels_used, "pixel_budget": budget, "budget_used": round(pixels_used / budget, 6) if budget else 0.0,
-        "ineligible": {r: n for r, n in ineligible["ineligible_reason"].value_counts().iter_rows()} if ineligible.height else {},
+        "ineligible": ineligible,
         "score_means": {c: (float(chosen[c].mean()) if chosen.height and chosen[c].null_count() < chosen.height else None)
                         for c in score_columns()},
         "weights": config.weights,

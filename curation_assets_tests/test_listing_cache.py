@@ -1,0 +1,83 @@
+"""The input folder's listing cache (ingest/listing_cache.py): unchanged directories are not
+listed, their files are counted and named from the cache file without holding it in memory,
+and a scan that lists nothing leaves the file as it is."""
+
+import os
+import time
+
+import polars as pl
+
+from curation_assets.ingest import listing_cache
+
+
+def _tree(root, dirs=3, per_dir=4):
+    for d in range(dirs):
+        folder = root / f"d{d}"
+        folder.mkdir(parents=True)
+        for i in range(per_dir):
+            (folder / f"v{i}.mp4").write_bytes(b"x")
+    (root / "d0" / "v0.txt").write_text("a caption")
+    _age(root)
+
+
+def _age(root, seconds=60):
+    """Directories modified well before the scan (a scan trusts a time 2 s older than its save)."""
+    past = time.time() - seconds
+    for folder in [root, *[p for p in root.rglob("*") if p.is_dir()]]:
+        os.utime(folder, (past, past))
+
+
+def _register_all(scan):
+    return {e.path: f"shard-{int(os.path.basename(os.path.dirname(e.path))[1:]):05d}" for e in scan.fresh}
+
+
+def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_directory_only(tmp_path):
+    root, data = tmp_path / "videos", tmp_path / "data"
+    _tree(root)
+    first = listing_cache.scan(root, data, "store")
+    assert len(first.fresh) == 12 and not first.known
+    assert next(e for e in first.fresh if e.path.endswith("d0/v0.mp4")).text == "a caption"
+    first.save(_register_all(first))
+    shards = {f"shard-{d:05d}" for d in range(3)}
+
+    again = listing_cache.scan(root, data, "store", shards)
+    assert not again.listed and not again.fresh
+    assert again.known_count() == 12
+    assert dict(again.known_shards().iter_rows()) == {s: 4 for s in shards}
+    paths = again.known_paths()
+    assert sorted(paths["path"].to_list()) == sorted(str(p) for p in root.rglob("*.mp4"))
+    assert set(paths.filter(pl.col("path").str.contains("/d1/"))["shard"]) == {"shard-00001"}
+
+    # nothing listed: the cache file is not rewritten
+    cache = listing_cache.cache_path(data, root, "store")
+    before = cache.stat().st_mtime_ns
+    again.save({})
+    assert cache.stat().st_mtime_ns == before
+
+    (root / "d2" / "v9.mp4").write_bytes(b"x")  # d2's time changes
+    past = time.time() - 30
+    os.utime(root / "d2", (past, past))  # ... and is old enough to be trusted once listed
+    third = listing_cache.scan(root, data, "store", shards)
+    assert set(third.listed) == {"d2"}
+    assert sorted(os.path.basename(e.path) for e in third.fresh) == ["v0.mp4", "v1.mp4", "v2.mp4", "v3.mp4", "v9.mp4"]
+    assert third.known_count() == 8
+    third.save({e.path: "shard-00002" for e in third.fresh})
+    fourth = listing_cache.scan(root, data, "store", shards)
+    assert not fourth.listed and fourth.known_count() == 13
+    assert dict(fourth.known_shards().iter_rows())["shard-00002"] == 5
+
+
+def test_a_directory_not_all_registered_is_listed_again_and_a_reset_store_ignores_the_cache(tmp_path):
+    root, data = tmp_path / "videos", tmp_path / "data"
+    _tree(root, dirs=2)
+    first = listing_cache.scan(root, data, "store")
+    registered = _register_all(first)
+    registered.pop(str(root / "d1" / "v3.mp4"))  # the sensor's per-tick cap left one for later
+    first.save(registered)
+    shards = {"shard-00000", "shard-00001"}
+    again = listing_cache.scan(root, data, "store", shards)
+    assert set(again.listed) == {"d1"} and set(again.known) == {"", "d0"}
+    assert again.known_count() == 4
+    # a store that no longer has the cache's shards (reset under it): everything is listed
+    reset = listing_cache.scan(root, data, "store", {"shard-00001"})
+    assert not reset.known and len(reset.fresh) == 8 and reset.known_count() == 0
