@@ -351,18 +351,19 @@ def cmd_run(args) -> int:
             upkeep(store, catalog=False, report=lambda text: print(text, flush=True))
 
     failures = shard_runner.run_shards(todo, args.workers, report=progress, stale=None if args.force else stale)
-    upkeep(store, catalog=False, report=print)
-    result = funnel(store, **_funnel_scope(store, given, shard_files, files, input_shards),
-                    shard_failures=shard_runner.failed_shard_reasons(failures))
-    print(f"\nFunnel for {args.input}:")
-    for line in result.lines():
-        print("  " + line)
-    if not args.no_outputs and not failures:
-        ok, lines = shard_runner.run_outputs(force=args.force)
-        print("\n" + "\n".join(lines))
-        if not ok:
-            failures.append("build_outputs")
-    refresh_catalog(store)  # curation.duckdb shows every table the run wrote, wherever it ran
+    with listings_remembered():  # the store as the shards left it: each folder listed once more
+        upkeep(store, catalog=False, report=print)
+        result = funnel(store, **_funnel_scope(store, given, shard_files, files, input_shards),
+                        shard_failures=shard_runner.failed_shard_reasons(failures))
+        print(f"\nFunnel for {args.input}:")
+        for line in result.lines():
+            print("  " + line)
+        if not args.no_outputs and not failures:
+            ok, lines = shard_runner.run_outputs(force=args.force)
+            print("\n" + "\n".join(lines))
+            if not ok:
+                failures.append("build_outputs")
+        refresh_catalog(store)  # curation.duckdb shows every table the run wrote, wherever it ran
     print(f"\nwall time {time.perf_counter() - started:.1f} s")
     if failures:
         print(f"{len(failures)} shard runs failed: {', '.join(failures)}", file=sys.stderr)

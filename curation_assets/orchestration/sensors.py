@@ -8,6 +8,7 @@ from curation_assets.ingest.registry import REGISTRY_TABLE, register, registered
 from curation_assets.orchestration.jobs import curate_shards_job
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.store import ScoreStore
+from curation_assets.store.location import listings_remembered
 
 # A huge drop is registered over several ticks so one evaluation stays well under the
 # sensor timeout.
@@ -28,6 +29,11 @@ def new_video_files(context: SensorEvaluationContext):
     if not input_dir.is_dir():
         return SkipReason(f"{input_dir} does not exist: create it and drop videos there "
                           f"(or set ${settings.INPUT_DIR_ENV})")
+    with listings_remembered():  # one tick sees the store as of its start: each folder listed once
+        return _tick(context, input_dir)
+
+
+def _tick(context: SensorEvaluationContext, input_dir):
     store = ScoreStore(settings.data_dir() / settings.DB_FILENAME)
     shards = set(registered_shards(store))
     # Only the directories that changed since the last tick are listed (listing_cache.py): a

@@ -49,8 +49,10 @@ def summarize(column: str, values: np.ndarray) -> ScoreSummary:
     values = values[~np.isnan(values)]
     if not values.size:
         return ScoreSummary(column, 0, math.nan, math.nan, {p: math.nan for p in PERCENTILES})
+    # every percentile from one partial sort (one call per percentile sorted ten million values each time)
+    at = np.percentile(values, list(PERCENTILES))
     return ScoreSummary(column, int(values.size), float(values.mean()), float(values.std()),
-                        {p: float(np.percentile(values, p)) for p in PERCENTILES})
+                        {p: float(v) for p, v in zip(PERCENTILES, at)})
 
 
 TINY_PROFILE = "tiny"

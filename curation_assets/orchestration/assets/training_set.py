@@ -158,14 +158,17 @@ def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible:
     # Both files are written a clip at a time: at a million clips the whole text in memory
     # (and the list of dicts before it) took the head node past its memory budget.
     # EasyAnimate reads file_path/text/type; the extra keys say where the caption and scores came from
-    metadata = (json.dumps({"file_path": r["file_path"], "text": r["caption"], "type": "video",
-                            "caption_source": r["caption_source"], "scores_profile": r["scores_profile"]},
-                           indent=2, ensure_ascii=False) for r in chosen.iter_rows(named=True))
+    def rows():  # plain tuples: named rows cost more than the JSON itself at 500,000 clips
+        return chosen.select("file_path", "caption", "caption_source", "scores_profile").iter_rows()
+
+    metadata = (json.dumps({"file_path": path, "text": caption, "type": "video", "caption_source": source,
+                            "scores_profile": profile}, indent=2, ensure_ascii=False)
+                for path, caption, source, profile in rows())
     _atomic_stream(out_dir / "metadata.json", _json_array(metadata))
     # data-juicer keeps fields it does not know, so the mark travels with each sample
-    jsonl = (json.dumps({"videos": [r["file_path"]], "text": f"<__dj__video> {r['caption']} <|__dj__eoc|>",
-                         "scores_profile": r["scores_profile"]}, ensure_ascii=False) + "\n"
-             for r in chosen.iter_rows(named=True))
+    jsonl = (json.dumps({"videos": [path], "text": f"<__dj__video> {caption} <|__dj__eoc|>",
+                         "scores_profile": profile}, ensure_ascii=False) + "\n"
+             for path, caption, _, profile in rows())
     _atomic_stream(out_dir / "data_juicer.jsonl", jsonl)
     pixels_used = float(chosen["pixels"].sum()) if chosen.height else 0.0
     tiny_clips = int((chosen["scores_profile"] == TINY_PROFILE).sum()) if chosen.height else 0
