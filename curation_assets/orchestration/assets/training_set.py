@@ -85,8 +85,9 @@ def _choose(store, shape, epochs: int, budget: float, weights: dict) -> tuple[pl
     curated = store.query(f"select * from {CURATED_VIDEOS} limit 0").columns
     scores = score_columns()
     *ranking, chosen_rows = selection_steps(_CANDIDATES, scores, shape, epochs, budget, weights)
+    making = _candidates_steps(store, tables, curated)
     steps = [
-        f"create temp table {_CANDIDATES} as {_candidates_sql(store, tables, curated)}",
+        *making,
         # a clip kept in two shards (two registrations of one file raced their duplicate lookup)
         # is one candidate: the first by shard and path. A hash aggregate finds them (it spills);
         # a window over every candidate would hold them all in memory.
@@ -101,7 +102,7 @@ def _choose(store, shape, epochs: int, budget: float, weights: dict) -> tuple[pl
         "on c.video_id = ch.video_id and c.shard = ch.shard and c.path = ch.path order by ch.rank",
     ]
     results = store.query_steps(steps)
-    counts, chosen = dict(results[2].iter_rows()), results[-1]
+    counts, chosen = dict(results[len(making) + 1].iter_rows()), results[-1]
     kept = sum(counts.values())
     counts.pop(None, None)
     # accelerated clips and clips cut by `shots` are keys relative to the store location
@@ -114,9 +115,10 @@ def _choose(store, shape, epochs: int, budget: float, weights: dict) -> tuple[pl
     return chosen, kept, counts
 
 
-def _candidates_sql(store, tables: set, curated: list[str]) -> str:
-    """The kept clips with what choosing reads: size, frames, whether there is a caption, the
-    scores (the accelerated file's frames and motion where there is one), `scores_profile`."""
+def _candidates_steps(store, tables: set, curated: list[str]) -> list[str]:
+    """Statements making the temp table of the kept clips with what choosing reads: size,
+    frames, whether there is a caption, the scores (the accelerated file's frames and motion
+    where there is one), `scores_profile`."""
     columns = ["c.video_id", "c.shard", "c.path", "c.caption is not null as has_caption"]
     joins = [f"join {RAW_VIDEOS} r on c.path = r.path and c.shard = r.shard"]
     if ACCELERATED_VIDEOS in tables:
@@ -137,15 +139,22 @@ def _candidates_sql(store, tables: set, curated: list[str]) -> str:
             columns.append(f"c.{_q(column)}" if column in curated else f"null::double as {_q(column)}")
     # `scores_profile` per clip: 'tiny' when any of its learned scores (those noisy under the tiny
     # profile: aesthetics, CLIP similarity) or its generated caption came from a tiny
-    # random-weight model, else 'real'. Tested with `exists` on the tiny rows alone: a join with
-    # every row of each table (ten million groups apiece) ran DuckDB out of memory.
+    # random-weight model, else 'real'. The tiny rows' keys are gathered first (a filtered scan
+    # of one column; none in a real run): a join, or `exists`, with every row of each table
+    # cost most of the choice at ten million clips.
     tiny = [f"coalesce(c.model_profile, '') = '{TINY_PROFILE}'"] if "model_profile" in curated else []
-    for table in [decl.name for decl in all_scores() if decl.noise_under_tiny] + [CAPTIONS]:
-        if table in tables and "profile" in store.query(f'select * from "{table}" limit 0').columns:
-            tiny.append(f'exists (select 1 from "{table}" t where t.profile = \'{TINY_PROFILE}\' '
-                        "and t.video_id = c.video_id and t.shard = c.shard)")
+    noisy = [t for t in [decl.name for decl in all_scores() if decl.noise_under_tiny] + [CAPTIONS]
+             if t in tables and "profile" in store.query(f'select * from "{t}" limit 0').columns]
+    steps = []
+    if noisy:
+        steps.append("create temp table _tiny as select distinct * from (" + " union all ".join(
+            f"select video_id, shard from \"{t}\" where profile = '{TINY_PROFILE}'" for t in noisy) + ")")
+        joins.append("left join (select *, true as tiny from _tiny) k on k.video_id = c.video_id and k.shard = c.shard")
+        tiny.append("k.tiny is not null")
     columns.append(f"case when {' or '.join(tiny or ['false'])} then '{TINY_PROFILE}' else 'real' end as scores_profile")
-    return f"select {', '.join(columns)} from {CURATED_VIDEOS} c {' '.join(joins)} where c.status = 'kept'"
+    steps.append(f"create temp table {_CANDIDATES} as select {', '.join(columns)} from {CURATED_VIDEOS} c "
+                 f"{' '.join(joins)} where c.status = 'kept'")
+    return steps
 
 
 def _q(column: str) -> str:
