@@ -43,16 +43,21 @@ def all_details(store, video_ids: list[str] | None = None, within: str = "true")
     import polars as pl
 
     tables = store.tables()
-    only = f' where {within} and video_id in (select video_id from shown)' if video_ids is not None else ""
-    shown = {"shown": pl.DataFrame({"video_id": list(video_ids or [])}, schema={"video_id": pl.Utf8})}
+    shown = pl.Series(list(video_ids or []), dtype=pl.Utf8)
 
     def rows(table: str, columns: list[str]) -> dict[str, dict]:
         if table not in tables:
             return {}
         present = store.query(f'select * from "{table}" limit 0').columns
         select = ", ".join(f'"{c}"' for c in columns if c in present)
-        return {r["video_id"]: r
-                for r in store.query(f'select {select} from "{table}"{only}', frames=shown).iter_rows(named=True)}
+        if video_ids is None:
+            found = store.query(f'select {select} from "{table}"')
+        else:
+            # the shards' rows, then the shown clips among them here: a join inside DuckDB made
+            # it read past the shards' row groups (1.6 s a table at ten million clips, not 0.7)
+            found = store.query(f'select {select} from "{table}" where {within}')
+            found = found.filter(pl.col("video_id").is_in(shown))
+        return {r["video_id"]: r for r in found.iter_rows(named=True)}
 
     frames = rows(SAMPLED_FRAMES, ["video_id", "shard", "frame_indices", "timestamps", "frame_paths", "width",
                                    "height", "error"])

@@ -108,16 +108,17 @@ def _curated(store, tables: set, problems: list, limit: int | None = None) -> tu
         # Which clips: each verdict's `quota` lowest hashes of video_id, kept by a top-n aggregate
         # over three light columns (a window over every row with its captions held them all in
         # memory); then their columns, for those rows only.
-        frame = store.query_steps([
-            f"create temp table sample as select s.video_id, s.shard, s.path from (select status, unnest(min_by("
+        # (the sample's rows are kept here, not by a join in DuckDB: that read past the shards' row groups)
+        picked, rows = store.query_steps([
+            f"select s.video_id, s.shard, s.path from (select status, unnest(min_by("
             f"{{'video_id': video_id, 'shard': shard, 'path': path}}, hash(video_id), {max(quotas.values())})) as s "
             f"from {CURATED} where {within} group by status) c join quotas q on c.status is not distinct from q.status "
             "qualify row_number() over (partition by c.status order by hash(s.video_id)) <= any_value(q.quota) "
             "over (partition by c.status)",
-            f"select {select} from {CURATED} c semi join sample s on c.video_id = s.video_id and c.shard = s.shard "
-            f"and c.path = s.path where {within} order by c.shard, c.path"],
+            f"select {select} from {CURATED} where {within}"],
             frames={"quotas": pl.DataFrame({"status": list(quotas), "quota": list(quotas.values())},
-                                           schema={"status": pl.Utf8, "quota": pl.Int64})})[-1]
+                                           schema={"status": pl.Utf8, "quota": pl.Int64})})
+        frame = rows.join(picked, on=["video_id", "shard", "path"], how="semi").sort("shard", "path")
         shown = ", ".join(f"{n:,} {s}" for s, n in quotas.items())
         where = f" drawn from {drawn} shards spread over the store," if within != "true" else ""
         problems.append({"kind": "sampled", "message": f"this copy shows {frame.height:,} of {total:,} clips, a "
@@ -180,10 +181,10 @@ def _with_media(store, tables: set, curated: pl.DataFrame, problems: list, sampl
         return curated.with_columns(pl.lit(None, pl.Utf8).alias("preview"), pl.lit(None, pl.Utf8).alias("still"))
     present = store.query(f"select * from {SAMPLED_FRAMES} limit 0").columns
     preview = "preview_path" if "preview_path" in present else "null"
-    only = f" and {within} and video_id in (select video_id from shown)" if sampled else ""
+    only = f" and {within}" if sampled else ""  # the sample's shards; its clips are joined below
     media = store.query(
         f"select video_id, {preview} as preview, frame_paths[greatest(1, (len(frame_paths) + 1) // 2)] as still "
-        f"from {SAMPLED_FRAMES} where error is null{only}", frames={"shown": curated.select("video_id")})
+        f"from {SAMPLED_FRAMES} where error is null{only}")
     media = media.unique(subset=["video_id"], keep="first")
     out = curated.join(media, on="video_id", how="left")
     scored = out.filter(pl.col("status").is_in(["kept", "rejected"]) & pl.col("still").is_not_null())
