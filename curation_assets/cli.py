@@ -416,20 +416,24 @@ def _preflight_before_register(store, given, stale: dict, force: bool, recipe: d
 
     from curation_assets.ingest.registry import REGISTRY_TABLE, shards_of
 
-    texts = {e.path: e.text for e in given.entries}
+    # a frame, not a dict per file: a first run over ten million files holds every entry already
+    entries = pl.DataFrame({"path": [e.path for e in given.entries], "text": [e.text for e in given.entries]},
+                           schema={"path": pl.Utf8, "text": pl.Utf8}).unique("path", keep="last", maintain_order=True)
+    texts: list = []
     if REGISTRY_TABLE in store.tables() and not force:
-        known = dict(shards_of(store, list(texts)).iter_rows())
-        texts = {p: t for p, t in texts.items() if p not in known or known[p] in stale}
+        found = shards_of(store, entries["path"])
+        entries = entries.join(found, on="path", how="left").filter(
+            pl.col("shard").is_null() | pl.col("shard").is_in(list(stale)))
         redo = given.known_shards().filter(pl.col("shard").is_in(list(stale)))["shard"].to_list()
         if redo:  # files known registered whose shards are stale: their captions from the registry
             rows = store.query(f"select manifest_text from {REGISTRY_TABLE} where shard in (select unnest(?::varchar[]))",
                                [redo])
-            texts.update({f"known-{i}": t for i, t in enumerate(rows["manifest_text"].to_list())})
+            texts += rows["manifest_text"].to_list()
     elif given.known_count():
-        rows = store.query(f"select manifest_text from {REGISTRY_TABLE}")
-        texts.update({f"known-{i}": t for i, t in enumerate(rows["manifest_text"].to_list())})
+        texts += store.query(f"select manifest_text from {REGISTRY_TABLE}")["manifest_text"].to_list()
+    texts = entries["text"].to_list() + texts
     if texts:
-        _preflight(recipe, profile, list(texts.values()))
+        _preflight(recipe, profile, texts)
 
 
 def _preflight(recipe: dict, profile: str, manifest_texts: list) -> None:

@@ -28,22 +28,33 @@ def _age(root, seconds=60):
 
 
 def _register_all(scan):
-    return {e.path: f"shard-{int(os.path.basename(os.path.dirname(e.path))[1:]):05d}" for e in scan.fresh}
+    def shard(path):
+        folder = os.path.basename(os.path.dirname(path))
+        return "shard-00009" if folder == "videos" else f"shard-{int(folder[1:]):05d}"  # the root's own files: 9
+
+    return {e.path: shard(e.path) for e in scan.fresh}
+
+
+def _frame(shard_of: dict) -> pl.DataFrame:
+    """(path, shard) as `register` leaves them (what `save` is given)."""
+    return pl.DataFrame({"path": list(shard_of), "shard": list(shard_of.values())}, schema={"path": pl.Utf8, "shard": pl.Utf8})
 
 
 def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_directory_only(tmp_path):
     root, data = tmp_path / "videos", tmp_path / "data"
     _tree(root)
+    (root / "top.mp4").write_bytes(b"x")  # a file in the root itself
+    _age(root)
     first = listing_cache.scan(root, data, "store")
-    assert len(first.fresh) == 12 and not first.known
+    assert len(first.fresh) == 13 and not first.known
     assert next(e for e in first.fresh if e.path.endswith("d0/v0.mp4")).text == "a caption"
-    first.save(_register_all(first))
-    shards = {f"shard-{d:05d}" for d in range(3)}
+    first.save(_frame(_register_all(first)))
+    shards = {f"shard-{d:05d}" for d in range(3)} | {"shard-00009"}
 
     again = listing_cache.scan(root, data, "store", shards)
     assert not again.listed and not again.fresh
-    assert again.known_count() == 12
-    assert dict(again.known_shards().iter_rows()) == {s: 4 for s in shards}
+    assert again.known_count() == 13
+    assert dict(again.known_shards().iter_rows()) == {**{f"shard-{d:05d}": 4 for d in range(3)}, "shard-00009": 1}
     paths = again.known_paths()
     assert sorted(paths["path"].to_list()) == sorted(str(p) for p in root.rglob("*.mp4"))
     assert set(paths.filter(pl.col("path").str.contains("/d1/"))["shard"]) == {"shard-00001"}
@@ -51,7 +62,7 @@ def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_d
     # nothing listed: the cache file is not rewritten
     cache = listing_cache.cache_path(data, root, "store")
     before = cache.stat().st_mtime_ns
-    again.save({})
+    again.save(_frame({}))
     assert cache.stat().st_mtime_ns == before
 
     (root / "d2" / "v9.mp4").write_bytes(b"x")  # d2's time changes
@@ -60,10 +71,10 @@ def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_d
     third = listing_cache.scan(root, data, "store", shards)
     assert set(third.listed) == {"d2"}
     assert sorted(os.path.basename(e.path) for e in third.fresh) == ["v0.mp4", "v1.mp4", "v2.mp4", "v3.mp4", "v9.mp4"]
-    assert third.known_count() == 8
-    third.save({e.path: "shard-00002" for e in third.fresh})
+    assert third.known_count() == 9
+    third.save(_frame({e.path: "shard-00002" for e in third.fresh}))
     fourth = listing_cache.scan(root, data, "store", shards)
-    assert not fourth.listed and fourth.known_count() == 13
+    assert not fourth.listed and fourth.known_count() == 14
     assert dict(fourth.known_shards().iter_rows())["shard-00002"] == 5
 
 
@@ -73,7 +84,7 @@ def test_a_directory_not_all_registered_is_listed_again_and_a_reset_store_ignore
     first = listing_cache.scan(root, data, "store")
     registered = _register_all(first)
     registered.pop(str(root / "d1" / "v3.mp4"))  # the sensor's per-tick cap left one for later
-    first.save(registered)
+    first.save(_frame(registered))
     shards = {"shard-00000", "shard-00001"}
     again = listing_cache.scan(root, data, "store", shards)
     assert set(again.listed) == {"d1"} and set(again.known) == {"", "d0"}

@@ -39,7 +39,7 @@ class RunInput:
         paths alone held gigabytes."""
         looked_up = shards_of(store, sorted({e.path for e in self.entries}))
         if self.scan is not None:
-            self.scan.save(dict(looked_up.iter_rows()))
+            self.scan.save(looked_up)
         # an unchanged folder's files and a listed one's are different files
         counts = pl.concat([self.known_shards(), looked_up.group_by("shard").agg(pl.len().alias("files"))])
         return counts.group_by("shard").agg(pl.col("files").sum())

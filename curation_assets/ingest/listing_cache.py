@@ -76,31 +76,42 @@ class FolderScan:
             base + "/" + pl.col("dir") + "/" + pl.col("name"))
         return self.cached_files().select(path.alias("path"), "shard").collect()
 
-    def save(self, shard_of: dict[str, str]) -> None:
-        """Record the listed directories whose files are all registered now (`shard_of`: path ->
+    def save(self, registered: pl.DataFrame) -> None:
+        """Record the listed directories whose files are all registered now (`registered`: path,
         shard), beside the unchanged ones. Nothing listed, nothing to record: the file stays as
-        it is (a tick over ten million unchanged files rewrote them all)."""
+        it is (a tick over ten million unchanged files rewrote them all). Columns, not a dict per
+        file: a first run over ten million files built ten million of them."""
         if not self.listed and self.usable_cache:
             return
-        rows = []
+        dirs, names = [], []
         for rel, rec in self.listed.items():
-            base = str(self.root / rel) if rel else str(self.root)
-            files = [(name, shard_of.get(f"{base}/{name}")) for name in rec.files]
-            if any(shard is None for _, shard in files):
-                continue  # not all registered yet (the sensor's per-tick cap): list it again next time
-            rows.append({"dir": rel, "name": None, "shard": None, "mtime_ns": rec.mtime_ns, "subdirs": rec.subdirs,
-                         "manifest": rec.manifest})
-            rows += [{"dir": rel, "name": n, "shard": s, "mtime_ns": None, "subdirs": None, "manifest": None}
-                     for n, s in files]
-        heads = pl.LazyFrame([{"dir": rel, "name": None, "shard": None, "mtime_ns": rec.mtime_ns,
-                               "subdirs": rec.subdirs, "manifest": rec.manifest} for rel, rec in self.known.items()],
-                             schema=_SCHEMA)
-        frame = pl.concat([heads, self.cached_files(), pl.LazyFrame(rows, schema=_SCHEMA)])
+            dirs += [rel] * len(rec.files)
+            names += rec.files
+        files = pl.DataFrame({"dir": dirs, "name": names}, schema={"dir": pl.Utf8, "name": pl.Utf8})
+        base = pl.lit(str(self.root))
+        files = files.with_columns(pl.when(pl.col("dir") == "").then(base + "/" + pl.col("name")).otherwise(
+            base + "/" + pl.col("dir") + "/" + pl.col("name")).alias("path"))
+        files = files.join(registered.select("path", "shard").unique("path"), on="path", how="left").drop("path")
+        # a directory not all registered yet (the sensor's per-tick cap) is listed again next time
+        incomplete = set(files.filter(pl.col("shard").is_null())["dir"].unique().to_list())
+        done = {rel: rec for rel, rec in self.listed.items() if rel not in incomplete}
+        listed_files = files.filter(pl.col("dir").is_in(list(done))).select(
+            "dir", "name", "shard", pl.lit(None, pl.Int64).alias("mtime_ns"),
+            pl.lit(None, pl.List(pl.Utf8)).alias("subdirs"), pl.lit(None, pl.Boolean).alias("manifest"))
+        rows = pl.concat([_heads(done), listed_files.lazy()])
+        frame = pl.concat([_heads(self.known), self.cached_files(), rows])
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_file.with_name(f".{self.cache_file.name}.{uuid.uuid4().hex}.tmp")
         # streamed from the old file to the new one: the cached names never all sit in memory
         frame.with_columns(pl.lit(self.started_ns).alias("saved_ns")).sink_parquet(tmp)
         os.replace(tmp, self.cache_file)
+
+
+def _heads(dirs: dict[str, DirRecord]) -> pl.LazyFrame:
+    """One row per directory: its time, subdirectories and whether it holds a manifest."""
+    return pl.LazyFrame({"dir": list(dirs), "name": [None] * len(dirs), "shard": [None] * len(dirs),
+                         "mtime_ns": [r.mtime_ns for r in dirs.values()], "subdirs": [r.subdirs for r in dirs.values()],
+                         "manifest": [r.manifest for r in dirs.values()]}, schema=_SCHEMA)
 
 
 def cache_path(data_dir: Path, root: Path, store_url: str) -> Path:

@@ -116,12 +116,12 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | Non
     return new_shards
 
 
-def shards_of(store: ScoreStore, paths: list[str]) -> pl.DataFrame:
+def shards_of(store: ScoreStore, paths: list[str] | pl.Series) -> pl.DataFrame:
     """(path, shard) of those of `paths` that are registered: the registry's path column is
     scanned once against them (no Python set of every registered path)."""
-    if not paths or REGISTRY_TABLE not in store.tables():
+    if not len(paths) or REGISTRY_TABLE not in store.tables():
         return pl.DataFrame(schema={"path": pl.Utf8, "shard": pl.Utf8})
-    wanted = pl.DataFrame({"path": list(paths)}, schema={"path": pl.Utf8})
+    wanted = pl.DataFrame({"path": paths if isinstance(paths, pl.Series) else list(paths)}, schema={"path": pl.Utf8})
     return store.query(f"select r.path, r.shard from {REGISTRY_TABLE} r semi join _wanted_paths w on r.path = w.path",
                        frames={"_wanted_paths": wanted})
 

@@ -1,5 +1,6 @@
 import json
 
+import polars as pl
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from curation_assets import settings
@@ -46,7 +47,8 @@ def _tick(context: SensorEvaluationContext, input_dir):
     if fresh:
         known.update(shards_of(store, [e.path for e in fresh]).iter_rows())
         shards |= set(new_shards)
-    scan.save(known)  # directories whose files are all registered now are not listed next time
+    # directories whose files are all registered now are not listed next time
+    scan.save(pl.DataFrame({"path": list(known), "shard": list(known.values())}, schema={"path": pl.Utf8, "shard": pl.Utf8}))
     from curation_assets.curation.upkeep import upkeep
 
     upkeep(store, report=context.log.info)  # the head node compacts when due; the catalog follows

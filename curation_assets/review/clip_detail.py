@@ -56,7 +56,7 @@ def all_details(store, video_ids: list[str] | None = None, within: str = "true")
             # the shards' rows, then the shown clips among them here: a join inside DuckDB made
             # it read past the shards' row groups (1.6 s a table at ten million clips, not 0.7)
             found = store.query(f'select {select} from "{table}" where {within}')
-            found = found.filter(pl.col("video_id").is_in(shown))
+            found = found.filter(pl.col("video_id").is_in(shown.implode()))
         return {r["video_id"]: r for r in found.iter_rows(named=True)}
 
     frames = rows(SAMPLED_FRAMES, ["video_id", "shard", "frame_indices", "timestamps", "frame_paths", "width",
