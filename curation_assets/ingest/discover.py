@@ -19,7 +19,7 @@ MANIFEST_EXTENSIONS = frozenset({".jsonl", ".json", ".csv", ".parquet"})
 SIDECAR_CAPTION_SUFFIX = ".txt"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a first run over ten million files holds them all
 class InputEntry:
     path: str  # absolute, or a "<manifest>:<line>" locator for unusable manifest lines
     text: str | None = None
