@@ -258,3 +258,32 @@ def test_report_document_has_every_chart_and_the_full_percentile_table():
     assert [line for line in doc.splitlines() if "](IMG:" in line] == [
         "![funnel](IMG:funnel)", "![motion_score](IMG:motion_score)", "![aesthetics_score](IMG:aesthetics_score)"]
     assert "### aesthetics_score (tiny models: noise)" in doc and table in doc
+
+
+def test_the_choice_marks_exactly_the_clips_with_a_tiny_score_or_caption(tmp_path):
+    """`scores_profile` per chosen clip: 'tiny' when its own verdict, one of its noisy scores or
+    its generated caption came from a tiny random-weight model; the others 'real' (a store mixing
+    both: the tiny rows' keys are joined, not every row)."""
+    from curation_assets.orchestration.assets.curated_videos import schema
+    from curation_assets.orchestration.assets.training_set import _choose
+    from curation_assets.store import ScoreStore
+
+    store = ScoreStore(tmp_path / "curation.duckdb")
+    ids = ["a", "b", "c", "d"]
+    curated = [{"path": f"/v/{v}.mp4", "video_id": v, "status": "kept", "reasons": [], "caption_source": "original",
+                "caption": f"clip {v}", "model_profile": "tiny" if v == "d" else "real", "scorers_off": [],
+                "thresholds": "{}", "error": None, "width": 640, "height": 360, "aesthetics_score": 0.1 * i,
+                "motion_score": 1.0} for i, v in enumerate(ids)]
+    store.replace_shard("curated_videos", "shard-00000", pl.DataFrame(curated, schema=schema(), orient="row"))
+    store.replace_shard("raw_videos", "shard-00000", pl.DataFrame(
+        {"video_id": ids, "path": [f"/v/{v}.mp4" for v in ids], "frame_count": [100] * 4, "fps": [25.0] * 4}))
+    store.replace_shard("aesthetics", "shard-00000", pl.DataFrame(
+        {"video_id": ids, "aesthetics_score": [0.0, 0.1, 0.2, 0.3], "profile": ["real", "tiny", "real", "real"]}))
+    store.replace_shard("captions", "shard-00000", pl.DataFrame(
+        {"video_id": ids, "caption": [f"clip {v}" for v in ids], "profile": [None, None, "tiny", None]}))
+    shape = resolve_shape("16x256x256")
+    chosen, kept, ineligible = _choose(store, shape, 1, 10 * shape.pixels, {"aesthetics_score": 1.0})
+    assert kept == 4 and ineligible == {}
+    assert dict(zip(chosen["video_id"], chosen["scores_profile"])) == {"a": "real", "b": "tiny", "c": "tiny", "d": "tiny"}
+    assert chosen["video_id"].to_list() == ["d", "c", "b", "a"]  # best aesthetics first
+    assert chosen["file_path"].to_list() == [f"/v/{v}.mp4" for v in "dcba"]
