@@ -71,10 +71,7 @@ class FolderScan:
 
     def known_paths(self) -> pl.DataFrame:
         """(path, shard) of the unchanged directories' files (vectorized: no per-file Python)."""
-        base = pl.lit(str(self.root))
-        path = pl.when(pl.col("dir") == "").then(base + "/" + pl.col("name")).otherwise(
-            base + "/" + pl.col("dir") + "/" + pl.col("name"))
-        return self.cached_files().select(path.alias("path"), "shard").collect()
+        return self.cached_files().select(_file_path(self.root), "shard").collect()
 
     def save(self, registered: pl.DataFrame) -> None:
         """Record the listed directories whose files are all registered now (`registered`: path,
@@ -88,9 +85,7 @@ class FolderScan:
             dirs += [rel] * len(rec.files)
             names += rec.files
         files = pl.DataFrame({"dir": dirs, "name": names}, schema={"dir": pl.Utf8, "name": pl.Utf8})
-        base = pl.lit(str(self.root))
-        files = files.with_columns(pl.when(pl.col("dir") == "").then(base + "/" + pl.col("name")).otherwise(
-            base + "/" + pl.col("dir") + "/" + pl.col("name")).alias("path"))
+        files = files.with_columns(_file_path(self.root))
         files = files.join(registered.select("path", "shard").unique("path"), on="path", how="left").drop("path")
         # a directory not all registered yet (the sensor's per-tick cap) is listed again next time
         incomplete = set(files.filter(pl.col("shard").is_null())["dir"].unique().to_list())
@@ -105,6 +100,13 @@ class FolderScan:
         # streamed from the old file to the new one: the cached names never all sit in memory
         frame.with_columns(pl.lit(self.started_ns).alias("saved_ns")).sink_parquet(tmp)
         os.replace(tmp, self.cache_file)
+
+
+def _file_path(root: Path) -> pl.Expr:
+    """`path`: a cached file's absolute path from its directory (relative to `root`) and name."""
+    base = pl.lit(str(root))
+    return pl.when(pl.col("dir") == "").then(base + "/" + pl.col("name")).otherwise(
+        base + "/" + pl.col("dir") + "/" + pl.col("name")).alias("path")
 
 
 def _heads(dirs: dict[str, DirRecord]) -> pl.LazyFrame:
