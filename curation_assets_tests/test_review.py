@@ -309,6 +309,35 @@ def test_a_sample_of_a_store_of_many_shards_is_drawn_from_runs_of_shards_spread_
     assert sorted(shown_details(store, data)) == sorted(clips["video_id"])
 
 
+def test_a_sample_shows_the_videos_without_a_verdict_of_partly_and_never_curated_shards(tmp_path):
+    """A sampled page asks the store which registered videos have no verdict, in the shards the
+    funnel's per-shard counts say lack some: one missing from a curated shard, a whole shard not
+    run, and none from the complete shards."""
+    from curation_assets.ingest.registry import REGISTRY_SCHEMA
+    from curation_assets.orchestration.assets.curated_videos import schema
+    from curation_assets.review.gallery_data import gallery_data
+    from curation_assets.store import ScoreStore
+
+    store = ScoreStore(tmp_path / "curation.duckdb")
+    registered = {"shard-00000": 30, "shard-00001": 31, "shard-00002": 2}  # 00001: one without a verdict; 00002: not run
+    curated = {"shard-00000": 30, "shard-00001": 30}
+    for shard, n in registered.items():
+        store.replace_shard("video_registry", shard, pl.DataFrame(
+            [{"seq": i, "path": f"/v/{shard}/{i:02d}.mp4", "shard": shard, "manifest_text": None, "origin": "test",
+              "registration_error": None, "registered_at": None} for i in range(n)], schema=REGISTRY_SCHEMA))
+    for shard, n in curated.items():
+        rows = [_curated_row(path=f"/v/{shard}/{i:02d}.mp4", video_id=f"{shard}-{i}", shard=shard) for i in range(n)]
+        store.replace_shard("curated_videos", shard, pl.DataFrame(rows, schema=schema(), orient="row"))
+
+    data = gallery_data(store, {}, "real", limit=10)
+    clips = data["clips"]
+    status = [clips["status"]["values"][c] for c in clips["status"]["codes"]]
+    lacking = [path for path, s in zip(clips["path"], status) if s == "not curated"]
+    assert data["sampled"] and data["total"] == 63
+    assert lacking == ["/v/shard-00001/30.mp4", "/v/shard-00002/00.mp4", "/v/shard-00002/01.mp4"]
+    assert {p["shard"] for p in data["problems"] if p["kind"] == "not_run"} == {"shard-00001", "shard-00002"}
+
+
 def test_page_data_of_a_data_dir_without_scores(tmp_path):
     from curation_assets.review.gallery_data import gallery_data
     from curation_assets.store import ScoreStore

@@ -287,3 +287,52 @@ def test_the_choice_marks_exactly_the_clips_with_a_tiny_score_or_caption(tmp_pat
     assert dict(zip(chosen["video_id"], chosen["scores_profile"])) == {"a": "real", "b": "tiny", "c": "tiny", "d": "tiny"}
     assert chosen["video_id"].to_list() == ["d", "c", "b", "a"]  # best aesthetics first
     assert chosen["file_path"].to_list() == [f"/v/{v}.mp4" for v in "dcba"]
+
+
+def test_the_training_set_files_are_the_text_json_dumps_writes(tmp_path):
+    """metadata.json and data_juicer.jsonl are made by polars a chunk at a time; their text is
+    exactly what json.dumps (indent=2 for the array, ensure_ascii=False) writes, for captions
+    and paths with quotes, backslashes, control characters, non-ASCII and line separators."""
+    import json
+
+    import curation_assets.orchestration.assets.training_set as training_set
+
+    captions = ["plain", 'a "quote" and a \\ backslash', "new\nline\ttab\r\b\f", "\x00\x01\x1f\x7f",
+                "ünïcödé 中文 😀", "\u2028\u2029", "</script> / slash", ""]
+    chosen = pl.DataFrame({"file_path": [f'/v/"{i}" ü.mp4' for i in range(len(captions))], "caption": captions,
+                           "caption_source": ["original", None] * (len(captions) // 2),
+                           "scores_profile": ["real", "tiny"] * (len(captions) // 2)})
+    for chunk in (3, 50_000):  # entries across chunks, and one chunk
+        training_set._CHUNK = chunk
+        metadata = "".join(training_set._json_array(training_set._text_chunks(chosen, training_set._metadata_entry)))
+        jsonl = "".join(training_set._text_chunks(chosen, training_set._data_juicer_line))
+        assert metadata == json.dumps([{"file_path": p, "text": c, "type": "video", "caption_source": s,
+                                        "scores_profile": r} for p, c, s, r in chosen.iter_rows()],
+                                      indent=2, ensure_ascii=False)
+        assert jsonl == "".join(json.dumps({"videos": [p], "text": f"<__dj__video> {c} <|__dj__eoc|>",
+                                            "scores_profile": r}, ensure_ascii=False) + "\n"
+                                for p, c, _, r in chosen.iter_rows())
+    empty = "".join(training_set._json_array(training_set._text_chunks(chosen.head(0), training_set._metadata_entry)))
+    assert empty == json.dumps([], indent=2)
+
+
+def test_the_report_names_the_scores_of_captions_from_a_tiny_captioner(tmp_path):
+    """A score of the caption (character repetition) has no profile of its own: its values from
+    captions a tiny random-weight captioner wrote are counted as noise, found by a join with the
+    tiny captions (none in a real run), the others not."""
+    from curation_assets.orchestration.assets.score_report import _score_values
+    from curation_assets.store import ScoreStore
+
+    store = ScoreStore(tmp_path / "curation.duckdb")
+    ids = ["a", "b", "c", "d"]
+    store.replace_shard("caption_repetition", "shard-00000", pl.DataFrame(
+        {"video_id": ids, "char_rep_ratio": [0.1, 0.2, None, 0.4], "error": [None, None, None, "boom"]}))
+    store.replace_shard("captions", "shard-00000", pl.DataFrame(
+        {"video_id": ids, "caption": ["x"] * 4, "profile": ["tiny", None, "tiny", "tiny"]}))
+    store.replace_shard("captions", "shard-00001", pl.DataFrame({"video_id": ["b"], "caption": ["y"], "profile": ["tiny"]}))
+    tables = store.tables()
+    present = store.columns(["caption_repetition"])["caption_repetition"]
+    got = _score_values(store, tables, "caption_repetition", {"char_rep_ratio": "char_rep_ratio"}, present)
+    values, tiny = got["char_rep_ratio"]
+    assert np.isnan(values[2]) and values[:2].tolist() == [0.1, 0.2] and len(values) == 3  # the failed row left out
+    assert tiny == ["a"]  # c has no value, d failed, b's tiny caption is another shard's clip

@@ -78,7 +78,11 @@ def composite_sql(weights: dict[str, float], columns: list[str]) -> tuple[str, s
         key, value = f"_k{len(keys)}", f'"{column}"::double'
         keys.append(f"case when {value} is null or isnan({value}) then '-inf'::double "
                     f"else {directions[column]} * {value} end as {key}")
-        rank = f"(rank() over (order by {key}) - 1 + (count(*) over (partition by {key}) - 1) / 2.0)"
+        # rank - 1 clips below, count(*) (the default frame ends at the last tie) those up to this
+        # value: ties = count - rank + 1. One sort per key; a count partitioned by the key cost a
+        # hash partition of every row besides (a third of the ranking at ten million clips)
+        ordered = f"over (order by {key})"
+        rank = f"(rank() {ordered} - 1 + (count(*) {ordered} - rank() {ordered}) / 2.0)"
         terms.append(f"{float(weight)!r} * (case when _n > 1 then {rank} / (_n - 1) else 1.0 end)")
     composite = f"(({' + '.join(terms)}) / {weight_sum!r})" if terms else "0.0"
     return ", ".join(keys) or "null as _k0", composite

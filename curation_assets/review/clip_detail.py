@@ -40,32 +40,28 @@ def all_details(store, video_ids: list[str] | None = None, within: str = "true")
     """video_id -> detail, for every scored clip, or for these (the static copy carries the
     details of the clips it shows; `within`: an SQL condition on `shard` they all meet, which
     lets DuckDB skip the rest of each table)."""
-    import polars as pl
-
     tables = store.tables()
-    shown = pl.Series(list(video_ids or []), dtype=pl.Utf8)
-
-    def rows(table: str, columns: list[str]) -> dict[str, dict]:
-        if table not in tables:
-            return {}
-        present = store.query(f'select * from "{table}" limit 0').columns
-        select = ", ".join(f'"{c}"' for c in columns if c in present)
-        if video_ids is None:
-            found = store.query(f'select {select} from "{table}"')
-        else:
-            # the shards' rows, then the shown clips among them here: a join inside DuckDB made
-            # it read past the shards' row groups (1.6 s a table at ten million clips, not 0.7)
-            found = store.query(f'select {select} from "{table}" where {within}')
-            found = found.filter(pl.col("video_id").is_in(shown.implode()))
-        return {r["video_id"]: r for r in found.iter_rows(named=True)}
-
-    frames = rows(SAMPLED_FRAMES, ["video_id", "shard", "frame_indices", "timestamps", "frame_paths", "width",
-                                   "height", "error"])
-    motion = rows(MOTION, ["video_id", "motion_score", "pair_scores", "frame_indices", "error"])
-    raw = rows(RAW_VIDEOS, ["video_id", "fps", "duration_s"])
-    near = rows(NEAR_DUPLICATES, ["video_id", "near_duplicate_of", "similarity", "threshold"])
-    scores = {decl.name: rows(decl.name, ["video_id", decl.value, "frame_scores", "frame_boxes", "error"])
-              for decl in _frame_score_decls()}
+    wanted = {SAMPLED_FRAMES: ["video_id", "shard", "frame_indices", "timestamps", "frame_paths", "width", "height",
+                               "error"],
+              MOTION: ["video_id", "motion_score", "pair_scores", "frame_indices", "error"],
+              RAW_VIDEOS: ["video_id", "fps", "duration_s"],
+              NEAR_DUPLICATES: ["video_id", "near_duplicate_of", "similarity", "threshold"]}
+    wanted.update({decl.name: ["video_id", decl.value, "frame_scores", "frame_boxes", "error"]
+                   for decl in _frame_score_decls()})
+    wanted = {table: columns for table, columns in wanted.items() if table in tables}
+    # every table on one connection (a connection per table bound its view each time: seconds
+    # at ten million clips); the shards' rows, then the shown clips among them here: a join
+    # inside DuckDB made it read past the shards' row groups (1.6 s a table, not 0.7)
+    present = store.columns(list(wanted))
+    where = "" if video_ids is None else f" where {within}"
+    found = store.query_steps([f'select {_listed(c for c in columns if c in present[table])} from "{table}"{where}'
+                               for table, columns in wanted.items()])
+    shown = pl.Series(list(video_ids or []), dtype=pl.Utf8).implode()
+    by_table = {table: {r["video_id"]: r for r in (rows if video_ids is None else rows.filter(
+                    pl.col("video_id").is_in(shown))).iter_rows(named=True)}
+                for table, rows in zip(wanted, found)}
+    frames, motion, raw, near = (by_table.get(t, {}) for t in (SAMPLED_FRAMES, MOTION, RAW_VIDEOS, NEAR_DUPLICATES))
+    scores = {decl.name: by_table.get(decl.name, {}) for decl in _frame_score_decls()}
     return {vid: assemble(vid, f.get("shard"), f, motion.get(vid), raw.get(vid), near.get(vid),
                           {name: by_id.get(vid) for name, by_id in scores.items()})
             for vid, f in frames.items()}
@@ -77,6 +73,10 @@ def shown_details(store, data: dict) -> dict[str, dict]:
     if not data["sampled"]:
         return all_details(store)
     return all_details(store, data["clips"]["video_id"], data["sample_where"])
+
+
+def _listed(columns) -> str:
+    return ", ".join(f'"{c}"' for c in columns)
 
 
 def _frame_score_decls():

@@ -264,6 +264,13 @@ class ScoreStore:
         SQL may join with (e.g. a million paths to look up: no Python list in a parameter)."""
         return self._query([sql_text], params, frames)[0]
 
+    def columns(self, tables: Sequence[str]) -> dict[str, list[str]]:
+        """Each table's columns as the catalog's views have them (every object's, by name), read
+        on one connection: a connection per table paid for binding its view each time."""
+        tables = list(tables)
+        results = self._query([f'select * from "{t}" limit 0' for t in tables], None, None) if tables else []
+        return {t: r.columns for t, r in zip(tables, results)}
+
     def query_steps(self, statements: Sequence[str], frames: dict | None = None) -> list[pl.DataFrame]:
         """`query` for several statements on one connection, in order, each one's result (empty
         for a statement that returns none): a `create temp table` early on is computed once and

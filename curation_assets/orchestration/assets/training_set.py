@@ -1,4 +1,5 @@
 import json
+import os
 import time
 from pathlib import Path
 
@@ -164,21 +165,10 @@ def _q(column: str) -> str:
 def _write_outputs(out_dir: Path, chosen: pl.DataFrame, n_kept: int, n_eligible: int, ineligible: dict[str, int],
                    budget: float, shape, config) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Both files are written a clip at a time: at a million clips the whole text in memory
-    # (and the list of dicts before it) took the head node past its memory budget.
-    # EasyAnimate reads file_path/text/type; the extra keys say where the caption and scores came from
-    def rows():  # plain tuples: named rows cost more than the JSON itself at 500,000 clips
-        return chosen.select("file_path", "caption", "caption_source", "scores_profile").iter_rows()
-
-    metadata = (json.dumps({"file_path": path, "text": caption, "type": "video", "caption_source": source,
-                            "scores_profile": profile}, indent=2, ensure_ascii=False)
-                for path, caption, source, profile in rows())
-    _atomic_stream(out_dir / "metadata.json", _json_array(metadata))
-    # data-juicer keeps fields it does not know, so the mark travels with each sample
-    jsonl = (json.dumps({"videos": [path], "text": f"<__dj__video> {caption} <|__dj__eoc|>",
-                         "scores_profile": profile}, ensure_ascii=False) + "\n"
-             for path, caption, _, profile in rows())
-    _atomic_stream(out_dir / "data_juicer.jsonl", jsonl)
+    # EasyAnimate reads file_path/text/type; the extra keys say where the caption and scores
+    # came from. data-juicer keeps fields it does not know, so the mark travels with each sample.
+    _atomic_stream(out_dir / "metadata.json", _json_array(_text_chunks(chosen, _metadata_entry)))
+    _atomic_stream(out_dir / "data_juicer.jsonl", _text_chunks(chosen, _data_juicer_line))
     pixels_used = float(chosen["pixels"].sum()) if chosen.height else 0.0
     tiny_clips = int((chosen["scores_profile"] == TINY_PROFILE).sum()) if chosen.height else 0
     summary = {
@@ -207,7 +197,7 @@ def _file_exists(path: str) -> bool:
 
         fs, inner = fsspec.core.url_to_fs(path, use_listings_cache=False)  # written by other processes
         return fs.isfile(inner)
-    return Path(path).is_file()
+    return os.path.isfile(path)  # a Path per file cost 2.5x (4 s at half a million clips)
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -223,10 +213,47 @@ def _atomic_stream(path: Path, parts) -> None:
     tmp.replace(path)
 
 
-def _json_array(items):
-    """json.dumps(list, indent=2)'s text from items already dumped with indent=2, one at a time."""
+_CHUNK = 50_000  # clips whose text is made at once: half a million clips' text at once was 300 MB more
+
+
+def _text_chunks(chosen: pl.DataFrame, entry):
+    """The text of `entry` (an expression: one clip's text) for every chosen clip, a chunk at a
+    time. Made by polars, not a json.dumps per clip (seconds at half a million clips)."""
+    for offset in range(0, chosen.height, _CHUNK):
+        yield "".join(chosen.slice(offset, _CHUNK).select(entry().alias("text"))["text"].to_list())
+
+
+def _json_string(column: str) -> pl.Expr:
+    """The column's values as JSON strings (null as null), escaped as json.dumps(ensure_ascii=False) does."""
+    return _json_value(pl.col(column))
+
+
+def _json_value(value: pl.Expr) -> pl.Expr:
+    return pl.struct(value.alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
+
+
+def _metadata_entry() -> pl.Expr:
+    """One clip in metadata.json, as json.dumps(entry, indent=2) inside an indented array, then ',\n'."""
+    fields = [("file_path", _json_string("file_path")), ("text", _json_string("caption")), ("type", pl.lit('"video"')),
+              ("caption_source", _json_string("caption_source")), ("scores_profile", _json_string("scores_profile"))]
+    parts = [pl.lit("  {\n")]
+    for i, (key, value) in enumerate(fields):
+        parts += [pl.lit(f'    "{key}": '), value, pl.lit(",\n" if i < len(fields) - 1 else "\n")]
+    return pl.concat_str([*parts, pl.lit("  },\n")])
+
+
+def _data_juicer_line() -> pl.Expr:
+    caption = pl.concat_str([pl.lit("<__dj__video> "), pl.col("caption"), pl.lit(" <|__dj__eoc|>")])
+    return pl.concat_str([pl.lit('{"videos": ['), _json_string("file_path"), pl.lit('], "text": '),
+                          _json_value(caption),
+                          pl.lit(', "scores_profile": '), _json_string("scores_profile"), pl.lit("}\n")])
+
+
+def _json_array(chunks):
+    """json.dumps(list, indent=2)'s text from chunks of entries each ending in ',\n'."""
     first = True
-    for item in items:
-        yield ("[\n" if first else ",\n") + "\n".join("  " + line for line in item.split("\n"))
-        first = False
+    for chunk in chunks:
+        if chunk:
+            yield ("[\n" if first else ",\n") + chunk[:-2]
+            first = False
     yield "[]" if first else "\n]"
