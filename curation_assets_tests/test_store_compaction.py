@@ -395,6 +395,56 @@ def test_compact_command_absorbs_objects_of_earlier_code_and_gcs(tmp_path, monke
         con.close()
 
 
+def test_compact_repack_rewrites_segments_of_an_earlier_row_group_size_and_every_read_agrees(tmp_path, monkeypatch,
+                                                                                                capsys):
+    """Segments written with small row groups (as earlier versions did) are rewritten by
+    `compact --repack`, one per table a pass until none is left: then every row group holds
+    ROW_GROUP rows, and the rows, each shard's read, shard_writes and the funnel are unchanged."""
+    import pyarrow.parquet as pq
+
+    from curation_assets.cli import main
+    from curation_assets.curation.funnel import funnel
+    from curation_assets.curation.upkeep import upkeep
+    from curation_assets.store import compaction
+
+    data = tmp_path / "data"
+    store = ScoreStore(data / "curation.duckdb")
+    shards = [f"shard-{i:05d}" for i in range(12)]
+    for n, shard in enumerate(shards):
+        store.replace_shard("scores", shard, _rows(shard, n, 0, 5), code_version=f"c{n % 2}")
+        store.replace_shard("curated_videos", shard, pl.DataFrame(
+            {"path": [f"/v/{shard}-{k}.mp4" for k in range(5)], "status": ["kept", "kept", "rejected", "failed", "kept"],
+             "reasons": [[], [], ["motion_score<0.5"], ["unreadable"], []]}))
+    monkeypatch.setattr(compaction, "ROW_GROUP", 4)  # the earlier layout, small segments: several per table
+    monkeypatch.setattr(compaction, "TARGET_ROWS", 20)
+    upkeep(store, force=True)
+
+    def segments(table):
+        return sorted(p for p in (data / "tables" / table).glob(f"{layout.SEG_PREFIX}*"))
+
+    def snapshot():
+        return (store.query("select * from scores order by shard, video_id").rows(),
+                store.query("select * from curated_videos order by path").rows(),
+                [store.read_shard("scores", s).sort("video_id").rows() for s in shards],
+                store.shard_writes().sort("asset", "shard").drop("written_at").rows(), sorted(funnel(store).lines()))
+
+    before, old = snapshot(), segments("scores")
+    assert len(old) == 3 and all(pq.ParquetFile(p).metadata.row_group(0).num_rows == 4 for p in old)
+    monkeypatch.setattr(compaction, "ROW_GROUP", 8)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    assert main(["compact", "--data-dir", str(data), "--grace", "0", "--repack"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("scores: 1 segment(s) merged") == 3 and out.count("curated_videos: 1 segment(s) merged") == 3, out
+    store = ScoreStore(data / "curation.duckdb")
+    for table in ("scores", "curated_videos"):
+        new = segments(table)
+        assert len(new) == 3 and not set(new) & set(old)  # the old ones retired and, past the grace, deleted
+        assert all(pq.ParquetFile(p).metadata.row_group(0).num_rows == 8 for p in new)
+    assert snapshot() == before
+    assert main(["compact", "--data-dir", str(data), "--repack"]) == 0  # nothing left to repack
+    assert "merged" not in capsys.readouterr().out
+
+
 def test_on_s3_a_truncated_upload_is_named_and_whole_objects_are_checked_once(s3_url, tmp_path, monkeypatch):
     """An object store's object never changes under its key: the head node remembers the keys
     whose footer it saw and sends ranged GETs for new objects only; a truncated upload (a new
