@@ -37,7 +37,7 @@ class RunInput:
         """(shard, files) over every input file after registration (shard null: a file not
         registered); saves the listing cache. Counts, not paths: at ten million files the
         paths alone held gigabytes."""
-        looked_up = shards_of(store, sorted({e.path for e in self.entries}))
+        looked_up = shards_of(store, self._entry_paths().unique())
         if self.scan is not None:
             self.scan.save(looked_up)
         # an unchanged folder's files and a listed one's are different files
@@ -45,12 +45,16 @@ class RunInput:
         return counts.group_by("shard").agg(pl.col("files").sum())
 
     def count(self) -> int:
-        return self.known_count() + len({e.path for e in self.entries})
+        return self.known_count() + self._entry_paths().n_unique()
 
     def paths(self) -> list[str]:
         """Every input file's path (built when asked: an input that is part of its shards)."""
-        known = self.scan.known_paths()["path"].to_list() if self.scan is not None else []
-        return sorted(set(known) | {e.path for e in self.entries})
+        known = self.scan.known_paths()["path"] if self.scan is not None else pl.Series([], dtype=pl.Utf8)
+        return pl.concat([known, self._entry_paths()]).unique().sort().to_list()
+
+    def _entry_paths(self) -> pl.Series:
+        # a column, not a set: ten million paths in a Python set (and sorted) held gigabytes
+        return pl.Series("path", [e.path for e in self.entries], dtype=pl.Utf8)
 
 
 def read_input(input_path: str, store: ScoreStore, data_dir: Path, allow_outside: bool = False,

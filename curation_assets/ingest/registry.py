@@ -71,11 +71,16 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | Non
         return []
     with store.registry_lock():
         has_registry = REGISTRY_TABLE in store.tables()
-        names = {e.path for e in entries} | {e.locator for e in entries if e.locator}
-        known = set(shards_of(store, list(names))["path"].to_list()) if has_registry else set()
+        # Looked up as columns: a set of every registered input path (built again from the
+        # registry's strings) was the largest thing a first run over ten million files held.
+        paths = pl.Series([e.path for e in entries], dtype=pl.Utf8)
+        locators = pl.Series([e.locator for e in entries if e.locator], dtype=pl.Utf8)
+        found = shards_of(store, pl.concat([paths, locators]).unique())["path"] if has_registry else locators.clear()
+        path_known = paths.is_in(found.implode()).to_list()
+        known = set(locators.filter(locators.is_in(found.implode())).to_list())  # locators: manifests' lines only
         fresh, seen = [], set()
-        for entry in entries:
-            if entry.path in known:
+        for entry, registered in zip(entries, path_known):
+            if registered:
                 continue  # registered by an earlier call: re-running an input is idempotent
             if entry.path in seen:
                 if entry.locator and entry.locator not in known and entry.locator not in seen:
