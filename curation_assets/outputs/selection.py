@@ -103,7 +103,10 @@ def selection_steps(candidates: str, columns: list[str], shape: Shape, epochs: i
         f"create or replace temp table _composite as select _row, {composite} as composite from ("
         f"select rowid as _row, {keys}, count(*) over () as _n from {candidates} "
         f"where ({ineligible_reason_sql(shape)}) is null)",
+        # the clips at or above the n-th best composite (n, and any tied with the last), then
+        # their columns: joining every ranked clip to its columns before the cut took most of it
         f"select row_number() over (order by composite desc, video_id) as rank, * from ("
-        f"select c.*, r.composite from _composite r join {candidates} c on c.rowid = r._row "
-        f"order by r.composite desc, c.video_id limit {n_fit})",
+        f"select c.*, r.composite from (select * from _composite where composite >= (select min(composite) from "
+        f"(select composite from _composite order by composite desc limit {n_fit}))) r "
+        f"join {candidates} c on c.rowid = r._row order by r.composite desc, c.video_id limit {n_fit})",
     ]

@@ -83,10 +83,9 @@ def _choose(store, shape, epochs: int, budget: float, weights: dict) -> tuple[pl
     tables = store.tables()
     if CURATED_VIDEOS not in tables:
         return pl.DataFrame(schema={"video_id": pl.Utf8}), 0, {}
-    curated = store.query(f"select * from {CURATED_VIDEOS} limit 0").columns
     scores = score_columns()
     *ranking, chosen_rows = selection_steps(_CANDIDATES, scores, shape, epochs, budget, weights)
-    making = _candidates_steps(store, tables, curated)
+    making = _candidates_steps(store, tables)
     steps = [
         *making,
         # a clip kept in two shards (two registrations of one file raced their duplicate lookup)
@@ -116,10 +115,13 @@ def _choose(store, shape, epochs: int, budget: float, weights: dict) -> tuple[pl
     return chosen, kept, counts
 
 
-def _candidates_steps(store, tables: set, curated: list[str]) -> list[str]:
+def _candidates_steps(store, tables: set) -> list[str]:
     """Statements making the temp table of the kept clips with what choosing reads: size,
     frames, whether there is a caption, the scores (the accelerated file's frames and motion
     where there is one), `scores_profile`."""
+    noisy = [t for t in [decl.name for decl in all_scores() if decl.noise_under_tiny] + [CAPTIONS] if t in tables]
+    present = store.columns([CURATED_VIDEOS, *noisy])
+    curated, noisy = present[CURATED_VIDEOS], [t for t in noisy if "profile" in present[t]]
     columns = ["c.video_id", "c.shard", "c.path", "c.caption is not null as has_caption"]
     joins = [f"join {RAW_VIDEOS} r on c.path = r.path and c.shard = r.shard"]
     if ACCELERATED_VIDEOS in tables:
@@ -144,8 +146,6 @@ def _candidates_steps(store, tables: set, curated: list[str]) -> list[str]:
     # of one column; none in a real run): a join, or `exists`, with every row of each table
     # cost most of the choice at ten million clips.
     tiny = [f"coalesce(c.model_profile, '') = '{TINY_PROFILE}'"] if "model_profile" in curated else []
-    noisy = [t for t in [decl.name for decl in all_scores() if decl.noise_under_tiny] + [CAPTIONS]
-             if t in tables and "profile" in store.query(f'select * from "{t}" limit 0').columns]
     steps = []
     if noisy:
         steps.append("create temp table _tiny as select distinct * from (" + " union all ".join(
