@@ -329,7 +329,8 @@ def cmd_run(args) -> int:
         _preflight_before_register(store, given, stale, args.force, recipe, setup.profile)
 
     ensure_dagster_home(data_dir, setup.deployment.instance)
-    new_shards = register(store, given.entries, args.shard_size or settings.shard_size())
+    new_shards = register(store, given.entries, args.shard_size or settings.shard_size(),
+                          registered=given.placed(store)["path"])
     shard_files = given.shard_files(store)  # (shard, files) over every input file
     files = given.count()
     input_shards = sorted(shard_files["shard"].drop_nulls().to_list())
@@ -417,16 +418,17 @@ def _preflight_before_register(store, given, stale: dict, force: bool, recipe: d
     """Check the weights for what this run will score: new files, and files in stale shards."""
     import polars as pl
 
-    from curation_assets.ingest.registry import REGISTRY_TABLE, shards_of
+    from curation_assets.ingest.registry import REGISTRY_TABLE
 
-    # a frame, not a dict per file: a first run over ten million files holds every entry already
-    entries = pl.DataFrame({"path": [e.path for e in given.entries], "text": [e.text for e in given.entries]},
-                           schema={"path": pl.Utf8, "text": pl.Utf8}).unique("path", keep="last", maintain_order=True)
+    # only the entries this run scores (not registered yet, or in a stale shard): a first run
+    # over ten million registered files built a frame of them all
+    paths = given.entry_paths()
+    need = pl.repeat(True, len(paths), eager=True)
     texts: list = []
     if REGISTRY_TABLE in store.tables() and not force:
-        found = shards_of(store, entries["path"])
-        entries = entries.join(found, on="path", how="left").filter(
-            pl.col("shard").is_null() | pl.col("shard").is_in(list(stale)))
+        found = given.placed(store)
+        need = ~paths.is_in(found["path"].implode()) | paths.is_in(
+            found.filter(pl.col("shard").is_in(list(stale)))["path"].implode())
         redo = given.known_shards().filter(pl.col("shard").is_in(list(stale)))["shard"].to_list()
         if redo:  # files known registered whose shards are stale: their captions from the registry
             rows = store.query(f"select manifest_text from {REGISTRY_TABLE} where shard in (select unnest(?::varchar[]))",
@@ -434,6 +436,9 @@ def _preflight_before_register(store, given, stale: dict, force: bool, recipe: d
             texts += rows["manifest_text"].to_list()
     elif given.known_count():
         texts += store.query(f"select manifest_text from {REGISTRY_TABLE}")["manifest_text"].to_list()
+    scored = need.arg_true().to_list()
+    entries = pl.DataFrame({"path": paths.gather(scored), "text": [given.entries[i].text for i in scored]},
+                           schema={"path": pl.Utf8, "text": pl.Utf8}).unique("path", keep="last", maintain_order=True)
     texts = entries["text"].to_list() + texts
     if texts:
         _preflight(recipe, profile, texts)

@@ -23,6 +23,24 @@ from curation_assets.store import ScoreStore
 class RunInput:
     entries: list[InputEntry]  # to register (those registered already are skipped by `register`)
     scan: listing_cache.FolderScan | None = None  # files known registered without looking (unchanged folders)
+    _paths: pl.Series | None = None
+    _placed: pl.DataFrame | None = None
+
+    def entry_paths(self) -> pl.Series:
+        """The entries' paths, in order (a column, not a set: ten million paths in Python sets
+        held gigabytes)."""
+        if self._paths is None:
+            self._paths = pl.Series("path", [e.path for e in self.entries], dtype=pl.Utf8)
+        return self._paths
+
+    def placed(self, store: ScoreStore) -> pl.DataFrame:
+        """(path, shard) of the entries registered when first asked. Looked up once: the
+        pre-flight, registration and the run's counts each looked up every entry (three scans of
+        the registry against ten million paths on a first run over a big folder); a path once
+        registered stays so, so later lookups need only the others."""
+        if self._placed is None:
+            self._placed = shards_of(store, self.entry_paths().unique())
+        return self._placed
 
     def known_count(self) -> int:
         return self.scan.known_count() if self.scan is not None else 0
@@ -37,7 +55,8 @@ class RunInput:
         """(shard, files) over every input file after registration (shard null: a file not
         registered); saves the listing cache. Counts, not paths: at ten million files the
         paths alone held gigabytes."""
-        looked_up = shards_of(store, self._entry_paths().unique())
+        placed, paths = self.placed(store), self.entry_paths().unique()
+        looked_up = pl.concat([placed, shards_of(store, paths.filter(~paths.is_in(placed["path"].implode())))])
         if self.scan is not None:
             self.scan.save(looked_up)
         # an unchanged folder's files and a listed one's are different files
@@ -45,16 +64,12 @@ class RunInput:
         return counts.group_by("shard").agg(pl.col("files").sum())
 
     def count(self) -> int:
-        return self.known_count() + self._entry_paths().n_unique()
+        return self.known_count() + self.entry_paths().n_unique()
 
     def paths(self) -> list[str]:
         """Every input file's path (built when asked: an input that is part of its shards)."""
         known = self.scan.known_paths()["path"] if self.scan is not None else pl.Series([], dtype=pl.Utf8)
-        return pl.concat([known, self._entry_paths()]).unique().sort().to_list()
-
-    def _entry_paths(self) -> pl.Series:
-        # a column, not a set: ten million paths in a Python set (and sorted) held gigabytes
-        return pl.Series("path", [e.path for e in self.entries], dtype=pl.Utf8)
+        return pl.concat([known, self.entry_paths()]).unique().sort().to_list()
 
 
 def read_input(input_path: str, store: ScoreStore, data_dir: Path, allow_outside: bool = False,

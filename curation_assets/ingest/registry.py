@@ -55,7 +55,8 @@ def auto_shard_size(registered_total: int) -> int:
     return size
 
 
-def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | None = None) -> list[str]:
+def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | None = None,
+             registered: pl.Series | None = None) -> list[str]:
     """Add entries not registered yet; return the new shard keys (possibly none).
 
     Single writer: the whole read-decide-write runs under the store's registry lock. Each new
@@ -63,7 +64,8 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | Non
     never rewritten, so shard membership is exactly what the first write said. A crash between
     two shard objects leaves whole shards only: the next call registers the rest.
     `shard_size` None: it grows with the corpus (`auto_shard_size`); existing shards never change.
-    Only the entries' own paths are looked up in the registry, never all of it.
+    Only the entries' own paths are looked up in the registry, never all of it, and not those
+    in `registered` (paths the caller found registered before: a registration is never undone).
     """
     if shard_size is not None and shard_size < 1:
         raise ValueError("shard_size must be >= 1")
@@ -75,8 +77,10 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | Non
         # registry's strings) was the largest thing a first run over ten million files held.
         paths = pl.Series([e.path for e in entries], dtype=pl.Utf8)
         locators = pl.Series([e.locator for e in entries if e.locator], dtype=pl.Utf8)
-        found = shards_of(store, pl.concat([paths, locators]).unique())["path"] if has_registry else locators.clear()
-        path_known = paths.is_in(found.implode()).to_list()
+        before = (registered if registered is not None else paths.clear()).implode()
+        unsure = pl.concat([paths, locators]).unique()
+        found = shards_of(store, unsure.filter(~unsure.is_in(before)))["path"] if has_registry else locators.clear()
+        path_known = (paths.is_in(found.implode()) | paths.is_in(before)).to_list()
         known = set(locators.filter(locators.is_in(found.implode())).to_list())  # locators: manifests' lines only
         fresh, seen = [], set()
         for entry, registered in zip(entries, path_known):
