@@ -86,7 +86,11 @@ class FolderScan:
             names += rec.files
         files = pl.DataFrame({"dir": dirs, "name": names}, schema={"dir": pl.Utf8, "name": pl.Utf8})
         files = files.with_columns(_file_path(self.root))
-        files = files.join(registered.select("path", "shard").unique("path"), on="path", how="left").drop("path")
+        joined = files.join(registered.select("path", "shard"), on="path", how="left")
+        if joined.height != files.height:  # a path registered twice: its first shard (a copy of
+            # every row to make the paths unique first held another gigabyte at ten million files)
+            joined = joined.unique(["dir", "name"], keep="first", maintain_order=True)
+        files = joined.drop("path")
         # a directory not all registered yet (the sensor's per-tick cap) is listed again next time
         incomplete = set(files.filter(pl.col("shard").is_null())["dir"].unique().to_list())
         done = {rel: rec for rel, rec in self.listed.items() if rel not in incomplete}
