@@ -321,7 +321,7 @@ def cmd_run(args) -> int:
             raise CliError(str(exc)) from exc
         for note in notes:
             print(note)
-        if not given.entries and not given.known_count():
+        if given.entries.is_empty() and not given.known_count():
             raise CliError(f"no videos found in {args.input}")
         expected = shard_code_versions(recipe, setup.profile)
         unreadable = store.unreadable()
@@ -436,10 +436,8 @@ def _preflight_before_register(store, given, stale: dict, force: bool, recipe: d
             texts += rows["manifest_text"].to_list()
     elif given.known_count():
         texts += store.query(f"select manifest_text from {REGISTRY_TABLE}")["manifest_text"].to_list()
-    scored = need.arg_true().to_list()
-    entries = pl.DataFrame({"path": paths.gather(scored), "text": [given.entries[i].text for i in scored]},
-                           schema={"path": pl.Utf8, "text": pl.Utf8}).unique("path", keep="last", maintain_order=True)
-    texts = entries["text"].to_list() + texts
+    scored = given.entries.filter(need).unique("path", keep="last", maintain_order=True)
+    texts = scored["text"].to_list() + texts
     if texts:
         _preflight(recipe, profile, texts)
 

@@ -32,7 +32,7 @@ def _register_all(scan):
         folder = os.path.basename(os.path.dirname(path))
         return "shard-00009" if folder == "videos" else f"shard-{int(folder[1:]):05d}"  # the root's own files: 9
 
-    return {e.path: shard(e.path) for e in scan.fresh}
+    return {path: shard(path) for path in scan.fresh["path"]}
 
 
 def _frame(shard_of: dict) -> pl.DataFrame:
@@ -46,13 +46,14 @@ def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_d
     (root / "top.mp4").write_bytes(b"x")  # a file in the root itself
     _age(root)
     first = listing_cache.scan(root, data, "store")
-    assert len(first.fresh) == 13 and not first.known
-    assert next(e for e in first.fresh if e.path.endswith("d0/v0.mp4")).text == "a caption"
+    assert first.fresh.height == 13 and not first.known
+    assert dict(first.fresh.select("path", "text").iter_rows())[str(root / "d0" / "v0.mp4")] == "a caption"
+    assert first.fresh["path"].to_list() == sorted(first.fresh["path"]) and set(first.fresh["origin"]) == {str(root)}
     first.save(_frame(_register_all(first)))
     shards = {f"shard-{d:05d}" for d in range(3)} | {"shard-00009"}
 
     again = listing_cache.scan(root, data, "store", shards)
-    assert not again.listed and not again.fresh
+    assert not again.listed and again.fresh.is_empty()
     assert again.known_count() == 13
     assert dict(again.known_shards().iter_rows()) == {**{f"shard-{d:05d}": 4 for d in range(3)}, "shard-00009": 1}
     paths = again.known_paths()
@@ -70,9 +71,9 @@ def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_d
     os.utime(root / "d2", (past, past))  # ... and is old enough to be trusted once listed
     third = listing_cache.scan(root, data, "store", shards)
     assert set(third.listed) == {"d2"}
-    assert sorted(os.path.basename(e.path) for e in third.fresh) == ["v0.mp4", "v1.mp4", "v2.mp4", "v3.mp4", "v9.mp4"]
+    assert [os.path.basename(p) for p in third.fresh["path"]] == ["v0.mp4", "v1.mp4", "v2.mp4", "v3.mp4", "v9.mp4"]
     assert third.known_count() == 9
-    third.save(_frame({e.path: "shard-00002" for e in third.fresh}))
+    third.save(_frame({path: "shard-00002" for path in third.fresh["path"]}))
     fourth = listing_cache.scan(root, data, "store", shards)
     assert not fourth.listed and fourth.known_count() == 14
     assert dict(fourth.known_shards().iter_rows())["shard-00002"] == 5
@@ -91,4 +92,4 @@ def test_a_directory_not_all_registered_is_listed_again_and_a_reset_store_ignore
     assert again.known_count() == 4
     # a store that no longer has the cache's shards (reset under it): everything is listed
     reset = listing_cache.scan(root, data, "store", {"shard-00001"})
-    assert not reset.known and len(reset.fresh) == 8 and reset.known_count() == 0
+    assert not reset.known and reset.fresh.height == 8 and reset.known_count() == 0

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
+
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv", ".ts", ".3gp"}
 )
@@ -27,6 +29,15 @@ class InputEntry:
     error: str | None = None
     # "<manifest>:<line>" of a manifest entry: provenance, not identity
     locator: str | None = field(default=None, compare=False)
+
+
+# entries as columns: what registration reads (a folder's listing is made as these columns,
+# never as one InputEntry per file: ten million of them held gigabytes)
+ENTRY_SCHEMA = {"path": pl.Utf8, "text": pl.Utf8, "origin": pl.Utf8, "error": pl.Utf8, "locator": pl.Utf8}
+
+
+def entries_frame(entries: list[InputEntry]) -> pl.DataFrame:
+    return pl.DataFrame({column: [getattr(e, column) for e in entries] for column in ENTRY_SCHEMA}, schema=ENTRY_SCHEMA)
 
 
 class InputError(ValueError):

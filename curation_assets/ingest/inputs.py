@@ -14,24 +14,20 @@ from pathlib import Path
 import polars as pl
 
 from curation_assets.ingest import listing_cache
-from curation_assets.ingest.discover import InputEntry, discover, _expand_user
+from curation_assets.ingest.discover import discover, entries_frame, _expand_user
 from curation_assets.ingest.registry import REGISTRY_TABLE, registered_shards, shards_of
 from curation_assets.store import ScoreStore
 
 
 @dataclass
 class RunInput:
-    entries: list[InputEntry]  # to register (those registered already are skipped by `register`)
+    entries: pl.DataFrame  # to register, as columns (discover.ENTRY_SCHEMA; registered ones are skipped by `register`)
     scan: listing_cache.FolderScan | None = None  # files known registered without looking (unchanged folders)
-    _paths: pl.Series | None = None
     _placed: pl.DataFrame | None = None
 
     def entry_paths(self) -> pl.Series:
-        """The entries' paths, in order (a column, not a set: ten million paths in Python sets
-        held gigabytes)."""
-        if self._paths is None:
-            self._paths = pl.Series("path", [e.path for e in self.entries], dtype=pl.Utf8)
-        return self._paths
+        """The entries' paths, in order."""
+        return self.entries["path"]
 
     def placed(self, store: ScoreStore) -> pl.DataFrame:
         """(path, shard) of the entries registered when first asked. Looked up once: the
@@ -57,7 +53,7 @@ class RunInput:
         paths alone held gigabytes."""
         placed, paths = self.placed(store), self.entry_paths().unique()
         looked_up = pl.concat([placed, shards_of(store, paths.filter(~paths.is_in(placed["path"].implode())))])
-        self._placed = placed = paths = None  # not needed past here (ten million rows: a gigabyte)
+        self._placed = placed = None  # not needed past here (ten million rows: a gigabyte)
         if self.scan is not None:
             self.scan.save(looked_up)
         # an unchanged folder's files and a listed one's are different files
@@ -83,5 +79,4 @@ def read_input(input_path: str, store: ScoreStore, data_dir: Path, allow_outside
         # and never cached (a manifest can change without its directory changing)
         if not scan.has_manifests:
             return RunInput(scan.fresh, scan)
-    entries = discover(input_path, allow_outside=allow_outside, notes=notes)
-    return RunInput(entries)
+    return RunInput(entries_frame(discover(input_path, allow_outside=allow_outside, notes=notes)))

@@ -22,12 +22,12 @@ import hashlib
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
-from curation_assets.ingest.discover import MANIFEST_EXTENSIONS, SIDECAR_CAPTION_SUFFIX, VIDEO_EXTENSIONS, InputEntry
+from curation_assets.ingest.discover import MANIFEST_EXTENSIONS, SIDECAR_CAPTION_SUFFIX, VIDEO_EXTENSIONS
 
 CACHE_DIR = "listings"
 _TRUST_MARGIN_NS = 2_000_000_000  # a directory modified this close to a scan is listed again next time
@@ -39,8 +39,39 @@ _SCHEMA = {"dir": pl.Utf8, "name": pl.Utf8, "shard": pl.Utf8, "mtime_ns": pl.Int
 class DirRecord:
     mtime_ns: int
     subdirs: list[str]
-    files: list[str] = field(default_factory=list)  # video file names (listed directories only)
     manifest: bool = False  # holds a manifest-like file (.jsonl, .json, .csv, .parquet)
+
+
+_FILE_SCHEMA = {"dir": pl.Utf8, "name": pl.Utf8, "text": pl.Utf8}
+
+
+class _FileRows:
+    """The listed video files as columns (dir, name, sidecar caption), made a chunk at a time:
+    ten million InputEntry objects (and their names again, per directory) held gigabytes."""
+
+    CHUNK = 65_536
+
+    def __init__(self) -> None:
+        self.chunks: list[pl.DataFrame] = []
+        self.dirs: list[str] = []
+        self.names: list[str] = []
+        self.texts: list[str | None] = []
+
+    def add(self, rel: str, name: str, text: str | None) -> None:
+        self.dirs.append(rel)
+        self.names.append(name)
+        self.texts.append(text)
+        if len(self.names) >= self.CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.names:
+            self.chunks.append(pl.DataFrame({"dir": self.dirs, "name": self.names, "text": self.texts}, schema=_FILE_SCHEMA))
+            self.dirs, self.names, self.texts = [], [], []
+
+    def frame(self) -> pl.DataFrame:
+        self._flush()
+        return pl.concat(self.chunks) if self.chunks else pl.DataFrame(schema=_FILE_SCHEMA)
 
 
 @dataclass
@@ -50,9 +81,15 @@ class FolderScan:
     started_ns: int
     known: dict[str, DirRecord]  # unchanged directories (relative): every file registered
     listed: dict[str, DirRecord]  # directories listed now
-    fresh: list[InputEntry]  # the files of the listed directories, captions from sidecars
+    files: pl.DataFrame  # the video files of the listed directories (dir, name, text: sidecar caption), path order
     has_manifests: bool = False
     usable_cache: bool = False  # the cache file's rows describe this store (cached_files reads them)
+
+    @property
+    def fresh(self) -> pl.DataFrame:
+        """The listed files as entries to register (discover.ENTRY_SCHEMA columns), in path order."""
+        return self.files.select(_file_path(self.root), "text", pl.lit(str(self.root)).alias("origin"),
+                                 pl.lit(None, pl.Utf8).alias("error"), pl.lit(None, pl.Utf8).alias("locator"))
 
     def cached_files(self) -> pl.LazyFrame:
         """The cache's file rows of the unchanged directories, read lazily: at ten million files
@@ -80,12 +117,7 @@ class FolderScan:
         file: a first run over ten million files built ten million of them."""
         if not self.listed and self.usable_cache:
             return
-        dirs, names = [], []
-        for rel, rec in self.listed.items():
-            dirs += [rel] * len(rec.files)
-            names += rec.files
-        files = pl.DataFrame({"dir": dirs, "name": names}, schema={"dir": pl.Utf8, "name": pl.Utf8})
-        files = files.with_columns(_file_path(self.root))
+        files = self.files.select("dir", "name", _file_path(self.root))
         joined = files.join(registered.select("path", "shard"), on="path", how="left")
         if joined.height != files.height:  # a path registered twice: its first shard (a copy of
             # every row to make the paths unique first held another gigabyte at ten million files)
@@ -135,7 +167,8 @@ def scan(root: Path, data_dir: Path, store_url: str, registered_shards: set[str]
         shards = pl.scan_parquet(file).select(pl.col("shard").drop_nulls().unique()).collect()["shard"]
         if not set(shards.to_list()) <= registered_shards:  # the store no longer has what the cache says: ignore it
             cached = {}
-    out = FolderScan(root, file, started, {}, {}, [], usable_cache=bool(cached))
+    out = FolderScan(root, file, started, {}, {}, pl.DataFrame(schema=_FILE_SCHEMA), usable_cache=bool(cached))
+    rows = _FileRows()
     trust_before = (saved_ns or 0) - _TRUST_MARGIN_NS
     stack = [""]
     while stack:
@@ -151,14 +184,17 @@ def scan(root: Path, data_dir: Path, store_url: str, registered_shards: set[str]
             out.has_manifests |= rec.manifest
             stack.extend(f"{rel}/{d}" if rel else d for d in rec.subdirs)
             continue
-        listed = _list_dir(path, rel, mtime, out)
+        listed = _list_dir(path, rel, mtime, rows)
         out.listed[rel] = listed
+        out.has_manifests |= listed.manifest
         stack.extend(f"{rel}/{d}" if rel else d for d in listed.subdirs)
-    out.fresh.sort(key=lambda e: e.path)  # os.walk's order: sorted directories, sorted names
+    files = rows.frame()
+    # os.walk's order: sorted directories, sorted names (the order the files are registered in)
+    out.files = files.with_columns(_file_path(root)).sort("path").drop("path") if files.height > 1 else files
     return out
 
 
-def _list_dir(path: Path, rel: str, mtime: int, out: FolderScan) -> DirRecord:
+def _list_dir(path: Path, rel: str, mtime: int, rows: _FileRows) -> DirRecord:
     subdirs, videos, names, manifest = [], [], set(), False
     try:
         with os.scandir(path) as it:
@@ -180,15 +216,12 @@ def _list_dir(path: Path, rel: str, mtime: int, out: FolderScan) -> DirRecord:
                     manifest = True
     except OSError:
         pass
-    root = str(out.root)
     for name in sorted(videos):
-        file = os.path.join(str(path), name)
         stem = os.path.splitext(name)[0]
         caption = _read_caption(os.path.join(str(path), stem + SIDECAR_CAPTION_SUFFIX)) \
             if stem + SIDECAR_CAPTION_SUFFIX in names else None
-        out.fresh.append(InputEntry(file, caption, root))
-    out.has_manifests |= manifest
-    return DirRecord(mtime, sorted(subdirs), sorted(videos), manifest)
+        rows.add(rel, name, caption)
+    return DirRecord(mtime, sorted(subdirs), manifest)
 
 
 def _read_caption(sidecar: str) -> str | None:

@@ -11,7 +11,7 @@ import re
 
 import polars as pl
 
-from curation_assets.ingest.discover import InputEntry
+from curation_assets.ingest.discover import InputEntry, entries_frame
 from curation_assets.store import ScoreStore
 
 REGISTRY_TABLE = "video_registry"
@@ -55,9 +55,10 @@ def auto_shard_size(registered_total: int) -> int:
     return size
 
 
-def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | None = None,
+def register(store: ScoreStore, entries: list[InputEntry] | pl.DataFrame, shard_size: int | None = None,
              registered: pl.Series | None = None) -> list[str]:
-    """Add entries not registered yet; return the new shard keys (possibly none).
+    """Add entries (InputEntry objects, or their columns: ENTRY_SCHEMA) not registered yet;
+    return the new shard keys (possibly none).
 
     Single writer: the whole read-decide-write runs under the store's registry lock. Each new
     shard's members are published as one immutable object (`tables/video_registry/<shard>@...`),
@@ -69,33 +70,17 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | Non
     """
     if shard_size is not None and shard_size < 1:
         raise ValueError("shard_size must be >= 1")
-    if not entries:
+    entries = entries if isinstance(entries, pl.DataFrame) else entries_frame(entries)
+    if entries.is_empty():
         return []
     with store.registry_lock():
         has_registry = REGISTRY_TABLE in store.tables()
-        # Looked up as columns: a set of every registered input path (built again from the
-        # registry's strings) was the largest thing a first run over ten million files held.
-        paths = pl.Series([e.path for e in entries], dtype=pl.Utf8)
-        locators = pl.Series([e.locator for e in entries if e.locator], dtype=pl.Utf8)
-        before = (registered if registered is not None else paths.clear()).implode()
-        unsure = pl.concat([paths, locators]).unique()
-        found = shards_of(store, unsure.filter(~unsure.is_in(before)))["path"] if has_registry else locators.clear()
-        path_known = (paths.is_in(found.implode()) | paths.is_in(before)).to_list()
-        known = set(locators.filter(locators.is_in(found.implode())).to_list())  # locators: manifests' lines only
-        fresh, seen = [], set()
-        for entry, registered in zip(entries, path_known):
-            if registered:
-                continue  # registered by an earlier call: re-running an input is idempotent
-            if entry.path in seen:
-                if entry.locator and entry.locator not in known and entry.locator not in seen:
-                    # a second manifest line naming the same file is recorded, not silently dropped
-                    seen.add(entry.locator)
-                    fresh.append(InputEntry(entry.locator, entry.text, entry.origin,
-                                            f"same file as an earlier manifest entry ({entry.path})"))
-                continue
-            seen.add(entry.path)
-            fresh.append(entry)
-        if not fresh:
+        before = registered if registered is not None else pl.Series([], dtype=pl.Utf8)
+        unsure = pl.concat([entries["path"], entries["locator"].drop_nulls()]).unique()
+        unsure = unsure.filter(~unsure.is_in(before.implode()))
+        found = shards_of(store, unsure)["path"] if has_registry else unsure.clear()
+        fresh = _unregistered(entries, pl.concat([before, found]))
+        if fresh.is_empty():
             return []
         winners = store.winners(REGISTRY_TABLE) if has_registry else pl.DataFrame(schema={"shard": pl.Utf8, "rows": pl.Int64})
         # numeric, not string, max: 'shard-100000' sorts before 'shard-99999'
@@ -105,24 +90,36 @@ def register(store: ScoreStore, entries: list[InputEntry], shard_size: int | Non
         if last is not None:  # append-only: the newest shard holds the highest seq
             seqs = store.read_shard(REGISTRY_TABLE, shard_key(last), columns=["seq"])["seq"]
             seq0 = int(seqs.max()) if seqs.len() else -1
-        size = shard_size or auto_shard_size(int(winners["rows"].sum() or 0) + len(fresh))
+        size = shard_size or auto_shard_size(int(winners["rows"].sum() or 0) + fresh.height)
         first_shard = last + 1 if last is not None else 0
         now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-        frame = pl.DataFrame({
-            "seq": range(seq0 + 1, seq0 + 1 + len(fresh)),
-            "path": [e.path for e in fresh],
-            "shard": [shard_key(first_shard + i // size) for i in range(len(fresh))],
-            "manifest_text": [e.text for e in fresh],
-            "origin": [e.origin for e in fresh],
-            "registration_error": [e.error for e in fresh],
-            "registered_at": [now] * len(fresh),
-            "shard_size": [size] * len(fresh),
-        }, schema=REGISTRY_SCHEMA)
+        order = pl.int_range(fresh.height, dtype=pl.Int64)
+        frame = fresh.select(
+            (order + seq0 + 1).alias("seq"), "path",
+            pl.format(f"{SHARD_PREFIX}{{}}", (order // size + first_shard).cast(pl.Utf8).str.zfill(5)).alias("shard"),
+            pl.col("text").alias("manifest_text"), "origin", pl.col("error").alias("registration_error"),
+            pl.lit(now, pl.Datetime("us")).alias("registered_at"), pl.lit(size, pl.Int64).alias("shard_size"),
+        ).cast(REGISTRY_SCHEMA)
         new_shards = []
         for (shard,), part in frame.group_by("shard", maintain_order=True):
             store.replace_partition(REGISTRY_TABLE, shard, part, new_key=True)  # under the lock: a new shard
             new_shards.append(shard)
     return new_shards
+
+
+def _unregistered(entries: pl.DataFrame, known: pl.Series) -> pl.DataFrame:
+    """The entries to register, in their order: the first entry of each path not in `known`
+    (re-running an input is idempotent); a later manifest line naming the same file is recorded
+    as a failed entry of its own under its locator, not silently dropped (once)."""
+    rows = entries.with_row_index("_order").filter(~pl.col("path").is_in(known.implode()))
+    first = pl.col("path").is_first_distinct()
+    firsts = rows.filter(first)
+    copies = rows.filter(~first & pl.col("locator").is_not_null() & ~pl.col("locator").is_in(known.implode())
+                         & ~pl.col("locator").is_in(firsts["path"].implode()))
+    copies = copies.filter(pl.col("locator").is_first_distinct()).select(
+        "_order", pl.col("locator").alias("path"), "text", "origin",
+        pl.format("same file as an earlier manifest entry ({})", "path").alias("error"), pl.lit(None, pl.Utf8).alias("locator"))
+    return pl.concat([firsts, copies]).sort("_order").drop("_order")
 
 
 def shards_of(store: ScoreStore, paths: list[str] | pl.Series) -> pl.DataFrame:

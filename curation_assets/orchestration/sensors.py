@@ -41,14 +41,15 @@ def _tick(context: SensorEvaluationContext, input_dir):
     # tick costs one stat per directory, not a walk of every file plus the whole registry.
     scan = listing_cache.scan(input_dir, settings.data_dir(), store.location.url, shards)
     entries = scan.fresh
-    known = dict(shards_of(store, [e.path for e in entries]).iter_rows()) if entries and shards else {}
-    fresh = [e for e in entries if e.path not in known][:MAX_NEW_FILES_PER_TICK]
-    new_shards = register(store, fresh, settings.shard_size()) if fresh else []
-    if fresh:
-        known.update(shards_of(store, [e.path for e in fresh]).iter_rows())
+    known = shards_of(store, entries["path"]) if entries.height and shards else pl.DataFrame(
+        schema={"path": pl.Utf8, "shard": pl.Utf8})
+    fresh = entries.filter(~pl.col("path").is_in(known["path"].implode())).head(MAX_NEW_FILES_PER_TICK)
+    new_shards = register(store, fresh, settings.shard_size()) if fresh.height else []
+    if fresh.height:
+        known = pl.concat([known, shards_of(store, fresh["path"])])
         shards |= set(new_shards)
     # directories whose files are all registered now are not listed next time
-    scan.save(pl.DataFrame({"path": list(known), "shard": list(known.values())}, schema={"path": pl.Utf8, "shard": pl.Utf8}))
+    scan.save(known)
     from curation_assets.curation.upkeep import upkeep
 
     upkeep(store, report=context.log.info)  # the head node compacts when due; the catalog follows
@@ -56,8 +57,8 @@ def _tick(context: SensorEvaluationContext, input_dir):
     # Shards registered by the CLI or a lost instance must exist as partitions too.
     existing = set(context.instance.get_dynamic_partitions(shard_partitions.name))
     to_add = sorted(shards - existing)
-    files_known = scan.known_count() + len(entries)
-    context.update_cursor(json.dumps({"files_seen": files_known, "registered_now": len(fresh),
+    files_known = scan.known_count() + entries.height
+    context.update_cursor(json.dumps({"files_seen": files_known, "registered_now": fresh.height,
                                       "last_new_shards": new_shards or cursor.get("last_new_shards", [])}))
     if not to_add and not new_shards:
         return SkipReason(f"no new files in {input_dir} ({files_known} known)")
