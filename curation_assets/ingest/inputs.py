@@ -53,7 +53,7 @@ class RunInput:
         paths alone held gigabytes."""
         placed, paths = self.placed(store), self.entry_paths().unique()
         looked_up = pl.concat([placed, shards_of(store, paths.filter(~paths.is_in(placed["path"].implode())))])
-        self._placed = placed = None  # not needed past here (ten million rows: a gigabyte)
+        self._placed = None  # not needed past here (ten million rows: a gigabyte)
         if self.scan is not None:
             self.scan.save(looked_up)
         # an unchanged folder's files and a listed one's are different files

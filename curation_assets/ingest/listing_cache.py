@@ -119,9 +119,9 @@ class FolderScan:
             return
         files = self.files.select("dir", "name", _file_path(self.root))
         joined = files.join(registered.select("path", "shard"), on="path", how="left")
-        if joined.height != files.height:  # a path registered twice: its first shard (a copy of
+        if joined.height != files.height:  # a path registered twice: one of its shards (a copy of
             # every row to make the paths unique first held another gigabyte at ten million files)
-            joined = joined.unique(["dir", "name"], keep="first", maintain_order=True)
+            joined = joined.unique(["dir", "name"], maintain_order=True)
         files = joined.drop("path")
         # a directory not all registered yet (the sensor's per-tick cap) is listed again next time
         incomplete = set(files.filter(pl.col("shard").is_null())["dir"].unique().to_list())
