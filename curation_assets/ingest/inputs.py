@@ -51,14 +51,20 @@ class RunInput:
         """(shard, files) over every input file after registration (shard null: a file not
         registered); saves the listing cache. Counts, not paths: at ten million files the
         paths alone held gigabytes."""
+        looked_up = self.record(store)
+        # an unchanged folder's files and a listed one's are different files
+        counts = pl.concat([self.known_shards(), looked_up.group_by("shard").agg(pl.len().alias("files"))])
+        return counts.group_by("shard").agg(pl.col("files").sum())
+
+    def record(self, store: ScoreStore) -> pl.DataFrame:
+        """(path, shard) of the entries registered now; saves the listing cache (directories
+        all registered now are not listed next time)."""
         placed, paths = self.placed(store), self.entry_paths().unique()
         looked_up = pl.concat([placed, shards_of(store, paths.filter(~paths.is_in(placed["path"].implode())))])
         self._placed = None  # not needed past here (ten million rows: a gigabyte)
         if self.scan is not None:
             self.scan.save(looked_up)
-        # an unchanged folder's files and a listed one's are different files
-        counts = pl.concat([self.known_shards(), looked_up.group_by("shard").agg(pl.len().alias("files"))])
-        return counts.group_by("shard").agg(pl.col("files").sum())
+        return looked_up
 
     def count(self) -> int:
         return self.known_count() + self.entry_paths().n_unique()

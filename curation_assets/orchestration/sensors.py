@@ -5,7 +5,8 @@ from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, Se
 
 from curation_assets import settings
 from curation_assets.ingest import listing_cache
-from curation_assets.ingest.registry import REGISTRY_TABLE, register, registered_shards, shards_of
+from curation_assets.ingest.inputs import RunInput
+from curation_assets.ingest.registry import REGISTRY_TABLE, register, registered_shards
 from curation_assets.orchestration.jobs import curate_shards_job
 from curation_assets.orchestration.partitions import shard_partitions
 from curation_assets.store import ScoreStore
@@ -40,16 +41,12 @@ def _tick(context: SensorEvaluationContext, input_dir):
     # Only the directories that changed since the last tick are listed (listing_cache.py): a
     # tick costs one stat per directory, not a walk of every file plus the whole registry.
     scan = listing_cache.scan(input_dir, settings.data_dir(), store.location.url, shards)
-    entries = scan.fresh
-    known = shards_of(store, entries["path"]) if entries.height and shards else pl.DataFrame(
-        schema={"path": pl.Utf8, "shard": pl.Utf8})
-    fresh = entries.filter(~pl.col("path").is_in(known["path"].implode())).head(MAX_NEW_FILES_PER_TICK)
+    given = RunInput(scan.fresh, scan)  # what `run --input` reads, looked up the same way
+    entries = given.entries
+    fresh = entries.filter(~pl.col("path").is_in(given.placed(store)["path"].implode())).head(MAX_NEW_FILES_PER_TICK)
     new_shards = register(store, fresh, settings.shard_size()) if fresh.height else []
-    if fresh.height:
-        known = pl.concat([known, shards_of(store, fresh["path"])])
-        shards |= set(new_shards)
-    # directories whose files are all registered now are not listed next time
-    scan.save(known)
+    shards |= set(new_shards)
+    given.record(store)  # the listing cache: directories all registered now are not listed next time
     from curation_assets.curation.upkeep import upkeep
 
     upkeep(store, report=context.log.info)  # the head node compacts when due; the catalog follows
