@@ -367,6 +367,72 @@ def test_compacted_store_reads_like_the_loose_one(store, tmp_path):
     assert sorted(funnel(store).lines()) == sorted(changed.lines())
 
 
+def test_the_duplicate_lookup_finds_the_earliest_copy_over_row_groups_in_runs_with_and_without_the_hash(
+        store, monkeypatch):
+    """Copies of one content hash in many shards run over the id index's row groups (3 rows here);
+    the lookup finds each key's earliest copy in another shard as a scan of the rows does: in runs
+    with the hash column, in runs as earlier code wrote them (sorted by the key, no hash), and in
+    the run a merge of both makes."""
+    import pyarrow.parquet as pq
+
+    from curation_assets.curation.upkeep import known_primaries, table_extras, upkeep
+    from curation_assets.store import id_index
+
+    monkeypatch.setattr(id_index, "ROW_GROUP", 3)
+    keys = [f"k{i}" for i in range(7)] + ["missing"]
+
+    def add_shards(first: int, count: int) -> None:
+        for n in range(first, first + count):
+            seq = [5 * n + i for i in range(5)]
+            store.replace_shard("raw_videos", f"s{n:03d}", pl.DataFrame(
+                {"video_id": [f"k{(n * 3 + i) % 7}" for i in range(5)], "seq": seq, "path": [f"/v/{q}.mp4" for q in seq],
+                 "error": ["unreadable" if q % 11 == 0 else None for q in seq]}, schema_overrides={"error": pl.Utf8}))
+
+    def scanned(shard: str) -> dict:
+        rows = store.query("select video_id, seq, path from raw_videos where error is null and shard <> ? "
+                           "order by seq", [shard]).rows()
+        first = {}
+        for vid, seq, path in rows:
+            first.setdefault(vid, (seq, path))
+        return first
+
+    def agree() -> None:
+        id_index._RUN_CACHE.clear()
+        for shard in ("s000", "s007", "s019", "s031"):
+            assert known_primaries(store, shard, keys) == scanned(shard), shard
+
+    def runs() -> list[Path]:
+        return sorted((Path(store.location.url) / "tables" / "raw_videos" / id_index.IDS_DIR).glob("*.parquet"))
+
+    add_shards(0, 20)
+    compact_store(store, ["raw_videos"], force=True, min_loose_objects=1, extras=table_extras())
+    assert runs() and all(id_index.HASH in pq.read_schema(r).names for r in runs())
+    agree()
+    def as_earlier_code_wrote_them():  # sorted by the key, statistics on the key, no hash
+        for run in runs():
+            if id_index.HASH not in pq.read_schema(run).names:
+                continue  # a run retired earlier (kept for its grace), already of that layout
+            table = pl.read_parquet(run).drop(id_index.HASH).sort("video_id", "shard").to_arrow()
+            pq.write_table(table, run, row_group_size=3, write_statistics=["video_id"])
+
+    as_earlier_code_wrote_them()
+    agree()
+    add_shards(20, 20)  # as many rows again: the next pass merges the old run with the new one
+    compact_store(store, ["raw_videos"], force=True, min_loose_objects=1, extras=table_extras())
+    add_shards(40, 1)  # and one shard not absorbed yet: read from its loose object
+    assert store.state("raw_videos").meta["id_runs"][0]["rows"] > 100
+    agree()
+    # `compact --repack` gives the runs of the earlier layout their hash, one a pass
+    as_earlier_code_wrote_them()
+    id_index._RUN_CACHE.clear()
+    reports = upkeep(store, tables=["raw_videos"], catalog=False, repack=True)
+    rewritten = [r for r in reports if r.rehashed]
+    assert rewritten and "1 id index run(s) rewritten" in rewritten[0].line() and not reports[-1].rehashed
+    live = [store.location.url + "/tables/raw_videos/" + r["name"] for r in store.state("raw_videos").meta["id_runs"]]
+    assert all(id_index.HASH in pq.read_schema(r).names for r in live)
+    agree()
+
+
 def test_compact_command_absorbs_objects_of_earlier_code_and_gcs(tmp_path, monkeypatch, capsys):
     """`curation-assets compact`: every object into segments (those of earlier code too), the
     replaced files deleted once the grace allows, rows and shard_writes unchanged."""

@@ -32,10 +32,11 @@ def table_extras() -> dict[str, TableExtras]:
 def upkeep(store: ScoreStore, *, force: bool = False, catalog: bool = True, tables: list[str] | None = None,
            report: Callable[[str], None] | None = None, repack: bool = False) -> list[CompactionReport]:
     """Compact what is due (everything with `force`), then refresh the catalog. `repack`: also
-    rewrite the segments of another row-group layout, one segment per table a pass, pass after
-    pass until none is left (the reports of every pass)."""
+    rewrite the segments of another row-group layout and the id index's runs written before its
+    hash column, one per table a pass, pass after pass until none is left (the reports of every
+    pass)."""
     reports = last = compact_store(store, tables, force=force, extras=table_extras(), report=report, repack=repack)
-    while repack and any(r.merged for r in last):  # [] when another compactor holds the lock
+    while repack and any(r.merged or r.rehashed for r in last):  # [] when another compactor holds the lock
         last = compact_store(store, tables, extras=table_extras(), report=report, repack=True)
         reports = reports + last
     if catalog:

@@ -75,6 +75,7 @@ class CompactionReport:
     table: str
     absorbed: int = 0
     merged: list[str] = field(default_factory=list)
+    rehashed: list[str] = field(default_factory=list)  # id index runs given their hash column (repack)
     segments: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     unreadable: dict[str, str] = field(default_factory=dict)
@@ -89,6 +90,8 @@ class CompactionReport:
             parts.append(f"{self.absorbed} shards into {len(self.segments)} segment(s)")
         if self.merged:
             parts.append(f"{len(self.merged)} segment(s) merged")
+        if self.rehashed:
+            parts.append(f"{len(self.rehashed)} id index run(s) rewritten")
         if self.deleted:
             parts.append(f"{len(self.deleted)} files deleted")
         if self.unreadable:
@@ -159,10 +162,14 @@ def compact_table(store, table: str, *, force: bool = False, extras: TableExtras
     merge = _segments_to_merge(index, absorb if due else absorb.clear())
     if repack and not merge:
         merge = _other_layout(store, table, sorted(set(live["segment"].to_list())))[:1]
+    # the id index's runs of the earlier layout, once the segments are done: one a pass
+    rehash = bool(repack and not merge and extras.id_index is not None
+                  and _unhashed_runs(store, table, meta, extras.id_index.key))
     stamp = dt.datetime.fromtimestamp(now or time.time(), dt.timezone.utc).replace(tzinfo=None)
-    wants_write = due or merge
+    wants_write = due or merge or rehash
     if wants_write:
-        index, meta, new_segments = _write_segments(store, state, index, meta, absorb, merge, extras, stamp, result)
+        index, meta, new_segments = _write_segments(store, state, index, meta, absorb, merge, extras, stamp, result,
+                                                    rehash)
         result.segments = new_segments
         state = store.state(table, detail=True)  # what GC sees: the new index and segments
         winners = store.winners(table, state)
@@ -255,7 +262,8 @@ def _read_live_rows(store, table: str, index: pl.DataFrame, segment: str, replac
 
 
 def _write_segments(store, state: TableState, index: pl.DataFrame, meta: dict, absorb: pl.DataFrame,
-                    merge: list[str], extras: TableExtras, stamp: dt.datetime, result: CompactionReport):
+                    merge: list[str], extras: TableExtras, stamp: dt.datetime, result: CompactionReport,
+                    rehash: bool = False):
     table = state.table
     parts = _read_loose(store, table, absorb, result)
     replaced = {entry["shard"] for entry, _ in parts}
@@ -308,10 +316,16 @@ def _write_segments(store, state: TableState, index: pl.DataFrame, meta: dict, a
     if extras.id_index is not None:
         from curation_assets.store import id_index
 
-        id_index.update(store, table, extras.id_index, fresh, index, meta, stamp)
+        result.rehashed = id_index.update(store, table, extras.id_index, fresh, index, meta, stamp, rehash)
     store.location.write_bytes(f"{layout.table_dir(table)}/{INDEX_DIR}/{layout.index_name(gen)}",
                                table_state.index_bytes(index, meta))
     return index, meta, new_segments
+
+
+def _unhashed_runs(store, table: str, meta: dict, key: str) -> list[str]:
+    from curation_assets.store import id_index
+
+    return id_index.unhashed_runs(store, table, meta, key)
 
 
 def _is_run(name: str) -> bool:
