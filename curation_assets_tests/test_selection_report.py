@@ -9,6 +9,7 @@ from curation_assets.outputs.report import summarize, suggest_thresholds
 from curation_assets.outputs.selection import (
     DEFAULT_PIXEL_BUDGET, ineligible_reason_sql, resolve_budget, resolve_shape, score_directions, selection_steps,
 )
+from curation_assets.store.score_store import run_steps
 
 
 def candidates(n=6, width=320, height=256):
@@ -25,14 +26,11 @@ def candidates(n=6, width=320, height=256):
 
 
 def select(frame: pl.DataFrame, shape, epochs: int, budget: float, weights: dict) -> pl.DataFrame:
-    """The product's selection SQL, run by DuckDB over `frame` as the candidates table."""
+    """The product's selection steps, run over `frame` as the candidates table."""
     con = duckdb.connect()
     con.register("frame", frame.to_arrow())
     con.execute("create temp table candidates as select * from frame")
-    *steps, last = selection_steps("candidates", frame.columns, shape, epochs, budget, weights)
-    for step in steps:
-        con.execute(step)
-    return con.execute(last).pl()
+    return run_steps(con, selection_steps("candidates", frame.columns, shape, epochs, budget, weights))[-1]
 
 
 def ineligible(frame: pl.DataFrame, shape) -> list:
@@ -97,8 +95,8 @@ def test_lower_is_better_scores_are_inverted_and_missing_scores_rank_last():
 
 
 def test_composite_is_the_reference_definition_to_the_last_bit():
-    """Ties, NaN, nulls, negative directions, uneven weights: DuckDB's window functions give the
-    reference's doubles exactly (so a choice near the cut does not depend on what computed it)."""
+    """Ties, NaN, nulls, negative directions, uneven weights: the ranks give the reference's
+    doubles exactly (so a choice near the cut does not depend on what computed it)."""
     rng = np.random.default_rng(7)
     n = 500
     ocr = rng.random(n)

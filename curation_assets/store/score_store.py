@@ -274,11 +274,12 @@ class ScoreStore:
     def query_steps(self, statements: Sequence[str], frames: dict | None = None) -> list[pl.DataFrame]:
         """`query` for several statements on one connection, in order, each one's result (empty
         for a statement that returns none): a `create temp table` early on is computed once and
-        read by the later ones, within DuckDB's memory limit, spilling past it."""
+        read by the later ones, within DuckDB's memory limit, spilling past it. A step may be a
+        Python one (`run_steps`)."""
         return self._query(statements, None, frames)
 
-    def _query(self, statements: Sequence[str], params: Sequence | None, frames: dict | None) -> list[pl.DataFrame]:
-        text = "\n".join(statements)
+    def _query(self, statements: Sequence, params: Sequence | None, frames: dict | None) -> list[pl.DataFrame]:
+        text = "\n".join(s for s in statements if isinstance(s, str))
         named = sorted(t for t in self.tables() if re.search(rf"\b{t}\b", text))
         attempts = 3 + len(named)
         for attempt in range(attempts):
@@ -294,11 +295,7 @@ class ScoreStore:
                             con.execute(f'create view "{SHARD_WRITES}" as select * from _shard_writes_frame')
                         else:
                             con.execute(f'create view "{table}" as {self.select_sql(table, where, states[table])}')
-                    results = []
-                    for statement in statements:
-                        cursor = con.execute(statement, params or [])
-                        results.append(cursor.pl() if cursor.description else pl.DataFrame())
-                    return results
+                    return run_steps(con, statements, params)
             except duckdb.Error as exc:
                 if attempt == attempts - 1 or not self._recover(exc, attempt):
                     raise
@@ -595,6 +592,23 @@ class ScoreStore:
             layout.check_identifier(table)
         except LayoutError as exc:
             raise StoreError(str(exc)) from None
+
+
+def run_steps(con, statements: Sequence, params: Sequence | None = None) -> list[pl.DataFrame]:
+    """Each statement's result, in order, on one connection (empty for one that returns none).
+    A step that is not SQL is a function of the previous result returning (name, frame): the
+    frame is registered on the connection under that name for the steps after it (what polars
+    does faster than DuckDB, in the middle of a query's temp tables)."""
+    results: list[pl.DataFrame] = []
+    for statement in statements:
+        if callable(statement):
+            name, frame = statement(results[-1] if results else pl.DataFrame())
+            con.register(name, frame.to_arrow())
+            results.append(frame)
+            continue
+        cursor = con.execute(statement, params or [])
+        results.append(cursor.pl() if cursor.description else pl.DataFrame())
+    return results
 
 
 def duckdb_connection() -> duckdb.DuckDBPyConnection:
