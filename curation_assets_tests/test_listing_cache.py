@@ -93,3 +93,21 @@ def test_a_directory_not_all_registered_is_listed_again_and_a_reset_store_ignore
     # a store that no longer has the cache's shards (reset under it): everything is listed
     reset = listing_cache.scan(root, data, "store", {"shard-00001"})
     assert not reset.known and reset.fresh.height == 8 and reset.known_count() == 0
+
+
+def test_files_come_in_the_order_of_their_paths_without_sorting_them(tmp_path):
+    """Files and subdirectories interleave as their paths sort ('a-b/' before 'a/', 'a.mp4'
+    before both, 'a/b/...' before 'a/zzz.mp4'), non-ASCII last; registration numbers files in
+    this order, so it must equal a sort of the paths."""
+    root = tmp_path / "videos"
+    names = ["a.mp4", "a/x.mp4", "a/zzz.mp4", "a/b/c.mp4", "a/b.mp4", "a-b/y.mp4", "a b.mp4", "Z.mp4", "ä/z.mp4",
+             "a/b/d/e.mp4", "a/b0.mp4", "b.MP4", "c/.hidden.mp4", ".h/x.mp4"]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (root / "a" / "b" / "c.txt").write_text("caption of a/b/c")
+    scan = listing_cache.scan(root, tmp_path / "data", "store")
+    paths = scan.fresh["path"].to_list()
+    expected = sorted(str(root / n) for n in names if not any(part.startswith(".") for part in n.split("/")))
+    assert paths == expected and len(paths) == 12
+    assert dict(scan.fresh.select("path", "text").iter_rows())[str(root / "a/b/c.mp4")] == "caption of a/b/c"

@@ -170,31 +170,47 @@ def scan(root: Path, data_dir: Path, store_url: str, registered_shards: set[str]
     out = FolderScan(root, file, started, {}, {}, pl.DataFrame(schema=_FILE_SCHEMA), usable_cache=bool(cached))
     rows = _FileRows()
     trust_before = (saved_ns or 0) - _TRUST_MARGIN_NS
-    stack = [""]
-    while stack:
-        rel = stack.pop()
+
+    def open_dir(rel: str) -> list:
+        """What a directory holds, in path order: its files (rel, name, caption) to list, its
+        subdirectories (rel) to visit; a directory unchanged since the cache only the latter."""
         path = root / rel if rel else root
         try:
             mtime = os.stat(path).st_mtime_ns
         except OSError:
-            continue
+            return []
         rec = cached.get(rel)
         if rec is not None and rec.mtime_ns == mtime and mtime < trust_before:
             out.known[rel] = rec
             out.has_manifests |= rec.manifest
-            stack.extend(f"{rel}/{d}" if rel else d for d in rec.subdirs)
-            continue
-        listed = _list_dir(path, rel, mtime, rows)
-        out.listed[rel] = listed
-        out.has_manifests |= listed.manifest
-        stack.extend(f"{rel}/{d}" if rel else d for d in listed.subdirs)
-    files = rows.frame()
-    # os.walk's order: sorted directories, sorted names (the order the files are registered in)
-    out.files = files.with_columns(_file_path(root)).sort("path").drop("path") if files.height > 1 else files
+            files = []
+        else:
+            rec, files = _list_dir(path, rel, mtime)
+            out.listed[rel] = rec
+            out.has_manifests |= rec.manifest
+        # path order without a sort of every path afterwards: a subdirectory's files all come
+        # where "<name>/" sorts among the directory's file names
+        items = [(name, (rel, name, caption)) for name, caption in files]
+        items += [(d + "/", f"{rel}/{d}" if rel else d) for d in rec.subdirs]
+        return [item for _, item in sorted(items, key=lambda kv: kv[0])]
+
+    # os.walk's names sorted at every level: the files in the order of their paths (the order
+    # they are registered in), as sorting the paths would give, without holding them twice
+    stack = [iter(open_dir(""))]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, str):
+            stack.append(iter(open_dir(item)))
+        else:
+            rows.add(*item)
+    out.files = rows.frame()
     return out
 
 
-def _list_dir(path: Path, rel: str, mtime: int, rows: _FileRows) -> DirRecord:
+def _list_dir(path: Path, rel: str, mtime: int) -> tuple[DirRecord, list[tuple[str, str | None]]]:
+    """The directory's record and its video files (name, sidecar caption), names sorted."""
     subdirs, videos, names, manifest = [], [], set(), False
     try:
         with os.scandir(path) as it:
@@ -216,12 +232,13 @@ def _list_dir(path: Path, rel: str, mtime: int, rows: _FileRows) -> DirRecord:
                     manifest = True
     except OSError:
         pass
+    files = []
     for name in sorted(videos):
         stem = os.path.splitext(name)[0]
         caption = _read_caption(os.path.join(str(path), stem + SIDECAR_CAPTION_SUFFIX)) \
             if stem + SIDECAR_CAPTION_SUFFIX in names else None
-        rows.add(rel, name, caption)
-    return DirRecord(mtime, sorted(subdirs), manifest)
+        files.append((name, caption))
+    return DirRecord(mtime, sorted(subdirs), manifest), files
 
 
 def _read_caption(sidecar: str) -> str | None:
