@@ -598,11 +598,14 @@ def run_steps(con, statements: Sequence, params: Sequence | None = None) -> list
     """Each statement's result, in order, on one connection (empty for one that returns none).
     A step that is not SQL is a function of the previous result returning (name, frame): the
     frame is registered on the connection under that name for the steps after it (what polars
-    does faster than DuckDB, in the middle of a query's temp tables)."""
+    does faster than DuckDB, in the middle of a query's temp tables); the result it consumed is
+    not kept (at ten million clips, the ranks' keys: 270 MB held to the end)."""
     results: list[pl.DataFrame] = []
     for statement in statements:
         if callable(statement):
             name, frame = statement(results[-1] if results else pl.DataFrame())
+            if results:
+                results[-1] = pl.DataFrame()
             con.register(name, frame.to_arrow())
             results.append(frame)
             continue
