@@ -29,13 +29,17 @@ class RunInput:
         """The entries' paths, in order."""
         return self.entries["path"]
 
+    def _unique_paths(self) -> pl.Series:
+        # a folder's listing names each file once: no copy of ten million paths to find that out
+        return self.entry_paths() if self.scan is not None else self.entry_paths().unique()
+
     def placed(self, store: ScoreStore) -> pl.DataFrame:
         """(path, shard) of the entries registered when first asked. Looked up once: the
         pre-flight, registration and the run's counts each looked up every entry (three scans of
         the registry against ten million paths on a first run over a big folder); a path once
         registered stays so, so later lookups need only the others."""
         if self._placed is None:
-            self._placed = shards_of(store, self.entry_paths().unique())
+            self._placed = shards_of(store, self._unique_paths())
         return self._placed
 
     def known_count(self) -> int:
@@ -59,7 +63,7 @@ class RunInput:
     def record(self, store: ScoreStore) -> pl.DataFrame:
         """(path, shard) of the entries registered now; saves the listing cache (directories
         all registered now are not listed next time)."""
-        placed, paths = self.placed(store), self.entry_paths().unique()
+        placed, paths = self.placed(store), self._unique_paths()
         looked_up = pl.concat([placed, shards_of(store, paths.filter(~paths.is_in(placed["path"].implode())))])
         self._placed = None  # not needed past here (ten million rows: a gigabyte)
         if self.scan is not None:
@@ -67,7 +71,7 @@ class RunInput:
         return looked_up
 
     def count(self) -> int:
-        return self.known_count() + self.entry_paths().n_unique()
+        return self.known_count() + (self.entries.height if self.scan is not None else self.entry_paths().n_unique())
 
     def paths(self) -> list[str]:
         """Every input file's path (built when asked: an input that is part of its shards)."""
