@@ -63,16 +63,12 @@ def update(store, table: str, spec: IdIndexSpec, fresh: list[tuple[dict, pl.Data
     rehashed = unhashed_runs(store, table, {"id_runs": runs}, spec.key)[:1] if rehash else []
     for name in rehashed:
         at = next(i for i, run in enumerate(runs) if run["name"] == name)
-        rows = _read_run(store, table, name, spec.key).join(live, on=["shard", "version"], how="semi")
-        runs[at] = _write_run(store, table, spec, rows, meta)
+        runs[at] = _rewrite_sorted(store, table, spec, [name], live, meta)
         retired[name] = stamp.isoformat()
     while len(runs) >= 2 and (runs[-2]["rows"] <= MERGE_RATIO * runs[-1]["rows"] or len(runs) > MAX_RUNS):
         older, newer = runs[-2], runs[-1]
-        merged = pl.concat([_read_run(store, table, older["name"], spec.key),
-                            _read_run(store, table, newer["name"], spec.key)])
-        merged = merged.join(live, on=["shard", "version"], how="semi")  # entries of versions that lost: dropped
-        run = _write_run(store, table, spec, merged, meta)
-        runs[-2:] = [run]
+        # entries of versions that lost since are dropped
+        runs[-2:] = [_rewrite_sorted(store, table, spec, [older["name"], newer["name"]], live, meta)]
         for old in (older, newer):
             retired[old["name"]] = stamp.isoformat()
     meta["id_runs"], meta["retired"] = runs, retired
@@ -129,11 +125,71 @@ def _with_hash(rows: pl.DataFrame, key: str) -> pl.DataFrame:
     return rows.select(HASH, pl.exclude(HASH))  # first, in every run: runs are concatenated to merge
 
 
-def _read_run(store, table: str, name: str, key: str) -> pl.DataFrame:
+def _rewrite_sorted(store, table: str, spec: IdIndexSpec, names: list[str], live: pl.DataFrame, meta: dict) -> dict:
+    """One new run of the rows of the runs `names` whose (shard, version) is in `live`, sorted
+    by (hash, key). DuckDB merges and sorts within its memory limit, spilling to disk: the
+    biggest run at ten million clips is 8.7M rows (650 MB compressed), and reading runs whole
+    into polars to merge them took 5.8 GB; at a hundred million it would not fit. A run written
+    before the hash column is streamed through a copy that adds it, a batch at a time."""
+    import os
+    import tempfile
+
     import pyarrow.parquet as pq
 
-    run = pl.from_arrow(pq.read_table(io.BytesIO(store.location.read_bytes(f"{layout.table_dir(table)}/{name}"))))
-    return _with_hash(run, key)
+    from curation_assets.store.score_store import duckdb_connection
+    from curation_assets.store.sql import sql_list, sql_str
+
+    gen = int(meta.get("id_gen", 0)) + 1
+    meta["id_gen"] = gen
+    name = f"{IDS_DIR}/{layout.index_name(gen)}"
+    with tempfile.TemporaryDirectory(prefix="curation-id-runs-") as tmp:
+        sources = []
+        for n, run in enumerate(names):
+            source = _local_copy(store, f"{layout.table_dir(table)}/{run}", os.path.join(tmp, f"in{n}.parquet"))
+            if not _run_footer(store, table, run, spec.key).hashed:
+                source = _with_hash_file(source, spec.key, os.path.join(tmp, f"hashed{n}.parquet"))
+            sources.append(source)
+        out = os.path.join(tmp, "run.parquet")
+        con = duckdb_connection()
+        try:
+            con.register("_live", live.to_arrow())
+            con.execute(
+                f"copy (select r.{HASH}, r.* exclude ({HASH}) from read_parquet({sql_list(sources)}, union_by_name = true) r "
+                f"semi join _live l on r.shard = l.shard and r.version = l.version order by r.{HASH}, r.\"{spec.key}\") "
+                f"to {sql_str(out)} (format parquet, compression zstd, row_group_size {ROW_GROUP})")
+        finally:
+            con.close()
+        rows = pq.read_metadata(out).num_rows
+        store.location.put_file(out, f"{layout.table_dir(table)}/{name}")
+    return {"name": name, "rows": rows}
+
+
+def _local_copy(store, key: str, target: str) -> str:
+    """A local path to read `key` from: the file itself on a folder, else a streamed download."""
+    if store.location.is_local:
+        return store.location.path(key)
+    store.location.fs.get_file(store.location.path(key), target)
+    return target
+
+
+def _with_hash_file(source: str, key: str, target: str) -> str:
+    """`source` (a run without the hash column) copied with it, a batch at a time."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    try:
+        for batch in pq.ParquetFile(source).iter_batches(batch_size=1 << 20):
+            rows = _with_hash(pl.from_arrow(batch), key).to_arrow()
+            writer = writer or pq.ParquetWriter(target, rows.schema, compression="zstd")
+            writer.write_table(rows)
+        if writer is None:  # no rows: the schema alone, with the column
+            rows = _with_hash(pl.from_arrow(pq.read_table(source)), key).to_arrow()
+            writer = pq.ParquetWriter(target, rows.schema, compression="zstd")
+            writer.write_table(rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    return target
 
 
 @dataclass(frozen=True)

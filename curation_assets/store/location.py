@@ -155,10 +155,28 @@ class StoreLocation:
             self.fs.pipe_file(self.path(key), data)  # one PUT
 
     def put_file(self, local_path: str | Path, key: str) -> None:
-        """Copy a finished local file under `key` (atomically, as write_bytes)."""
+        """Copy a finished local file under `key` (atomically, as write_bytes), streamed: never
+        the whole file in memory (an id index run at ten million clips is 650 MB)."""
         if self.is_local and os.path.abspath(local_path) == self.path(key):
             return
-        self.write_bytes(key, Path(local_path).read_bytes())
+        if not self.is_local:
+            forget_listings()
+            self.fs.put_file(str(local_path), self.path(key))  # one PUT (multipart when large)
+            return
+        import shutil
+
+        target = Path(self.path(key))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")  # as write_bytes: no glob lists it
+        try:
+            with open(local_path, "rb") as src, open(tmp, "wb") as fh:
+                shutil.copyfileobj(src, fh, 1 << 24)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
     def read_bytes(self, key: str) -> bytes:
         if self.is_local or os.path.isabs(key):
