@@ -329,8 +329,7 @@ def cmd_run(args) -> int:
         _preflight_before_register(store, given, stale, args.force, recipe, setup.profile)
 
     ensure_dagster_home(data_dir, setup.deployment.instance)
-    new_shards = register(store, given.entries, args.shard_size or settings.shard_size(),
-                          registered=given.placed(store)["path"])
+    new_shards = register(store, given.to_register(store), args.shard_size or settings.shard_size())
     shard_files = given.shard_files(store)  # (shard, files) over every input file
     files = given.count()
     input_shards = sorted(shard_files["shard"].drop_nulls().to_list())
@@ -422,13 +421,11 @@ def _preflight_before_register(store, given, stale: dict, force: bool, recipe: d
 
     # only the entries this run scores (not registered yet, or in a stale shard): a first run
     # over ten million registered files built a frame of them all
-    paths = given.entry_paths()
-    need = pl.repeat(True, len(paths), eager=True)
+    need = pl.repeat(True, given.entries.height, eager=True)
     texts: list = []
     if REGISTRY_TABLE in store.tables() and not force:
-        found = given.placed(store)
-        need = ~paths.is_in(found["path"].implode()) | paths.is_in(
-            found.filter(pl.col("shard").is_in(list(stale)))["path"].implode())
+        shard = given.placed(store)
+        need = shard.is_null() | shard.is_in(list(stale))
         redo = given.known_shards().filter(pl.col("shard").is_in(list(stale)))["shard"].to_list()
         if redo:  # files known registered whose shards are stale: their captions from the registry
             rows = store.query(f"select manifest_text from {REGISTRY_TABLE} where shard in (select unnest(?::varchar[]))",

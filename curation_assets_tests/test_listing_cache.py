@@ -35,9 +35,9 @@ def _register_all(scan):
     return {path: shard(path) for path in scan.fresh["path"]}
 
 
-def _frame(shard_of: dict) -> pl.DataFrame:
-    """(path, shard) as `register` leaves them (what `save` is given)."""
-    return pl.DataFrame({"path": list(shard_of), "shard": list(shard_of.values())}, schema={"path": pl.Utf8, "shard": pl.Utf8})
+def _shards(scan, shard_of: dict) -> pl.Series:
+    """Each listed file's shard in the listing's order, null when not registered (what `save` is given)."""
+    return pl.Series("shard", [shard_of.get(path) for path in scan.fresh["path"]], dtype=pl.Utf8)
 
 
 def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_directory_only(tmp_path):
@@ -49,7 +49,7 @@ def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_d
     assert first.fresh.height == 13 and not first.known
     assert dict(first.fresh.select("path", "text").iter_rows())[str(root / "d0" / "v0.mp4")] == "a caption"
     assert first.fresh["path"].to_list() == sorted(first.fresh["path"]) and set(first.fresh["origin"]) == {str(root)}
-    first.save(_frame(_register_all(first)))
+    first.save(_shards(first, _register_all(first)))
     shards = {f"shard-{d:05d}" for d in range(3)} | {"shard-00009"}
 
     again = listing_cache.scan(root, data, "store", shards)
@@ -63,7 +63,7 @@ def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_d
     # nothing listed: the cache file is not rewritten
     cache = listing_cache.cache_path(data, root, "store")
     before = cache.stat().st_mtime_ns
-    again.save(_frame({}))
+    again.save(_shards(again, {}))
     assert cache.stat().st_mtime_ns == before
 
     (root / "d2" / "v9.mp4").write_bytes(b"x")  # d2's time changes
@@ -73,7 +73,7 @@ def test_unchanged_directories_are_counted_not_listed_and_a_new_file_lists_its_d
     assert set(third.listed) == {"d2"}
     assert [os.path.basename(p) for p in third.fresh["path"]] == ["v0.mp4", "v1.mp4", "v2.mp4", "v3.mp4", "v9.mp4"]
     assert third.known_count() == 9
-    third.save(_frame({path: "shard-00002" for path in third.fresh["path"]}))
+    third.save(_shards(third, {path: "shard-00002" for path in third.fresh["path"]}))
     fourth = listing_cache.scan(root, data, "store", shards)
     assert not fourth.listed and fourth.known_count() == 14
     assert dict(fourth.known_shards().iter_rows())["shard-00002"] == 5
@@ -85,7 +85,7 @@ def test_a_directory_not_all_registered_is_listed_again_and_a_reset_store_ignore
     first = listing_cache.scan(root, data, "store")
     registered = _register_all(first)
     registered.pop(str(root / "d1" / "v3.mp4"))  # the sensor's per-tick cap left one for later
-    first.save(_frame(registered))
+    first.save(_shards(first, registered))
     shards = {"shard-00000", "shard-00001"}
     again = listing_cache.scan(root, data, "store", shards)
     assert set(again.listed) == {"d1"} and set(again.known) == {"", "d0"}

@@ -15,7 +15,7 @@ import polars as pl
 
 from curation_assets.ingest import listing_cache
 from curation_assets.ingest.discover import discover, entries_frame, _expand_user
-from curation_assets.ingest.registry import REGISTRY_TABLE, registered_shards, shards_of
+from curation_assets.ingest.registry import REGISTRY_TABLE, registered_shards, shards_by_row
 from curation_assets.store import ScoreStore
 
 
@@ -23,24 +23,25 @@ from curation_assets.store import ScoreStore
 class RunInput:
     entries: pl.DataFrame  # to register, as columns (discover.ENTRY_SCHEMA; registered ones are skipped by `register`)
     scan: listing_cache.FolderScan | None = None  # files known registered without looking (unchanged folders)
-    _placed: pl.DataFrame | None = None
+    _placed: pl.Series | None = None
 
     def entry_paths(self) -> pl.Series:
         """The entries' paths, in order."""
         return self.entries["path"]
 
-    def _unique_paths(self) -> pl.Series:
-        # a folder's listing names each file once: no copy of ten million paths to find that out
-        return self.entry_paths() if self.scan is not None else self.entry_paths().unique()
-
-    def placed(self, store: ScoreStore) -> pl.DataFrame:
-        """(path, shard) of the entries registered when first asked. Looked up once: the
-        pre-flight, registration and the run's counts each looked up every entry (three scans of
-        the registry against ten million paths on a first run over a big folder); a path once
-        registered stays so, so later lookups need only the others."""
+    def placed(self, store: ScoreStore) -> pl.Series:
+        """Each entry's shard when first asked (null: not registered), in the entries' order.
+        Looked up once: the pre-flight, registration and the run's counts each looked up every
+        entry (three scans of the registry against ten million paths on a first run over a big
+        folder); a path once registered stays so, so later lookups need only the others."""
         if self._placed is None:
-            self._placed = shards_of(store, self._unique_paths())
+            self._placed = shards_by_row(store, self.entry_paths())
         return self._placed
+
+    def to_register(self, store: ScoreStore) -> pl.DataFrame:
+        """The entries not registered when first looked up (`register` decides the rest under
+        its lock): none of ten million on a run over a folder it has seen."""
+        return self.entries.filter(self.placed(store).is_null())
 
     def known_count(self) -> int:
         return self.scan.known_count() if self.scan is not None else 0
@@ -55,20 +56,27 @@ class RunInput:
         """(shard, files) over every input file after registration (shard null: a file not
         registered); saves the listing cache. Counts, not paths: at ten million files the
         paths alone held gigabytes."""
-        looked_up = self.record(store)
+        shards = self.record(store)
+        if self.scan is None:  # a manifest may name a file twice: each file counts once
+            shards = pl.DataFrame([self.entry_paths(), shards]).unique("path")["shard"]
         # an unchanged folder's files and a listed one's are different files
-        counts = pl.concat([self.known_shards(), looked_up.group_by("shard").agg(pl.len().alias("files"))])
+        counts = pl.concat([self.known_shards(), shards.value_counts(name="files").cast({"files": pl.UInt32})])
         return counts.group_by("shard").agg(pl.col("files").sum())
 
-    def record(self, store: ScoreStore) -> pl.DataFrame:
-        """(path, shard) of the entries registered now; saves the listing cache (directories
-        all registered now are not listed next time)."""
-        placed, paths = self.placed(store), self._unique_paths()
-        looked_up = pl.concat([placed, shards_of(store, paths.filter(~paths.is_in(placed["path"].implode())))])
-        self._placed = None  # not needed past here (ten million rows: a gigabyte)
+    def record(self, store: ScoreStore) -> pl.Series:
+        """Each entry's shard now (null: not registered), the entries registered since the first
+        lookup looked up too; saves the listing cache (directories all registered now are not
+        listed next time)."""
+        placed = self.placed(store)
+        missing = placed.is_null()
+        shards = placed
+        if missing.any():
+            rows = missing.arg_true()
+            shards = placed.scatter(rows, shards_by_row(store, self.entry_paths().gather(rows))).alias("shard")
+        self._placed = None  # not needed past here
         if self.scan is not None:
-            self.scan.save(looked_up)
-        return looked_up
+            self.scan.save(shards)
+        return shards
 
     def count(self) -> int:
         return self.known_count() + (self.entries.height if self.scan is not None else self.entry_paths().n_unique())

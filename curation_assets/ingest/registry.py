@@ -55,8 +55,7 @@ def auto_shard_size(registered_total: int) -> int:
     return size
 
 
-def register(store: ScoreStore, entries: list[InputEntry] | pl.DataFrame, shard_size: int | None = None,
-             registered: pl.Series | None = None) -> list[str]:
+def register(store: ScoreStore, entries: list[InputEntry] | pl.DataFrame, shard_size: int | None = None) -> list[str]:
     """Add entries (InputEntry objects, or their columns: ENTRY_SCHEMA) not registered yet;
     return the new shard keys (possibly none).
 
@@ -65,8 +64,8 @@ def register(store: ScoreStore, entries: list[InputEntry] | pl.DataFrame, shard_
     never rewritten, so shard membership is exactly what the first write said. A crash between
     two shard objects leaves whole shards only: the next call registers the rest.
     `shard_size` None: it grows with the corpus (`auto_shard_size`); existing shards never change.
-    Only the entries' own paths are looked up in the registry, never all of it, and not those
-    in `registered` (paths the caller found registered before: a registration is never undone).
+    Only the entries' own paths are looked up in the registry, never all of it (a caller that
+    looked its entries up before passes only those it did not find: `RunInput.to_register`).
     """
     if shard_size is not None and shard_size < 1:
         raise ValueError("shard_size must be >= 1")
@@ -75,11 +74,9 @@ def register(store: ScoreStore, entries: list[InputEntry] | pl.DataFrame, shard_
         return []
     with store.registry_lock():
         has_registry = REGISTRY_TABLE in store.tables()
-        before = registered if registered is not None else pl.Series([], dtype=pl.Utf8)
         unsure = pl.concat([entries["path"], entries["locator"].drop_nulls()]).unique()
-        unsure = unsure.filter(~unsure.is_in(before.implode()))
         found = shards_of(store, unsure)["path"] if has_registry else unsure.clear()
-        fresh = _unregistered(entries, pl.concat([before, found]))
+        fresh = _unregistered(entries, found)
         if fresh.is_empty():
             return []
         winners = store.winners(REGISTRY_TABLE) if has_registry else pl.DataFrame(schema={"shard": pl.Utf8, "rows": pl.Int64})
@@ -130,6 +127,29 @@ def shards_of(store: ScoreStore, paths: list[str] | pl.Series) -> pl.DataFrame:
     wanted = pl.DataFrame({"path": paths if isinstance(paths, pl.Series) else list(paths)}, schema={"path": pl.Utf8})
     return store.query(f"select r.path, r.shard from {REGISTRY_TABLE} r semi join _wanted_paths w on r.path = w.path",
                        frames={"_wanted_paths": wanted})
+
+
+LOOKUP_CHUNK = 1 << 21  # paths per registry lookup: DuckDB's hash table holds one chunk's paths
+
+
+def shards_by_row(store: ScoreStore, paths: pl.Series) -> pl.Series:
+    """Each of `paths`' shard, in their order (null: not registered). Only row numbers and shards
+    come back out of DuckDB, and the paths go in a chunk at a time: at ten million paths one
+    lookup held the paths three times over (the frame given to DuckDB, its hash table, the
+    (path, shard) rows it returned), 2 GB of a first run's 4.9."""
+    n = len(paths)
+    shard = pl.repeat(None, n, dtype=pl.Utf8, eager=True).alias("shard")
+    if not n or REGISTRY_TABLE not in store.tables():
+        return shard
+    found = []
+    for start in range(0, n, LOOKUP_CHUNK):
+        part = paths.slice(start, LOOKUP_CHUNK).alias("path")
+        wanted = pl.DataFrame([pl.int_range(start, start + len(part), dtype=pl.Int64, eager=True).alias("i"), part])
+        found.append(store.query(f"select w.i, r.shard from {REGISTRY_TABLE} r join _wanted_paths w on r.path = w.path",
+                                 frames={"_wanted_paths": wanted}))
+    found = pl.concat(found)
+    # a path registered twice (two registrations racing, before the lock): one of its shards
+    return shard.scatter(found["i"], found["shard"]) if found.height else shard
 
 
 def registered_shards(store: ScoreStore) -> list[str]:

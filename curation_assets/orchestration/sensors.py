@@ -1,6 +1,5 @@
 import json
 
-import polars as pl
 from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SensorResult, SkipReason, sensor
 
 from curation_assets import settings
@@ -43,7 +42,7 @@ def _tick(context: SensorEvaluationContext, input_dir):
     scan = listing_cache.scan(input_dir, settings.data_dir(), store.location.url, shards)
     given = RunInput(scan.fresh, scan)  # what `run --input` reads, looked up the same way
     entries = given.entries
-    fresh = entries.filter(~pl.col("path").is_in(given.placed(store)["path"].implode())).head(MAX_NEW_FILES_PER_TICK)
+    fresh = given.to_register(store).head(MAX_NEW_FILES_PER_TICK)
     new_shards = register(store, fresh, settings.shard_size()) if fresh.height else []
     shards |= set(new_shards)
     given.record(store)  # the listing cache: directories all registered now are not listed next time
