@@ -367,20 +367,27 @@ def test_compacted_store_reads_like_the_loose_one(store, tmp_path):
     assert sorted(funnel(store).lines()) == sorted(changed.lines())
 
 
+@pytest.mark.parametrize("where", ["folder", "s3"])
 def test_the_duplicate_lookup_finds_the_earliest_copy_over_row_groups_in_runs_with_and_without_the_hash(
-        store, monkeypatch):
-    """Copies of one content hash in many shards run over the id index's row groups (3 rows here);
-    the lookup finds each key's earliest copy in another shard as a scan of the rows does: in runs
-    with the hash column, in runs as earlier code wrote them (sorted by the key, no hash), and in
-    the run a merge of both makes."""
+        where, tmp_path, monkeypatch, request):
+    """Copies of one content hash in many shards run over the id index's row groups (3 rows in
+    runs written from fresh rows, 2,048 in runs DuckDB merges); the lookup finds each key's
+    earliest copy in another shard as a scan of the rows does: in runs with the hash column, in
+    runs as earlier code wrote them (sorted by the key, no hash), and in the run a merge of both
+    makes; `compact --repack` gives the old runs their hash. On a folder and on S3 (runs are
+    fetched to merge and uploaded streamed)."""
+    import io
+
     import pyarrow.parquet as pq
 
     from curation_assets.curation.upkeep import known_primaries, table_extras, upkeep
     from curation_assets.store import id_index
+    from curation_assets.store.location import forget_listings
 
+    location = request.getfixturevalue("s3_url") if where == "s3" else None
+    store = ScoreStore(tmp_path / "curation.duckdb", location=location)
     monkeypatch.setattr(id_index, "ROW_GROUP", 3)
     keys = [f"k{i}" for i in range(7)] + ["missing"]
-
     per = 128  # merged runs are written by DuckDB, whose row groups are at least 2,048 rows
 
     def add_shards(first: int, count: int) -> None:
@@ -403,19 +410,28 @@ def test_the_duplicate_lookup_finds_the_earliest_copy_over_row_groups_in_runs_wi
         for shard in ("s000", "s007", "s019", "s031"):
             assert known_primaries(store, shard, keys) == scanned(shard), shard
 
-    def runs() -> list[Path]:
-        return sorted((Path(store.location.url) / "tables" / "raw_videos" / id_index.IDS_DIR).glob("*.parquet"))
+    def runs() -> list[str]:
+        forget_listings()
+        folder = "tables/raw_videos/" + id_index.IDS_DIR
+        return [f"{folder}/{name}" for name in store.location.list(folder) if name.endswith(".parquet")]
+
+    def footer(key: str):
+        return pq.read_metadata(io.BytesIO(store.location.read_bytes(key)))
 
     add_shards(0, 20)
     compact_store(store, ["raw_videos"], force=True, min_loose_objects=1, extras=table_extras())
-    assert runs() and all(id_index.HASH in pq.read_schema(r).names for r in runs())
+    assert runs() and all(id_index.HASH in footer(r).schema.to_arrow_schema().names for r in runs())
     agree()
+
     def as_earlier_code_wrote_them():  # sorted by the key, statistics on the key, no hash
         for run in runs():
-            if id_index.HASH not in pq.read_schema(run).names:
+            table = pl.read_parquet(io.BytesIO(store.location.read_bytes(run)))
+            if id_index.HASH not in table.columns:
                 continue  # a run retired earlier (kept for its grace), already of that layout
-            table = pl.read_parquet(run).drop(id_index.HASH).sort("video_id", "shard").to_arrow()
-            pq.write_table(table, run, row_group_size=3, write_statistics=["video_id"])
+            buffer = io.BytesIO()
+            pq.write_table(table.drop(id_index.HASH).sort("video_id", "shard").to_arrow(), buffer, row_group_size=3,
+                           write_statistics=["video_id"])
+            store.location.write_bytes(run, buffer.getvalue())
 
     as_earlier_code_wrote_them()
     agree()
@@ -424,7 +440,7 @@ def test_the_duplicate_lookup_finds_the_earliest_copy_over_row_groups_in_runs_wi
     add_shards(40, 1)  # and one shard not absorbed yet: read from its loose object
     merged = store.state("raw_videos").meta["id_runs"][0]
     assert merged["rows"] > 4096  # a key's copies run over the merged run's row groups too
-    assert pq.read_metadata(f"{store.location.url}/tables/raw_videos/{merged['name']}").num_row_groups > 1
+    assert footer(f"tables/raw_videos/{merged['name']}").num_row_groups > 1
     agree()
     # `compact --repack` gives the runs of the earlier layout their hash, one a pass
     as_earlier_code_wrote_them()
@@ -432,8 +448,8 @@ def test_the_duplicate_lookup_finds_the_earliest_copy_over_row_groups_in_runs_wi
     reports = upkeep(store, tables=["raw_videos"], catalog=False, repack=True)
     rewritten = [r for r in reports if r.rehashed]
     assert rewritten and "1 id index run(s) rewritten" in rewritten[0].line() and not reports[-1].rehashed
-    live = [store.location.url + "/tables/raw_videos/" + r["name"] for r in store.state("raw_videos").meta["id_runs"]]
-    assert all(id_index.HASH in pq.read_schema(r).names for r in live)
+    live = [f"tables/raw_videos/{r['name']}" for r in store.state("raw_videos").meta["id_runs"]]
+    assert all(id_index.HASH in footer(r).schema.to_arrow_schema().names for r in live)
     agree()
 
 
