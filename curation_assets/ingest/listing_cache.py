@@ -124,14 +124,15 @@ class FolderScan:
             return
         if len(shards) != self.files.height:
             raise ValueError(f"{len(shards)} shards for {self.files.height} listed files")
-        files = self.files.select("dir", "name").with_columns(shards.alias("shard"))
+        files = self.files.lazy().select("dir", "name").with_columns(shards.alias("shard"))
         # a directory not all registered yet (the sensor's per-tick cap) is listed again next time
-        incomplete = set(files.filter(pl.col("shard").is_null())["dir"].unique().to_list())
+        incomplete = set(files.filter(pl.col("shard").is_null()).select(pl.col("dir").unique()).collect()["dir"].to_list())
         done = {rel: rec for rel, rec in self.listed.items() if rel not in incomplete}
+        # lazy, to the file: ten million rows filtered and written a batch at a time
         listed_files = files.filter(pl.col("dir").is_in(list(done))).select(
             "dir", "name", "shard", pl.lit(None, pl.Int64).alias("mtime_ns"),
             pl.lit(None, pl.List(pl.Utf8)).alias("subdirs"), pl.lit(None, pl.Boolean).alias("manifest"))
-        rows = pl.concat([_heads(done), listed_files.lazy()])
+        rows = pl.concat([_heads(done), listed_files])
         frame = pl.concat([_heads(self.known), self.cached_files(), rows])
         self.cache_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.cache_file.with_name(f".{self.cache_file.name}.{uuid.uuid4().hex}.tmp")

@@ -129,7 +129,7 @@ def shards_of(store: ScoreStore, paths: list[str] | pl.Series) -> pl.DataFrame:
                        frames={"_wanted_paths": wanted})
 
 
-LOOKUP_CHUNK = 1 << 21  # paths per registry lookup: DuckDB's hash table holds one chunk's paths
+LOOKUP_CHUNK = 1 << 20  # paths per registry lookup: DuckDB's hash table holds one chunk's paths
 
 
 def shards_by_row(store: ScoreStore, paths: pl.Series) -> pl.Series:
