@@ -511,7 +511,8 @@ def cmd_compact(args) -> int:
         print("another compaction is running on this store; nothing done")
         return 0
     for report in reports:
-        if report.absorbed or report.merged or report.rehashed or report.deleted or report.unreadable or not args.repack:
+        did = report.absorbed or report.merged or report.rehashed or report.deleted or report.unreadable
+        if did or not args.repack:
             print(report.line())
     print(f"compacted {store.location.url} in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -92,8 +92,9 @@ class FolderScan:
         """The listed files as entries to register (discover.ENTRY_SCHEMA columns), in path order.
         `origin`, the same for every file, is categorical (as text: 210 MB at ten million files);
         registration writes it as text."""
-        return self.files.select(_file_path(self.root), "text", pl.lit(str(self.root)).cast(pl.Categorical).alias("origin"),
-                                 pl.lit(None, pl.Utf8).alias("error"), pl.lit(None, pl.Utf8).alias("locator"))
+        origin = pl.lit(str(self.root)).cast(pl.Categorical).alias("origin")
+        return self.files.select(_file_path(self.root), "text", origin, pl.lit(None, pl.Utf8).alias("error"),
+                                 pl.lit(None, pl.Utf8).alias("locator"))
 
     def cached_files(self) -> pl.LazyFrame:
         """The cache's file rows of the unchanged directories, read lazily: at ten million files
@@ -126,7 +127,7 @@ class FolderScan:
             raise ValueError(f"{len(shards)} shards for {self.files.height} listed files")
         files = self.files.lazy().select("dir", "name").with_columns(shards.alias("shard"))
         # a directory not all registered yet (the sensor's per-tick cap) is listed again next time
-        incomplete = set(files.filter(pl.col("shard").is_null()).select(pl.col("dir").unique()).collect()["dir"].to_list())
+        incomplete = set(files.filter(pl.col("shard").is_null()).select(pl.col("dir").unique()).collect()["dir"])
         done = {rel: rec for rel, rec in self.listed.items() if rel not in incomplete}
         # lazy, to the file: ten million rows filtered and written a batch at a time
         listed_files = files.filter(pl.col("dir").is_in(list(done))).select(

@@ -37,7 +37,7 @@ ROW_GROUP = 2048
 HASH = "_key_hash"
 MERGE_RATIO = 4
 MAX_RUNS = 8
-_RUN_CACHE: dict[tuple[str, str], tuple[object, list]] = {}
+_RUN_CACHE: dict[tuple[str, str], _RunFooter] = {}
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def update(store, table: str, spec: IdIndexSpec, fresh: list[tuple[dict, pl.Data
 
 
 def unhashed_runs(store, table: str, meta: dict, key: str) -> list[str]:
-    """The runs written before the hash column (read by the key's range, 8x slower at 10M clips)."""
+    """The runs written before the hash column (read by the key's range: every column of a row
+    group per key, 0.86 s against 0.15-0.22 s for a 496-key shard at ten million clips)."""
     out = []
     for run in meta.get("id_runs", []):
         try:
@@ -105,14 +106,18 @@ def key_hashes(keys) -> list[int]:
 def _write_run(store, table: str, spec: IdIndexSpec, rows: pl.DataFrame, meta: dict) -> dict:
     import pyarrow.parquet as pq
 
-    gen = int(meta.get("id_gen", 0)) + 1
-    meta["id_gen"] = gen
-    name = f"{IDS_DIR}/{layout.index_name(gen)}"
+    name = _next_run_name(meta)
     arrow = _with_hash(rows, spec.key).sort(HASH, spec.key).to_arrow()
     buffer = io.BytesIO()
     pq.write_table(arrow, buffer, compression="zstd", row_group_size=ROW_GROUP, write_statistics=[HASH])
     store.location.write_bytes(f"{layout.table_dir(table)}/{name}", buffer.getvalue())
     return {"name": name, "rows": rows.height}
+
+
+def _next_run_name(meta: dict) -> str:
+    gen = int(meta.get("id_gen", 0)) + 1
+    meta["id_gen"] = gen
+    return f"{IDS_DIR}/{layout.index_name(gen)}"
 
 
 def _with_hash(rows: pl.DataFrame, key: str) -> pl.DataFrame:
@@ -139,9 +144,7 @@ def _rewrite_sorted(store, table: str, spec: IdIndexSpec, names: list[str], live
     from curation_assets.store.score_store import duckdb_connection
     from curation_assets.store.sql import sql_list, sql_str
 
-    gen = int(meta.get("id_gen", 0)) + 1
-    meta["id_gen"] = gen
-    name = f"{IDS_DIR}/{layout.index_name(gen)}"
+    name = _next_run_name(meta)
     with tempfile.TemporaryDirectory(prefix="curation-id-runs-") as tmp:
         sources = []
         for n, run in enumerate(names):
@@ -153,10 +156,10 @@ def _rewrite_sorted(store, table: str, spec: IdIndexSpec, names: list[str], live
         con = duckdb_connection()
         try:
             con.register("_live", live.to_arrow())
-            con.execute(
-                f"copy (select r.{HASH}, r.* exclude ({HASH}) from read_parquet({sql_list(sources)}, union_by_name = true) r "
-                f"semi join _live l on r.shard = l.shard and r.version = l.version order by r.{HASH}, r.\"{spec.key}\") "
-                f"to {sql_str(out)} (format parquet, compression zstd, row_group_size {ROW_GROUP})")
+            live_rows = (f"select r.{HASH}, r.* exclude ({HASH}) from read_parquet({sql_list(sources)}, "
+                         "union_by_name = true) r semi join _live l on r.shard = l.shard and r.version = l.version")
+            con.execute(f"copy ({live_rows} order by r.{HASH}, r.\"{spec.key}\") "
+                        f"to {sql_str(out)} (format parquet, compression zstd, row_group_size {ROW_GROUP})")
         finally:
             con.close()
         rows = pq.read_metadata(out).num_rows

@@ -136,20 +136,7 @@ class StoreLocation:
     def write_bytes(self, key: str, data: bytes) -> None:
         """Publish `data` under `key` atomically: whole object or the previous one, never half."""
         if self.is_local:
-            target = Path(self.path(key))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            # a unique hidden temp name: two writers of one key never share a temp file, and
-            # the name matches no '*.parquet' glob, so readers never list it
-            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-            try:
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            finally:
-                if tmp.exists():
-                    tmp.unlink()
+            self._replace_local(key, lambda fh: fh.write(data))
         else:
             forget_listings()
             self.fs.pipe_file(self.path(key), data)  # one PUT
@@ -165,12 +152,22 @@ class StoreLocation:
             return
         import shutil
 
+        def copy(fh) -> None:
+            with open(local_path, "rb") as src:
+                shutil.copyfileobj(src, fh, 1 << 24)
+
+        self._replace_local(key, copy)
+
+    def _replace_local(self, key: str, write) -> None:
+        """`write(fh)` fills a unique hidden temp file beside `key`'s (two writers of one key
+        never share one, and its name matches no '*.parquet' glob, so readers never list it),
+        which then replaces the target: readers see the whole file or the previous one."""
         target = Path(self.path(key))
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")  # as write_bytes: no glob lists it
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         try:
-            with open(local_path, "rb") as src, open(tmp, "wb") as fh:
-                shutil.copyfileobj(src, fh, 1 << 24)
+            with open(tmp, "wb") as fh:
+                write(fh)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
