@@ -196,7 +196,7 @@ def scan(root: Path, data_dir: Path, store_url: str, registered_shards: set[str]
         # path order without a sort of every path afterwards: a subdirectory's files all come
         # where "<name>/" sorts among the directory's (sorted) file names
         items, at = [], 0
-        for sub in sorted(rec.subdirs, key=lambda d: d + "/"):  # 'a-b/' before 'a/
+        for sub in sorted(rec.subdirs, key=lambda d: d + "/"):  # "a-b/" sorts before "a/"
             cut = bisect.bisect_left(names, sub + "/", at)
             if cut > at:
                 items.append((rel, names[at:cut], captions[at:cut]))

@@ -36,7 +36,7 @@ from typing import Callable, Protocol
 
 import polars as pl
 
-from curation_assets.store import layout, table_state
+from curation_assets.store import id_index, layout, table_state
 from curation_assets.store.layout import INDEX_DIR, LOOSE, META_PREFIX
 from curation_assets.store.table_state import INDEX_SCHEMA, TableState
 
@@ -164,7 +164,7 @@ def compact_table(store, table: str, *, force: bool = False, extras: TableExtras
         merge = _other_layout(store, table, sorted(set(live["segment"].to_list())))[:1]
     # the id index's runs of the earlier layout, once the segments are done: one a pass
     rehash = bool(repack and not merge and extras.id_index is not None
-                  and _unhashed_runs(store, table, meta, extras.id_index.key))
+                  and id_index.unhashed_runs(store, table, meta, extras.id_index.key))
     stamp = dt.datetime.fromtimestamp(now or time.time(), dt.timezone.utc).replace(tzinfo=None)
     wants_write = due or merge or rehash
     if wants_write:
@@ -314,18 +314,10 @@ def _write_segments(store, state: TableState, index: pl.DataFrame, meta: dict, a
     meta.update(gen=gen, retired={k: v for k, v in retired.items() if k in present or _is_run(k)}, seg_totals=totals,
                 unreadable={**{k: v for k, v in meta.get("unreadable", {}).items() if k in present}, **result.unreadable})
     if extras.id_index is not None:
-        from curation_assets.store import id_index
-
         result.rehashed = id_index.update(store, table, extras.id_index, fresh, index, meta, stamp, rehash)
     store.location.write_bytes(f"{layout.table_dir(table)}/{INDEX_DIR}/{layout.index_name(gen)}",
                                table_state.index_bytes(index, meta))
     return index, meta, new_segments
-
-
-def _unhashed_runs(store, table: str, meta: dict, key: str) -> list[str]:
-    from curation_assets.store import id_index
-
-    return id_index.unhashed_runs(store, table, meta, key)
 
 
 def _is_run(name: str) -> bool:
