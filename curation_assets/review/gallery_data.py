@@ -103,7 +103,8 @@ def _curated(store, tables: set, problems: list, limit: int | None = None) -> tu
     within = "true"
     if limit is not None and total > limit:
         within, drawn = sample_windows(store.winners(CURATED).select("shard", "rows"), SAMPLE_FROM * limit)
-        counts = store.query(f"select status, count(*) as n from {CURATED} where {within} group by status")
+        # ordered: the message lists the verdicts the same way on every build
+        counts = store.query(f"select status, count(*) as n from {CURATED} where {within} group by status order by status")
         quotas = sample_quotas(dict(zip(counts["status"].to_list(), counts["n"].to_list())), limit)
         # Which clips: each verdict's `quota` lowest hashes of video_id, kept by a top-n aggregate
         # over three light columns (a window over every row with its captions held them all in
