@@ -287,6 +287,49 @@ def test_the_choice_marks_exactly_the_clips_with_a_tiny_score_or_caption(tmp_pat
     assert chosen["file_path"].to_list() == [f"/v/{v}.mp4" for v in "dcba"]
 
 
+def test_the_choice_finds_the_short_clips_in_the_registry_and_the_accelerated_files(tmp_path):
+    """Too few frames for the shape makes a kept clip ineligible: its registry row's count, or
+    its accelerated file's where there is one. Only the short registry rows are looked up, so a
+    long clip, a clip whose count is unknown and a clip whose short namesake sits in another
+    shard stay eligible."""
+    from curation_assets.orchestration.assets.curated_videos import schema
+    from curation_assets.orchestration.assets.training_set import _choose
+    from curation_assets.store import ScoreStore
+
+    store = ScoreStore(tmp_path / "curation.duckdb")
+    frames = {"long": 100, "short": 10, "unknown": None, "sped_up_short": 40, "sped_up_long": 100, "other_shard": 100}
+    ids = list(frames)
+
+    def kept(v, i):
+        return {"path": f"/v/{v}.mp4", "video_id": v, "status": "kept", "reasons": [], "caption_source": "original",
+                "caption": f"clip {v}", "model_profile": "real", "scorers_off": [], "thresholds": "{}", "error": None,
+                "width": 640, "height": 360, "aesthetics_score": 0.1 * i, "motion_score": 1.0}
+
+    store.replace_shard("curated_videos", "shard-00000",
+                        pl.DataFrame([kept(v, i) for i, v in enumerate(ids)], schema=schema(), orient="row"))
+    store.replace_shard("raw_videos", "shard-00000", pl.DataFrame(
+        {"video_id": ids, "path": [f"/v/{v}.mp4" for v in ids], "frame_count": list(frames.values()),
+         "fps": [25.0] * len(ids)}, schema_overrides={"frame_count": pl.Int64}))
+    # the same file registered again in another shard, short there: not the kept clip's row;
+    # and a copy of a kept clip kept there too (two registrations raced their duplicate lookup):
+    # one candidate, the first by shard
+    copy = {**kept("long", 9), "path": "/v/long_copy.mp4"}
+    store.replace_shard("curated_videos", "shard-00001", pl.DataFrame([copy], schema=schema(), orient="row"))
+    store.replace_shard("raw_videos", "shard-00001", pl.DataFrame(
+        {"video_id": ["x", "long"], "path": ["/v/other_shard.mp4", "/v/long_copy.mp4"], "frame_count": [5, 100],
+         "fps": [25.0] * 2}))
+    store.replace_shard("accelerated_videos", "shard-00000", pl.DataFrame(
+        {"video_id": ["sped_up_short", "sped_up_long"], "status": ["accelerated"] * 2,
+         "output_path": ["acc/sped_up_short.mp4", "acc/sped_up_long.mp4"], "new_frames": [12, 50],
+         "motion_after": [2.0, 2.0]}))
+    shape = resolve_shape("16x256x256")
+    chosen, kept_clips, ineligible = _choose(store, shape, 1, 10 * shape.pixels, {"aesthetics_score": 1.0})
+    assert kept_clips == 6 and ineligible == {"frames<16": 2}
+    assert sorted(chosen["video_id"]) == ["long", "other_shard", "sped_up_long", "unknown"]
+    assert dict(zip(chosen["video_id"], chosen["accelerated"]))["sped_up_long"] is True
+    assert dict(zip(chosen["video_id"], chosen["file_path"]))["long"] == "/v/long.mp4"
+
+
 def test_the_training_set_files_are_the_text_json_dumps_writes(tmp_path):
     """metadata.json and data_juicer.jsonl are made by polars a chunk at a time; their text is
     exactly what json.dumps (indent=2 for the array, ensure_ascii=False) writes, for captions

@@ -117,11 +117,23 @@ def selection_steps(candidates: str, columns: list[str], shape: Shape, epochs: i
     n_fit = int(budget // float(epochs * shape.pixels)) if epochs * shape.pixels > 0 else 0
     return [
         f"select rowid as _row, {keys} from {candidates} where ({ineligible_reason_sql(shape)}) is null",
-        lambda keyed: ("_composite", composite_frame(keyed, terms, weight_sum)),
-        # the clips at or above the n-th best composite (n, and any tied with the last), then
-        # their columns: joining every ranked clip to its columns before the cut took most of it
+        lambda keyed: ("_composite", at_or_above_nth_best(composite_frame(keyed, terms, weight_sum), n_fit)),
+        # then their columns (joining every ranked clip to its columns before the cut took most
+        # of the choice), best first, ties by video_id, the first n
         f"select row_number() over (order by composite desc, video_id) as rank, * from ("
-        f"select c.*, r.composite from (select * from _composite where composite >= (select min(composite) from "
-        f"(select composite from _composite order by composite desc limit {n_fit}))) r "
-        f"join {candidates} c on c.rowid = r._row order by r.composite desc, c.video_id limit {n_fit})",
+        f"select c.*, r.composite from _composite r join {candidates} c on c.rowid = r._row "
+        f"order by r.composite desc, c.video_id limit {n_fit})",
     ]
+
+
+def at_or_above_nth_best(composites: pl.DataFrame, n: int) -> pl.DataFrame:
+    """The rows whose composite is at least the n-th best: n, and any tied with the n-th (the
+    tie is broken by video_id, which these rows do not carry). One partial sort in numpy: a
+    top-n in DuckDB over the 5.7M composites at ten million clips took a second and a half."""
+    if n <= 0:
+        return composites.head(0)
+    if n >= composites.height:
+        return composites
+    values = composites.get_column("composite").to_numpy()
+    nth_best = np.partition(values, values.size - n)[values.size - n]
+    return composites.filter(pl.col("composite") >= nth_best)

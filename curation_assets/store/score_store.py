@@ -622,6 +622,8 @@ def duckdb_connection() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute(f"set memory_limit = '{os.environ.get(MEMORY_ENV) or DEFAULT_MEMORY}'")
     con.execute(f"set temp_directory = '{Path(tempfile.gettempdir()) / 'curation_duckdb_spill'}'")
+    # a query over millions of rows would draw DuckDB's progress bar into every run's log
+    con.execute("set enable_progress_bar = false")
     return con
 
 
