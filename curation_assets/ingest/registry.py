@@ -75,7 +75,7 @@ def register(store: ScoreStore, entries: list[InputEntry] | pl.DataFrame, shard_
     with store.registry_lock():
         has_registry = REGISTRY_TABLE in store.tables()
         unsure = pl.concat([entries["path"], entries["locator"].drop_nulls()]).unique()
-        found = shards_of(store, unsure)["path"] if has_registry else unsure.clear()
+        found = unsure.filter(shards_by_row(store, unsure).is_not_null()) if has_registry else unsure.clear()
         fresh = _unregistered(entries, found)
         if fresh.is_empty():
             return []
@@ -117,16 +117,6 @@ def _unregistered(entries: pl.DataFrame, known: pl.Series) -> pl.DataFrame:
         "_order", pl.col("locator").alias("path"), "text", "origin",
         pl.format("same file as an earlier manifest entry ({})", "path").alias("error"), pl.lit(None, pl.Utf8).alias("locator"))
     return pl.concat([firsts, copies]).sort("_order").drop("_order")
-
-
-def shards_of(store: ScoreStore, paths: list[str] | pl.Series) -> pl.DataFrame:
-    """(path, shard) of those of `paths` that are registered: the registry's path column is
-    scanned once against them (no Python set of every registered path)."""
-    if not len(paths) or REGISTRY_TABLE not in store.tables():
-        return pl.DataFrame(schema={"path": pl.Utf8, "shard": pl.Utf8})
-    wanted = pl.DataFrame({"path": paths if isinstance(paths, pl.Series) else list(paths)}, schema={"path": pl.Utf8})
-    return store.query(f"select r.path, r.shard from {REGISTRY_TABLE} r semi join _wanted_paths w on r.path = w.path",
-                       frames={"_wanted_paths": wanted})
 
 
 LOOKUP_CHUNK = 1 << 20  # paths per registry lookup: DuckDB's hash table holds one chunk's paths

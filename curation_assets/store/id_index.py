@@ -148,7 +148,7 @@ def _rewrite_sorted(store, table: str, spec: IdIndexSpec, names: list[str], live
     with tempfile.TemporaryDirectory(prefix="curation-id-runs-") as tmp:
         sources = []
         for n, run in enumerate(names):
-            source = _local_copy(store, f"{layout.table_dir(table)}/{run}", os.path.join(tmp, f"in{n}.parquet"))
+            source = store.location.local_file(f"{layout.table_dir(table)}/{run}", cache_dir=tmp)
             if not _run_footer(store, table, run, spec.key).hashed:
                 source = _with_hash_file(source, spec.key, os.path.join(tmp, f"hashed{n}.parquet"))
             sources.append(source)
@@ -167,31 +167,15 @@ def _rewrite_sorted(store, table: str, spec: IdIndexSpec, names: list[str], live
     return {"name": name, "rows": rows}
 
 
-def _local_copy(store, key: str, target: str) -> str:
-    """A local path to read `key` from: the file itself on a folder, else a streamed download."""
-    if store.location.is_local:
-        return store.location.path(key)
-    store.location.fs.get_file(store.location.path(key), target)
-    return target
-
-
 def _with_hash_file(source: str, key: str, target: str) -> str:
     """`source` (a run without the hash column) copied with it, a batch at a time."""
     import pyarrow.parquet as pq
 
-    writer = None
-    try:
-        for batch in pq.ParquetFile(source).iter_batches(batch_size=1 << 20):
-            rows = _with_hash(pl.from_arrow(batch), key).to_arrow()
-            writer = writer or pq.ParquetWriter(target, rows.schema, compression="zstd")
-            writer.write_table(rows)
-        if writer is None:  # no rows: the schema alone, with the column
-            rows = _with_hash(pl.from_arrow(pq.read_table(source)), key).to_arrow()
-            writer = pq.ParquetWriter(target, rows.schema, compression="zstd")
-            writer.write_table(rows)
-    finally:
-        if writer is not None:
-            writer.close()
+    run = pq.ParquetFile(source)
+    schema = _with_hash(pl.from_arrow(run.schema_arrow.empty_table()), key).to_arrow().schema
+    with pq.ParquetWriter(target, schema, compression="zstd") as writer:
+        for batch in run.iter_batches(batch_size=1 << 20):
+            writer.write_table(_with_hash(pl.from_arrow(batch), key).to_arrow())
     return target
 
 
